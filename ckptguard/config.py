@@ -1,0 +1,31 @@
+"""Configuration: what a project decides about rules, paths and the gate.
+
+Read from ``[tool.ckptguard]`` in ``pyproject.toml`` or from ``.ckptguard.toml``; the CLI and the
+Python API take the same ``Config``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ckptguard.limits import DEFAULT_LIMITS, Limits
+from ckptguard.model import Severity
+
+
+@dataclass(frozen=True)
+class Config:
+    fail_on: Severity = Severity.HIGH
+    enable: tuple[str, ...] | None = None  # only these rule ids (None: all)
+    disable: tuple[str, ...] = ()
+    severity_overrides: Mapping[str, Severity] = field(default_factory=dict)
+    ignores: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # glob -> rule ids/"*"
+    allowed_globals: tuple[str, ...] = ()  # extra safe globals, wildcards allowed
+    excludes: tuple[str, ...] = ()
+    weights: bool = False  # run weight statistics
+    base: str | None = None  # base checkpoint to diff against
+    license_policy: Mapping[str, Any] = field(default_factory=dict)
+    baseline: str | None = None
+    limits: Limits = DEFAULT_LIMITS
+    source: str | None = None  # where the configuration was read from

@@ -1,0 +1,42 @@
+"""The interface between the engine and Python checks (logic that YAML can't say)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ckptguard.engine.namelists import NameList
+from ckptguard.facts import Artifact, Fact, TensorRef
+from ckptguard.model import Confidence, Location, Severity
+
+
+@dataclass(frozen=True)
+class Hit:
+    """What a check reports; the engine adds the rule's metadata to make a Finding."""
+
+    message: str
+    location: Location
+    subject: str  # the stable identity of what was found (for fingerprints)
+    evidence: Mapping[str, object] = field(default_factory=dict)
+    severity: Severity | None = None  # override the rule's default (e.g. stronger evidence)
+    confidence: Confidence | None = None
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """Everything a check may read: never the file's live objects, only facts."""
+
+    rule_id: str
+    format: str
+    artifact: Artifact
+    facts: tuple[Fact, ...]
+    tensors: tuple[TensorRef, ...]
+    lists: Mapping[str, NameList]
+    options: Mapping[str, Any]  # check options from configuration (e.g. license policy)
+
+    def of_kind(self, *kinds: str) -> Iterable[Fact]:
+        return (f for f in self.facts if f.kind in kinds)
+
+
+Check = Callable[[CheckContext], Iterable[Hit]]

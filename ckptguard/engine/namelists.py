@@ -1,0 +1,137 @@
+"""Named lists of dotted names (allowlists, denylists) loaded from ``rules/lists/*.yaml``.
+
+A list file looks like::
+
+    description: Globals whose construction has no side effects.
+    categories:              # optional grouping; a flat ``entries`` list is also accepted
+      torch-tensors:
+        why: rebuild tensors and storages from bytes; no I/O, no code
+        entries:
+          - torch._utils._rebuild_tensor_v2
+          - name: torch.nn.modules.*.*      # one "*" matches one dotted segment
+            why: standard layer classes; constructing them runs no user code
+
+Patterns: ``*`` matches exactly one dotted segment (or, inside a segment, any run of characters
+that holds no dot), ``**`` as a whole segment matches any number of segments (at least one).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    pattern: str
+    category: str
+    why: str
+
+
+def _segment_regex(segment: str) -> str:
+    if segment == "**":
+        return r"[^.]+(?:\.[^.]+)*"
+    if segment == "*":
+        return r"[^.]+"
+    return "".join("[^.]*" if ch == "*" else "[^.]" if ch == "?" else re.escape(ch)
+                   for ch in segment)
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(r"\.".join(_segment_regex(s) for s in pattern.split(".")) + r"\Z")
+
+
+@dataclass(frozen=True)
+class NameList:
+    name: str
+    description: str
+    exact: Mapping[str, ListEntry]
+    patterns: tuple[tuple[re.Pattern[str], ListEntry], ...]
+
+    def lookup(self, name: str) -> ListEntry | None:
+        hit = self.exact.get(name)
+        if hit is not None:
+            return hit
+        for regex, entry in self.patterns:
+            if regex.match(name):
+                return entry
+        return None
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.lookup(name) is not None
+
+    def entries(self) -> Iterable[ListEntry]:
+        yield from self.exact.values()
+        for _, entry in self.patterns:
+            yield entry
+
+    @staticmethod
+    def build(name: str, description: str, entries: Iterable[ListEntry]) -> NameList:
+        exact: dict[str, ListEntry] = {}
+        patterns: list[tuple[re.Pattern[str], ListEntry]] = []
+        for entry in entries:
+            if "*" in entry.pattern or "?" in entry.pattern:
+                patterns.append((_pattern_regex(entry.pattern), entry))
+            else:
+                exact.setdefault(entry.pattern, entry)
+        return NameList(name, description, exact, tuple(patterns))
+
+    def extended(self, extra: Iterable[ListEntry]) -> NameList:
+        return NameList.build(self.name, self.description, [*self.entries(), *extra])
+
+
+class ListFileError(ValueError):
+    pass
+
+
+def _entries_from(raw: Any, category: str, default_why: str, where: str) -> list[ListEntry]:
+    if not isinstance(raw, list):
+        raise ListFileError(f"{where}: 'entries' must be a list")
+    out = []
+    for item in raw:
+        if isinstance(item, str):
+            if not default_why:
+                raise ListFileError(f"{where}: entry {item!r} has no justification ('why')")
+            out.append(ListEntry(item, category, default_why))
+        elif isinstance(item, Mapping) and isinstance(item.get("name"), str):
+            why = str(item.get("why") or default_why)
+            if not why:
+                raise ListFileError(f"{where}: entry {item['name']!r} has no justification")
+            out.append(ListEntry(item["name"], category, why))
+        else:
+            raise ListFileError(f"{where}: malformed entry {item!r}")
+    return out
+
+
+def load_list_file(path: Path) -> NameList:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, Mapping):
+        raise ListFileError(f"{path}: expected a mapping")
+    description = str(data.get("description", ""))
+    entries: list[ListEntry] = []
+    if "entries" in data:
+        entries += _entries_from(data["entries"], "", str(data.get("why", "")), str(path))
+    categories = data.get("categories") or {}
+    if not isinstance(categories, Mapping):
+        raise ListFileError(f"{path}: 'categories' must be a mapping")
+    for category, body in categories.items():
+        if not isinstance(body, Mapping):
+            raise ListFileError(f"{path}: category {category!r} must be a mapping")
+        entries += _entries_from(body.get("entries", []), str(category), str(body.get("why", "")),
+                                 f"{path}:{category}")
+    return NameList.build(path.stem, description, entries)
+
+
+def load_lists(directory: Path) -> dict[str, NameList]:
+    """Every ``*.yaml`` list under ``directory`` (recursively), by file stem."""
+    lists: dict[str, NameList] = {}
+    for path in sorted(directory.rglob("*.yaml")):
+        if path.stem in lists:
+            raise ListFileError(f"two lists are named {path.stem!r}")
+        lists[path.stem] = load_list_file(path)
+    return lists

@@ -1,0 +1,39 @@
+"""Parsers: one module per format, each ``parse(artifact, context) -> ParseOutput``.
+
+Parsers never import, load, unpickle, render or execute anything from the file.  They are looked
+up lazily by format name so that the payload path never imports onnx, h5py or torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ckptguard.facts import Artifact, ParseOutput
+from ckptguard.limits import DEFAULT_LIMITS, Limits
+
+
+@dataclass(frozen=True)
+class ParseContext:
+    limits: Limits = DEFAULT_LIMITS
+    want_tensors: bool = False  # collect TensorRefs for weight statistics
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+Parser = Callable[[Artifact, ParseContext], ParseOutput]
+
+# format name -> "module:function".  The format names are those ``sniff`` returns.
+PARSERS: dict[str, str] = {
+    "pickle": "ckptguard.formats.pickle.parser:parse",
+}
+
+
+def parser_for(fmt: str) -> Parser | None:
+    target = PARSERS.get(fmt)
+    if target is None:
+        return None
+    module_name, _, function = target.partition(":")
+    parser: Parser = getattr(importlib.import_module(module_name), function)
+    return parser

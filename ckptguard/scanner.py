@@ -1,0 +1,102 @@
+"""Scan one artifact and everything nested in it: sniff -> parse -> facts -> rules -> findings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ckptguard.config import Config
+from ckptguard.engine.ruleset import RuleSet
+from ckptguard.facts import Artifact, ParseOutput
+from ckptguard.formats import ParseContext, parser_for
+from ckptguard.model import ArtifactSummary, Finding
+from ckptguard.sniff import PICKLE_LOADER_EXTENSIONS, Sniffed, extension_of, sniff
+
+UNSUPPORTED_FORMATS = {"7z", "rar", "zstd", "lz4"}
+# Formats that are ordinary text: scanned only as part of a repo folder.
+PASSIVE_FORMATS = {"json", "markdown", "python", "yaml", "text", "jinja", "unknown"}
+
+
+@dataclass(frozen=True)
+class ArtifactOutcome:
+    summary: ArtifactSummary
+    findings: tuple[Finding, ...]
+
+
+def sniff_facts(artifact: Artifact, sniffed: Sniffed, output: ParseOutput) -> None:
+    """Facts about the format itself: content disagreeing with the name, polyglots, unknowns."""
+    where = artifact.location
+    if sniffed.mismatched:
+        output.add("format.mismatch", where, extension=extension_of(artifact.name),
+                   expected=sniffed.expected, actual=sniffed.format)
+    if sniffed.also:
+        output.add("format.polyglot", where, formats=(sniffed.format, *sniffed.also))
+    if sniffed.format in UNSUPPORTED_FORMATS:
+        output.add("format.unsupported", where, format=sniffed.format, size=artifact.source.size)
+    elif sniffed.format == "unknown" and extension_of(artifact.name) in PICKLE_LOADER_EXTENSIONS \
+            and artifact.source.size > 0:
+        output.add("format.unknown", where, extension=extension_of(artifact.name),
+                   size=artifact.source.size, head=artifact.source.read(0, 16).hex())
+
+
+class Scanner:
+    """Holds what one scan shares (rules, configuration); keeps no state between artifacts."""
+
+    def __init__(self, rules: RuleSet, config: Config) -> None:
+        self.rules = rules
+        self.config = config
+        self.context = ParseContext(limits=config.limits, want_tensors=config.weights,
+                                    options={"base": config.base})
+        self.options = {"license": config.license_policy, "weights": config.weights,
+                        "base": config.base}
+
+    def scan(self, root: Artifact) -> Iterator[ArtifactOutcome]:
+        """The artifact and its nested members, depth first, in a deterministic order."""
+        pending = [root]
+        members_seen = 0
+        limits = self.config.limits
+        while pending:
+            artifact = pending.pop()
+            outcome, children = self._scan_one(artifact)
+            kept: list[Artifact] = []
+            for child in children:
+                members_seen += 1
+                if members_seen > limits.max_archive_members or \
+                        child.depth > limits.max_archive_depth:
+                    continue
+                kept.append(child)
+            dropped = len(children) - len(kept)
+            if dropped:
+                outcome = self._with_limit_finding(outcome, artifact, dropped)
+            yield outcome
+            pending.extend(reversed(kept))
+
+    def _with_limit_finding(self, outcome: ArtifactOutcome, artifact: Artifact,
+                            dropped: int) -> ArtifactOutcome:
+        output = ParseOutput()
+        output.add("limit.hit", artifact.location, limit="archive members or nesting depth",
+                   value=dropped, detail=f"{dropped} nested member(s) were not scanned")
+        extra = self.rules.evaluate("*", artifact, output, self.options)
+        return ArtifactOutcome(outcome.summary, (*outcome.findings, *extra))
+
+    def _scan_one(self, artifact: Artifact) -> tuple[ArtifactOutcome, list[Artifact]]:
+        sniffed = sniff(artifact)
+        output = ParseOutput()
+        sniff_facts(artifact, sniffed, output)
+        fmt = sniffed.format
+        parser = parser_for(fmt)
+        if parser is not None:
+            try:
+                parsed = parser(artifact, self.context)
+            except (MemoryError, RecursionError) as exc:
+                output.add("scanner.error", artifact.location, format=fmt,
+                           error=f"{type(exc).__name__}: resource exhausted while parsing")
+            except Exception as exc:  # noqa: BLE001 - fail closed: a crash is a finding
+                output.add("scanner.error", artifact.location, format=fmt,
+                           error=f"{type(exc).__name__}: {exc}"[:500])
+            else:
+                output.extend(parsed)
+                fmt = parsed.format or fmt
+        findings = self.rules.evaluate(fmt, artifact, output, self.options)
+        summary = ArtifactSummary(artifact.chain, fmt, artifact.source.size)
+        return ArtifactOutcome(summary, tuple(findings)), output.children
