@@ -128,10 +128,17 @@ def load_list_file(path: Path) -> NameList:
 
 
 def load_lists(directory: Path) -> dict[str, NameList]:
-    """Every ``*.yaml`` list under ``directory`` (recursively), by file stem."""
+    """The name lists under ``directory``: each ``<name>.yaml`` is a list, and every file in a
+    folder ``<name>/`` is merged into one list ``<name>`` (so that a list can be curated as one
+    file per library)."""
     lists: dict[str, NameList] = {}
-    for path in sorted(directory.rglob("*.yaml")):
-        if path.stem in lists:
-            raise ListFileError(f"two lists are named {path.stem!r}")
+    for path in sorted(directory.glob("*.yaml")):
         lists[path.stem] = load_list_file(path)
+    for folder in sorted(p for p in directory.iterdir() if p.is_dir()):
+        if folder.name in lists:
+            raise ListFileError(f"list {folder.name!r} is both a file and a folder")
+        parts = [load_list_file(path) for path in sorted(folder.glob("*.yaml"))]
+        description = " ".join(part.description for part in parts if part.description)
+        lists[folder.name] = NameList.build(
+            folder.name, description, [e for part in parts for e in part.entries()])
     return lists
