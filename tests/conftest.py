@@ -41,5 +41,6 @@ def canary(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def make_fixture(tmp_path_factory: pytest.TempPathFactory, canary: Path) -> Iterator[FixtureFactory]:
+def make_fixture(tmp_path_factory: pytest.TempPathFactory,
+                 canary: Path) -> Iterator[FixtureFactory]:
     yield FixtureFactory(tmp_path_factory.mktemp("fixtures"), canary)

@@ -111,9 +111,7 @@ def matches(fact: Fact, spec: Mapping[str, Any], lists: Mapping[str, NameList],
                                             for alt in alternatives):
         return False
     negated = spec.get("not")
-    if negated is not None and matches(fact, negated, lists, {}):
-        return False
-    return True
+    return negated is None or not matches(fact, negated, lists, {})
 
 
 def validate(spec: Mapping[str, Any], lists: Mapping[str, NameList], where: str) -> None:
