@@ -143,10 +143,11 @@ def parse_rule(data: Any, path: Path) -> Rule:
 
 
 def load_rules(directory: Path) -> dict[str, Rule]:
-    """Every rule under ``directory`` (``lists/`` holds name lists, not rules)."""
+    """Every rule under ``directory`` (``lists/`` holds name lists and ``data/`` reference
+    tables, not rules)."""
     rules: dict[str, Rule] = {}
     for path in sorted(directory.glob("*/*.yaml")):
-        if path.parent.name == "lists" or path.parent.name.startswith("_"):
+        if path.parent.name in ("lists", "data") or path.parent.name.startswith("_"):
             continue
         rule = parse_rule(yaml.safe_load(path.read_text(encoding="utf-8")), path)
         if rule.id in rules:
