@@ -1,19 +1,27 @@
-"""The one entry point the CLI and Python users share: ``scan(paths, config) -> ScanResult``."""
+"""The one entry point the CLI and Python users share: ``scan(paths, config) -> ScanResult``.
+
+Policy (configuration, ignores, baselines, the fail-on gate) is applied here, so that the
+command line and the Python API always give the same answer.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from ckptguard import __version__
+from ckptguard.baseline import Baseline, BaselineError, load_baseline, sha256_file
 from ckptguard.config import Config
 from ckptguard.discover import Skipped, discover
 from ckptguard.engine.namelists import ListEntry
 from ckptguard.engine.ruleset import RuleSet
-from ckptguard.model import ArtifactSummary, Finding, ScanResult
+from ckptguard.model import ArtifactSummary, Finding, Location, ScanResult
+from ckptguard.parallel import Outcomes, ScanUnit, run_units
 from ckptguard.policy import apply_policy, sort_key
-from ckptguard.scanner import PASSIVE_FORMATS, Scanner
+from ckptguard.progress import ProgressSink
+from ckptguard.scanner import PASSIVE_FORMATS
 
 
 class ScanError(Exception):
@@ -27,25 +35,108 @@ def load_rules(config: Config) -> RuleSet:
     return rules.only(config.enable, config.disable)
 
 
-def scan(paths: Iterable[str | os.PathLike[str]], config: Config | None = None, *,
-         rules: RuleSet | None = None, baseline: frozenset[str] = frozenset(),
-         root: Path | None = None) -> ScanResult:
-    """Scan files, folders and archives; never loads or runs anything from them."""
-    config = config or Config()
-    ruleset = rules or load_rules(config)
-    scanner = Scanner(ruleset, config)
-    findings: list[Finding] = []
-    artifacts: list[ArtifactSummary] = []
+def plan(paths: Iterable[str | os.PathLike[str]], config: Config, *,
+         root: Path | None = None, hf_cache: str | os.PathLike[str] | None = None
+         ) -> list[ScanUnit]:
+    """The top-level artifacts to scan, in a deterministic order."""
+    units: list[ScanUnit] = []
     for item in discover(paths, excludes=config.excludes, root=root):
         if isinstance(item, Skipped):
             if item.reason == "no such file or directory":
                 raise ScanError(f"{item.path}: {item.reason}")
             continue
-        for outcome in scanner.scan(item):
-            findings.extend(outcome.findings)
-            if outcome.summary.format not in PASSIVE_FORMATS or outcome.findings:
-                artifacts.append(outcome.summary)
-    kept, suppressed = apply_policy(findings, config, baseline)
+        source_path = getattr(item.source, "path", None)
+        units.append(ScanUnit(item, file=source_path if item.directory is None else None))
+    if hf_cache is not None:
+        from ckptguard.hfcache import CacheError, cache_units, walk_cache
+
+        try:
+            snapshots = list(walk_cache(Path(hf_cache), max_files=config.limits.max_repo_files))
+        except CacheError as exc:
+            raise ScanError(str(exc)) from None
+        units.extend(cache_units(snapshots, config.excludes))
+    return units
+
+
+def _renamed(item: Finding, outer: str) -> Finding:
+    where = item.location
+    return replace(item, location=Location((outer, *where.members), offset=where.offset,
+                                           tensor=where.tensor, key=where.key, line=where.line))
+
+
+def _expand(unit: ScanUnit, outcomes: Outcomes) -> tuple[list[Finding], list[ArtifactSummary]]:
+    """Findings and summaries of one unit, repeated under each of its aliases."""
+    findings: list[Finding] = []
+    artifacts: list[ArtifactSummary] = []
+    for outcome in outcomes:
+        shown = outcome.summary.format not in PASSIVE_FORMATS or bool(outcome.findings)
+        for outer in (unit.artifact.chain[0], *unit.aliases):
+            findings.extend(_renamed(f, outer) if outer != unit.artifact.chain[0] else f
+                            for f in outcome.findings)
+            if shown:
+                artifacts.append(replace(outcome.summary,
+                                         chain=(outer, *outcome.summary.chain[1:])))
+    return findings, artifacts
+
+
+def _files_on_disk(units: Iterable[ScanUnit]) -> dict[str, str]:
+    """Reported outer path -> file on disk (for the content hashes baselines use)."""
+    files: dict[str, str] = {}
+    for unit in units:
+        if unit.file is not None:
+            for outer in (unit.artifact.chain[0], *unit.aliases):
+                files[outer] = unit.file
+    return files
+
+
+class _Hashes:
+    """sha256 of reported paths, computed only when a baseline needs one, at most once each."""
+
+    def __init__(self, files: dict[str, str]) -> None:
+        self.files = files
+        self.known: dict[str, str | None] = {}
+
+    def __call__(self, outer: str) -> str | None:
+        if outer not in self.known:
+            path = self.files.get(outer)
+            self.known[outer] = sha256_file(path) if path is not None else None
+        return self.known[outer]
+
+
+def scan(paths: Iterable[str | os.PathLike[str]], config: Config | None = None, *,
+         rules: RuleSet | None = None, baseline: frozenset[str] | Baseline | None = None,
+         root: Path | None = None, jobs: int = 1, progress: ProgressSink | None = None,
+         hf_cache: str | os.PathLike[str] | None = None) -> ScanResult:
+    """Scan files, folders and archives; never loads or runs anything from them.
+
+    ``baseline`` (a loaded ``Baseline``, or a set of fingerprints) defaults to the file named by
+    ``config.baseline``; ``jobs`` > 1 scans top-level artifacts in that many processes (0: one
+    per CPU); ``hf_cache`` adds a Hugging Face hub cache folder, reported by repo and revision.
+    """
+    config = config or Config()
+    if baseline is None and config.baseline:
+        try:
+            baseline = load_baseline(config.baseline)
+        except BaselineError as exc:
+            raise ScanError(str(exc)) from None
+    ruleset = rules or load_rules(config)
+    units = plan(paths, config, root=root, hf_cache=hf_cache)
+    if progress is not None:
+        progress.start(len(units), sum(unit.size for unit in units))
+    try:
+        outcomes = run_units(units, config, ruleset, jobs=jobs, shared_rules=rules is not None,
+                             advance=progress.advance if progress is not None else None)
+    finally:
+        if progress is not None:
+            progress.finish()
+    findings: list[Finding] = []
+    artifacts: list[ArtifactSummary] = []
+    for unit, unit_outcomes in zip(units, outcomes, strict=True):
+        more_findings, more_artifacts = _expand(unit, unit_outcomes)
+        findings.extend(more_findings)
+        artifacts.extend(more_artifacts)
+    kept, suppressed = apply_policy(findings, config, baseline or frozenset(),
+                                    _Hashes(_files_on_disk(units)))
     return ScanResult(findings=tuple(sorted(kept, key=sort_key)),
                       artifacts=tuple(artifacts), fail_on=config.fail_on,
                       suppressed=tuple(sorted(suppressed, key=sort_key)),

@@ -1,13 +1,13 @@
 """Configuration: what a project decides about rules, paths and the gate.
 
-Read from ``[tool.ckptguard]`` in ``pyproject.toml`` or from ``.ckptguard.toml``; the CLI and the
-Python API take the same ``Config``.
+Read from ``[tool.ckptguard]`` in ``pyproject.toml`` or from ``.ckptguard.toml`` (see
+``ckptguard.config_file``); the CLI and the Python API take the same ``Config``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ckptguard.limits import DEFAULT_LIMITS, Limits
@@ -29,3 +29,24 @@ class Config:
     baseline: str | None = None
     limits: Limits = DEFAULT_LIMITS
     source: str | None = None  # where the configuration was read from
+
+    def as_dict(self) -> dict[str, Any]:
+        """The effective configuration as plain data, keyed as in the configuration file."""
+        changed_limits = {name.replace("_", "-"): value
+                          for name, value in asdict(self.limits).items()}
+        return {
+            "fail-on": self.fail_on.label,
+            "enable": list(self.enable) if self.enable is not None else None,
+            "disable": list(self.disable),
+            "severity": {rule: level.label for rule, level in
+                         sorted(self.severity_overrides.items())},
+            "ignore": {glob: list(ids) for glob, ids in self.ignores.items()},
+            "allowed-globals": list(self.allowed_globals),
+            "exclude": list(self.excludes),
+            "weights": self.weights,
+            "base": self.base,
+            "baseline": self.baseline,
+            "license": dict(self.license_policy),
+            "limits": changed_limits,
+            "source": self.source,
+        }

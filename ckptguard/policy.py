@@ -6,8 +6,13 @@ from collections.abc import Iterable
 from dataclasses import replace
 from fnmatch import fnmatch
 
+from ckptguard.baseline import Baseline, ContentHash
 from ckptguard.config import Config
 from ckptguard.model import Finding
+
+
+def _no_hash(path: str) -> str | None:
+    return None
 
 
 def _ignored(item: Finding, config: Config) -> bool:
@@ -18,16 +23,27 @@ def _ignored(item: Finding, config: Config) -> bool:
     return False
 
 
+def _baselined(item: Finding, baseline: frozenset[str] | Baseline,
+               content_hash: ContentHash) -> bool:
+    if isinstance(baseline, Baseline):
+        return baseline.matches(item, content_hash)
+    return item.fingerprint in baseline
+
+
 def apply_policy(findings: Iterable[Finding], config: Config,
-                 baseline: frozenset[str] = frozenset()) -> tuple[list[Finding], list[Finding]]:
-    """(kept, suppressed): severity overrides applied, ignored and baselined findings set aside."""
+                 baseline: frozenset[str] | Baseline = frozenset(),
+                 content_hash: ContentHash = _no_hash) -> tuple[list[Finding], list[Finding]]:
+    """(kept, suppressed): severity overrides applied, ignored and baselined findings set aside.
+
+    A ``Baseline`` matches by fingerprint plus same path or same content (``content_hash`` maps a
+    reported path to the sha256 of its file); a bare set of fingerprints matches anywhere."""
     kept: list[Finding] = []
     suppressed: list[Finding] = []
     for item in findings:
         override = config.severity_overrides.get(item.rule_id)
         if override is not None:
             item = replace(item, severity=override)
-        if _ignored(item, config) or item.fingerprint in baseline:
+        if _ignored(item, config) or _baselined(item, baseline, content_hash):
             suppressed.append(item)
         else:
             kept.append(item)

@@ -1,0 +1,84 @@
+"""Running the scan of top-level artifacts, in this process or in a pool of worker processes.
+
+Each worker builds its ``Scanner`` once (rules loaded by the pool initializer), scans whole
+top-level artifacts (an archive and its members stay in one worker) and sends back frozen
+outcomes.  Results come back in input order whatever order the workers finish in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+
+from ckptguard.config import Config
+from ckptguard.engine.ruleset import RuleSet
+from ckptguard.facts import Artifact
+from ckptguard.scanner import ArtifactOutcome, Scanner
+
+Outcomes = tuple[ArtifactOutcome, ...]
+Advance = Callable[[int], None]  # called with the size of each finished unit
+
+
+@dataclass(frozen=True)
+class ScanUnit:
+    """One top-level artifact, and the further names the same content is reported under (the
+    Hugging Face cache links one blob from several snapshots)."""
+
+    artifact: Artifact
+    file: str | None = None  # the file on disk, for content hashes
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return self.artifact.source.size if self.artifact.directory is None else 0
+
+
+def effective_jobs(jobs: int, units: int) -> int:
+    """``jobs`` workers (0: one per CPU), never more than there are units."""
+    wanted = (os.cpu_count() or 1) if jobs <= 0 else jobs
+    return max(1, min(wanted, units))
+
+
+# The scanner of this worker process, set once by the pool initializer.  Lives only in worker
+# processes: the parent never reads or writes it.
+_WORKER: dict[str, Scanner] = {}
+
+
+def _start_worker(config: Config, rules: RuleSet | None) -> None:
+    from ckptguard.api import load_rules
+
+    _WORKER["scanner"] = Scanner(rules if rules is not None else load_rules(config), config)
+
+
+def _scan_in_worker(artifact: Artifact) -> Outcomes:
+    return tuple(_WORKER["scanner"].scan(artifact))
+
+
+def run_units(units: Sequence[ScanUnit], config: Config, rules: RuleSet, *, jobs: int = 1,
+              shared_rules: bool = False, advance: Advance | None = None) -> list[Outcomes]:
+    """Outcomes per unit, in the order of ``units``.  With ``shared_rules`` the workers get this
+    ``rules`` object (a caller's custom rule set) instead of loading the rules themselves."""
+    workers = effective_jobs(jobs, len(units))
+    if workers == 1:
+        scanner = Scanner(rules, config)
+        results: list[Outcomes] = []
+        for unit in units:
+            results.append(tuple(scanner.scan(unit.artifact)))
+            if advance is not None:
+                advance(unit.size)
+        return results
+    gathered: dict[int, Outcomes] = {}
+    with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker,
+                             initargs=(config, rules if shared_rules else None)) as pool:
+        pending: dict[Future[Outcomes], int] = {
+            pool.submit(_scan_in_worker, unit.artifact): index for index, unit in enumerate(units)}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                index = pending.pop(future)
+                gathered[index] = future.result()
+                if advance is not None:
+                    advance(units[index].size)
+    return [gathered[index] for index in range(len(units))]
