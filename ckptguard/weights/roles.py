@@ -1,0 +1,60 @@
+"""What a tensor is for, judged from its name and shape (never from its values).
+
+Only ``linear`` and ``conv`` weights carry the per-neuron structure the statistics look at.
+Embeddings (token and position), normalisation scales, biases, 1-D and tiny tensors have
+legitimately unusual values (LLM outlier feature dimensions live in norms and embeddings), so
+they are measured for non-finite values only.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+
+from ckptguard.weights.thresholds import MIN_ELEMENTS, MIN_ROWS
+
+_EMBEDDING = re.compile(r"(^|[._])(embed|embeddings?|embed_tokens|wte|wpe|tok_embeddings|"
+                        r"word_embeddings|position_embeddings?|pos_embed|token_type_embeddings|"
+                        r"shared|lm_head|unembed|cls_token|mask_token|"
+                        r"relative_attention_bias)([._]|$)", re.IGNORECASE)
+_NORM = re.compile(r"(^|[._])(ln|ln_\w+|layer_?norm\w*|\w*norm|bn\d*|batch_?norm\w*|"
+                   r"rms_?norm\w*|norm\d*|gamma|beta|scale)([._]|$)", re.IGNORECASE)
+_BIAS = re.compile(r"(^|[._])bias$", re.IGNORECASE)
+_STATE = re.compile(r"(running_mean|running_var|num_batches_tracked|inv_freq|"
+                    r"position_ids|attn\.masked_bias|attn\.bias|cos_cached|sin_cached)$",
+                    re.IGNORECASE)
+
+
+class Role(str, Enum):
+    LINEAR = "linear"
+    CONV = "conv"
+    EMBEDDING = "embedding"
+    NORM = "norm"
+    BIAS = "bias"
+    STATE = "state"  # buffers: running statistics, rotary tables, masks
+    VECTOR = "vector"  # any other 1-D tensor
+    TINY = "tiny"
+
+    @property
+    def has_neurons(self) -> bool:
+        return self in (Role.LINEAR, Role.CONV)
+
+
+def role_of(name: str, shape: tuple[int, ...]) -> Role:
+    """The role of tensor ``name`` with ``shape``; the name decides first, then the shape."""
+    if _STATE.search(name):
+        return Role.STATE
+    if _BIAS.search(name):
+        return Role.BIAS
+    if _EMBEDDING.search(name):
+        return Role.EMBEDDING
+    if len(shape) <= 1:
+        return Role.NORM if _NORM.search(name) else Role.VECTOR
+    if _NORM.search(name):
+        return Role.NORM
+    count = 1
+    for dim in shape:
+        count *= dim
+    if shape[0] < MIN_ROWS or count < MIN_ELEMENTS:
+        return Role.TINY
+    return Role.CONV if len(shape) >= 3 else Role.LINEAR

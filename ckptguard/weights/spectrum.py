@@ -1,0 +1,105 @@
+"""Top singular values of a matrix from a bounded, evenly spaced sample of its rows and columns.
+
+A rank-one edit ``W + u v^T`` stays rank one in any row/column sample, so the sample keeps the
+signature while the cost stays bounded (randomized SVD with a few power iterations).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ckptguard.facts import TensorRef
+from ckptguard.weights.decode import raw_array, to_float32
+from ckptguard.weights.thresholds import (
+    SPECTRAL_POWER_ITERATIONS,
+    SPECTRAL_RANK,
+    SPECTRAL_SAMPLE_COLS,
+    SPECTRAL_SAMPLE_ROWS,
+)
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    singular_values: tuple[float, ...]  # largest first
+    energy: float  # squared Frobenius norm of the (centred) sample
+    sampled_rows: int
+    sampled_cols: int
+    top_row: int  # the row (in the full tensor) with the largest weight in the top direction
+
+    @property
+    def gap(self) -> float:
+        """sigma1 / sigma2: how far the top direction stands above the rest."""
+        if len(self.singular_values) < 2 or self.singular_values[1] <= 0.0:
+            return float("inf") if self.singular_values and self.singular_values[0] > 0 else 0.0
+        return self.singular_values[0] / self.singular_values[1]
+
+    @property
+    def top_share(self) -> float:
+        """Share of the energy in the top singular direction."""
+        if self.energy <= 0.0 or not self.singular_values:
+            return 0.0
+        return min(1.0, self.singular_values[0] ** 2 / self.energy)
+
+    @property
+    def stable_rank(self) -> float:
+        """||M||_F^2 / sigma1^2: an effective rank (1 for a rank-one matrix)."""
+        if not self.singular_values or self.singular_values[0] <= 0.0:
+            return 0.0
+        return self.energy / self.singular_values[0] ** 2
+
+
+def evenly_spaced(total: int, wanted: int) -> np.ndarray:
+    if total <= wanted:
+        return np.arange(total)
+    return np.unique(np.linspace(0, total - 1, wanted).round().astype(np.int64))
+
+
+def sample_matrix(ref: TensorRef, max_rows: int = SPECTRAL_SAMPLE_ROWS,
+                  max_cols: int = SPECTRAL_SAMPLE_COLS) -> tuple[np.ndarray, np.ndarray]:
+    """An evenly spaced float64 sample of the tensor's matrix view, and the rows it took."""
+    array = raw_array(ref)
+    rows = evenly_spaced(array.shape[0], max_rows)
+    cols = evenly_spaced(array.shape[1], max_cols)
+    sample = array[rows][:, cols] if cols.size < array.shape[1] else array[rows]
+    values = to_float32(np.ascontiguousarray(sample), ref.dtype).astype(np.float64)
+    return np.where(np.isfinite(values), values, 0.0), rows
+
+
+def top_singular_values(matrix: np.ndarray, rank: int = SPECTRAL_RANK,
+                        iterations: int = SPECTRAL_POWER_ITERATIONS,
+                        seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The ``rank`` largest singular values and the top left singular vector (randomized SVD)."""
+    rows, cols = matrix.shape
+    k = min(rank, rows, cols)
+    if k == 0:
+        return np.zeros(0), np.zeros(rows)
+    if min(rows, cols) <= 4 * (k + 8):
+        u, s, _ = np.linalg.svd(matrix, full_matrices=False)
+        return s[:k], u[:, 0]
+    rng = np.random.default_rng(seed)
+    probe = rng.standard_normal((cols, k + 8))
+    basis, _ = np.linalg.qr(matrix @ probe)
+    for _ in range(iterations):
+        basis, _ = np.linalg.qr(matrix.T @ basis)
+        basis, _ = np.linalg.qr(matrix @ basis)
+    small = basis.T @ matrix
+    u_small, s, _ = np.linalg.svd(small, full_matrices=False)
+    return s[:k], basis @ u_small[:, 0]
+
+
+def spectrum_of(matrix: np.ndarray, rows: np.ndarray | None = None, *,
+                centre: bool = True) -> Spectrum:
+    """Singular values of ``matrix`` (mean-centred unless told otherwise)."""
+    data = matrix - matrix.mean() if centre and matrix.size else matrix
+    values, top_vector = top_singular_values(data)
+    picked = rows if rows is not None else np.arange(matrix.shape[0])
+    top_row = int(picked[int(np.argmax(np.abs(top_vector)))]) if top_vector.size else 0
+    return Spectrum(tuple(float(v) for v in values), float((data * data).sum()),
+                    matrix.shape[0], matrix.shape[1], top_row)
+
+
+def tensor_spectrum(ref: TensorRef) -> Spectrum:
+    sample, rows = sample_matrix(ref)
+    return spectrum_of(sample, rows)

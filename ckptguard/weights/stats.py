@@ -1,0 +1,170 @@
+"""Per-tensor statistics, streamed in bounded blocks: non-finite counts, moments, extremes, and
+per-row / per-column norms for robust outlier scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ckptguard.facts import TensorRef
+from ckptguard.weights.decode import checked_layout, iter_blocks
+from ckptguard.weights.thresholds import BLOCK_BYTES, MAD_TO_SIGMA
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    nan: int
+    posinf: int
+    neginf: int
+    first_index: int | None  # flat index of the first non-finite value
+
+    @property
+    def total(self) -> int:
+        return self.nan + self.posinf + self.neginf
+
+
+@dataclass(frozen=True)
+class Outlier:
+    """The most extreme unit (row or column) of a tensor by a robust z-score of its norm."""
+
+    index: int
+    value: float  # the unit's L2 norm
+    median: float
+    z: float  # (value - median) / (1.4826 * MAD)
+    second_z: float  # the next most extreme unit, to show how alone the first one is
+
+
+@dataclass(frozen=True)
+class TensorStats:
+    name: str
+    count: int
+    non_finite: NonFinite
+    max_abs: float
+    mean: float
+    std: float
+    excess_kurtosis: float
+    row: Outlier | None
+    column: Outlier | None
+    row_max_abs: Outlier | None  # the row whose largest |weight| is most extreme
+    # L2 norm of the weights reading each input unit (columns of a linear layer, input channels
+    # of a convolution): lets a producer's outlier row be matched with its consumer's column.
+    input_norms: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+
+def count_non_finite(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> NonFinite:
+    """Counts of NaN, +Inf and -Inf (zero for integer tensors)."""
+    nan = posinf = neginf = 0
+    first: int | None = None
+    cols = checked_layout(ref)[1].cols
+    for block in iter_blocks(ref, block_bytes):
+        values = block.values
+        bad = ~np.isfinite(values)
+        if not bad.any():
+            continue
+        n = int(np.isnan(values).sum())
+        pos = int(np.isposinf(values).sum())
+        nan += n
+        posinf += pos
+        neginf += int(bad.sum()) - n - pos
+        if first is None:
+            r, c = np.unravel_index(int(np.argmax(bad)), values.shape)
+            first = (block.first_row + int(r)) * cols + block.first_col + int(c)
+    return NonFinite(nan, posinf, neginf, first)
+
+
+def robust_outlier(values: np.ndarray) -> Outlier | None:
+    """The unit whose value is most above the median, scored by a MAD-based robust z."""
+    if values.size < 3:
+        return None
+    median = float(np.median(values))
+    mad = float(np.median(np.abs(values - median)))
+    scale = MAD_TO_SIGMA * mad
+    if scale <= 0.0:
+        # Over half the units are identical: measure against the spread of the rest instead.
+        spread = float(np.std(values))
+        scale = spread if spread > 0.0 else 1.0
+    order = np.argsort(values)
+    top = int(order[-1])
+    second = float(values[order[-2]])
+    return Outlier(index=top, value=float(values[top]), median=median,
+                   z=(float(values[top]) - median) / scale, second_z=(second - median) / scale)
+
+
+def tensor_stats(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> TensorStats:
+    """Everything about one tensor that the neuron check needs, in one streaming pass."""
+    _, shape = checked_layout(ref)
+    rows, cols = shape.rows, shape.cols
+    row_sq = np.zeros(rows, dtype=np.float64)
+    row_max = np.zeros(rows, dtype=np.float64)
+    col_sq = np.zeros(cols, dtype=np.float64)
+    moments = np.zeros(4, dtype=np.float64)  # sums of x, x^2, x^3, x^4 over finite values
+    finite_count = 0
+    nan = posinf = neginf = 0
+    first_bad: int | None = None
+    max_abs = 0.0
+    for block in iter_blocks(ref, block_bytes):
+        values = block.values
+        finite = np.isfinite(values)
+        if not finite.all():
+            bad = ~finite
+            n = int(np.isnan(values).sum())
+            pos = int(np.isposinf(values).sum())
+            nan, posinf = nan + n, posinf + pos
+            neginf += int(bad.sum()) - n - pos
+            if first_bad is None:
+                r, c = np.unravel_index(int(np.argmax(bad)), values.shape)
+                first_bad = (block.first_row + int(r)) * cols + block.first_col + int(c)
+            values = np.where(finite, values, np.float32(0.0))
+        wide = values.astype(np.float64)
+        squares = wide * wide
+        end = block.first_row + values.shape[0]
+        row_sq[block.first_row:end] += squares.sum(axis=1)
+        np.maximum(row_max[block.first_row:end], np.abs(wide).max(axis=1),
+                   out=row_max[block.first_row:end])
+        col_sq[block.first_col:block.first_col + values.shape[1]] += squares.sum(axis=0)
+        moments += (wide.sum(), squares.sum(), (squares * wide).sum(), (squares * squares).sum())
+        finite_count += int(finite.sum())
+        if values.size:
+            max_abs = max(max_abs, float(np.abs(wide).max()))
+    mean, std, kurt = _moments(moments, finite_count)
+    several_rows = rows >= 3
+    return TensorStats(
+        name=ref.name, count=shape.count,
+        non_finite=NonFinite(nan, posinf, neginf, first_bad),
+        max_abs=max_abs, mean=mean, std=std, excess_kurtosis=kurt,
+        row=robust_outlier(np.sqrt(row_sq)) if several_rows else None,
+        column=robust_outlier(np.sqrt(col_sq)) if several_rows else None,
+        row_max_abs=robust_outlier(row_max) if several_rows else None,
+        input_norms=_input_norms(col_sq, ref.shape),
+    )
+
+
+def _input_norms(col_sq: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    if len(shape) < 2 or shape[1] == 0:
+        return None
+    per_input = col_sq.reshape(shape[1], -1).sum(axis=1)
+    return np.asarray(np.sqrt(per_input), dtype=np.float64)
+
+
+def robust_z_at(values: np.ndarray, index: int) -> float:
+    """The robust z-score of ``values[index]`` within ``values``."""
+    if values.size < 3 or not 0 <= index < values.size:
+        return 0.0
+    median = float(np.median(values))
+    scale = MAD_TO_SIGMA * float(np.median(np.abs(values - median)))
+    if scale <= 0.0:
+        scale = float(np.std(values)) or 1.0
+    return (float(values[index]) - median) / scale
+
+
+def _moments(sums: np.ndarray, n: int) -> tuple[float, float, float]:
+    """Mean, standard deviation and excess kurtosis from raw power sums."""
+    if n == 0:
+        return 0.0, 0.0, 0.0
+    m1, m2, m3, m4 = (float(s) / n for s in sums)
+    var = max(m2 - m1 * m1, 0.0)
+    if var <= 0.0:
+        return m1, 0.0, 0.0
+    central4 = m4 - 4 * m1 * m3 + 6 * m1 * m1 * m2 - 3 * m1**4
+    return m1, var**0.5, central4 / (var * var) - 3.0

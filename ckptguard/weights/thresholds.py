@@ -1,0 +1,50 @@
+"""Every threshold the weight checks use, in one place, with why it has its value.
+
+Calibrated on clean trained models (the ``bench/backdoor_eval.py`` zoo: MLPs and CNNs on the
+scikit-learn digits, varied seeds and hyper-parameters) and on the shapes of public LLM
+checkpoints: a clean model must pass.  Change them here, re-run the evaluation, and update
+``docs/backdoor.md``.
+"""
+
+from __future__ import annotations
+
+# --- which tensors are judged -----------------------------------------------------------------
+MIN_ROWS = 8  # fewer neurons than this: no robust statistics over rows
+MIN_ELEMENTS = 256  # tinier tensors are skipped (classifier heads of toy models, scalars)
+
+# --- robust z-scores: (value - median) / (1.4826 * MAD) ----------------------------------------
+MAD_TO_SIGMA = 1.4826
+# A neuron whose weight norm lies this many robust standard deviations above its layer's median.
+# Trained clean layers in the calibration zoo peak below 6; hand-crafted backdoor neurons sit at
+# tens to thousands.
+NEURON_Z = 12.0
+# A neuron this far out on its own (without a second signal) is still only medium severity; this
+# far out, the max-|w| in the same row agrees, or the next layer's column for the same unit is
+# also an outlier (two independent signals), the finding is high.
+NEURON_Z_STRONG = 40.0
+# Excess kurtosis of a layer's weights that counts as a corroborating signal.
+KURTOSIS_STRONG = 50.0
+
+# --- spectral concentration (rank-one edits) ----------------------------------------------------
+SPECTRAL_SAMPLE_ROWS = 1024  # rows (evenly spaced) used for the estimate
+SPECTRAL_SAMPLE_COLS = 4096  # columns (evenly spaced) used for the estimate
+SPECTRAL_RANK = 8  # singular values estimated
+SPECTRAL_POWER_ITERATIONS = 3
+# sigma1 / sigma2 of the mean-centred layer.  Clean trained layers in the zoo stay below 3;
+# a rank-one edit strong enough to change behaviour pushes it far higher.
+SPECTRAL_GAP = 4.0
+SPECTRAL_GAP_STRONG = 10.0
+# The top singular direction must also hold this share of the layer's energy.
+SPECTRAL_SHARE = 0.3
+
+# --- base diff -----------------------------------------------------------------------------------
+DIFF_CHANGED_ATOL = 1e-7  # |delta| above this (relative to the base's RMS) counts as changed
+DIFF_MIN_RELATIVE = 1e-3  # deltas smaller than this (||delta|| / ||base||) are not judged
+# Share of a delta's energy in its top singular direction that marks a concentrated change.
+DIFF_TOP_SHARE = 0.6
+DIFF_TOP_SHARE_STRONG = 0.9
+# Share of the delta's energy carried by the top 1% of rows (at least one row).
+DIFF_ROW_SHARE = 0.5
+
+# --- block sizes ---------------------------------------------------------------------------------
+BLOCK_BYTES = 16 * 1024 * 1024
