@@ -1,13 +1,20 @@
-"""JSON report, schema version 1 (documented in docs/json-schema.json)."""
+"""JSON report, schema version 1 (documented in docs/json-schema.json).
+
+Field names are a contract: add fields, never rename or remove them without raising
+``SCHEMA_VERSION``.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
+from ckptguard.engine.rules import Rule
 from ckptguard.model import Finding, ScanResult
 
 SCHEMA_VERSION = 1
+SCHEMA_ID = "https://ckptguard.invalid/schemas/report-v1.json"
 
 
 def finding_dict(item: Finding) -> dict[str, Any]:
@@ -29,11 +36,27 @@ def finding_dict(item: Finding) -> dict[str, Any]:
         },
         "evidence": dict(item.evidence),
         "fingerprint": item.fingerprint,
+        "identity": item.identity or None,
     }
 
 
-def render(result: ScanResult) -> str:
-    document = {
+def rule_dict(rule: Rule) -> dict[str, Any]:
+    """What a consumer needs to explain a finding without ckptguard at hand."""
+    return {
+        "name": rule.name,
+        "summary": rule.summary,
+        "severity": rule.severity.label,
+        "confidence": rule.confidence.label,
+        "category": rule.category.value,
+        "cwe": list(rule.cwe),
+        "docs": f"ckptguard rules show {rule.id}",
+    }
+
+
+def document(result: ScanResult, rules: Mapping[str, Rule] | None = None) -> dict[str, Any]:
+    """The report as a JSON-ready mapping; ``rules`` adds a ``rules`` table for the rule ids
+    the findings use (rules missing from the table are left out of it)."""
+    out: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "ckptguard", "version": result.tool_version},
         "verdict": "fail" if result.failed else "pass",
@@ -44,10 +67,27 @@ def render(result: ScanResult) -> str:
             "suppressed": len(result.suppressed),
             "max_severity": result.max_severity.label if result.max_severity is not None
             else None,
+            "by_severity": _by_severity(result.findings),
+            "blocking": len(result.at_or_above(result.fail_on)),
         },
         "artifacts": [{"name": a.name, "chain": list(a.chain), "format": a.format,
-                       "size": a.size} for a in result.artifacts],
+                       "size": a.size, "sha256": a.sha256} for a in result.artifacts],
         "findings": [finding_dict(f) for f in result.findings],
         "suppressed": [finding_dict(f) for f in result.suppressed],
     }
-    return json.dumps(document, indent=2, sort_keys=False) + "\n"
+    if rules is not None:
+        used = sorted({f.rule_id for f in (*result.findings, *result.suppressed)})
+        out["rules"] = {rule_id: rule_dict(rules[rule_id]) for rule_id in used
+                        if rule_id in rules}
+    return out
+
+
+def _by_severity(findings: tuple[Finding, ...]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in findings:
+        counts[item.severity.label] = counts.get(item.severity.label, 0) + 1
+    return counts
+
+
+def render(result: ScanResult, *, rules: Mapping[str, Rule] | None = None) -> str:
+    return json.dumps(document(result, rules), indent=2) + "\n"

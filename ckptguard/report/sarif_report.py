@@ -1,0 +1,213 @@
+"""SARIF 2.1.0 for GitHub code scanning and other SARIF consumers.
+
+One run per scan.  Locations point at the outermost file (relative to ``%SRCROOT%``, the directory
+the scan ran from) with ``startLine`` 1, since checkpoints are binary and GitHub requires a region;
+the precise place (archive members, byte offset, tensor, key) is kept in the result's
+``properties`` and, for archive members, in ``logicalLocations`` named by the ``!`` chain.
+Suppressed findings (baseline, ignores) are results with an external suppression.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import Any
+from urllib.parse import quote
+
+from ckptguard import __version__
+from ckptguard.engine.rules import Rule
+from ckptguard.model import Confidence, Finding, ScanResult, Severity
+from ckptguard.report.rule_table import RuleTable, rules_for, shipped_rules
+from ckptguard.rule_docs import help_markdown, help_text
+
+SARIF_VERSION = "2.1.0"
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SRCROOT = "%SRCROOT%"
+FINGERPRINT_KEY = "ckptguardFingerprint/v1"
+FALLBACK_URI = "https://example.invalid/ckptguard"
+
+LEVELS = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning",
+          Severity.LOW: "note", Severity.INFO: "note"}
+PRECISION = {Confidence.HIGH: "high", Confidence.MEDIUM: "medium", Confidence.LOW: "low"}
+
+
+def information_uri() -> str:
+    """The project's home page, from the installed package's metadata."""
+    try:
+        urls = metadata.metadata("ckptguard").get_all("Project-URL") or []
+    except metadata.PackageNotFoundError:
+        return FALLBACK_URI
+    for entry in urls:
+        label, _, url = str(entry).partition(",")
+        if label.strip().lower() == "homepage" and url.strip():
+            return url.strip()
+    return FALLBACK_URI
+
+
+def render(result: ScanResult, *, rules: RuleTable | None = None, category: str | None = None,
+           root: str | None = None) -> str:
+    """The SARIF log as JSON text.
+
+    ``rules`` is the rule table to describe findings with (the shipped rules when omitted);
+    ``category`` becomes ``automationDetails.id`` (GitHub keeps one analysis per category);
+    ``root`` is the absolute directory the scan ran from, recorded as ``%SRCROOT%``.
+    """
+    table = shipped_rules() if rules is None else rules
+    used = rules_for((*result.findings, *result.suppressed), table)
+    index = {rule_id: position for position, rule_id in enumerate(used)}
+    results = [_result(item, index, suppressed=False, root=root) for item in result.findings]
+    results += [_result(item, index, suppressed=True, root=root) for item in result.suppressed]
+    run: dict[str, Any] = {
+        "tool": {"driver": _driver(result, list(used.values()))},
+        "invocations": [{"executionSuccessful": True}],
+        "originalUriBaseIds": {SRCROOT: _srcroot(root)},
+        "results": results,
+        "properties": {
+            "verdict": "fail" if result.failed else "pass",
+            "failOn": result.fail_on.label,
+            "artifactsScanned": len(result.artifacts),
+        },
+    }
+    if category:
+        run["automationDetails"] = {"id": category if category.endswith("/") else f"{category}/"}
+    log = {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
+    return json.dumps(log, indent=2) + "\n"
+
+
+def _driver(result: ScanResult, rules: list[Rule]) -> dict[str, Any]:
+    version = result.tool_version or __version__
+    return {
+        "name": "ckptguard",
+        "semanticVersion": version,
+        "version": version,
+        "informationUri": information_uri(),
+        "rules": [rule_descriptor(rule) for rule in rules],
+    }
+
+
+def rule_descriptor(rule: Rule) -> dict[str, Any]:
+    """One entry of ``tool.driver.rules``, in the shape GitHub code scanning reads."""
+    tags = ["security", rule.category.value, *(f"external/cwe/{c.lower()}" for c in rule.cwe)]
+    return {
+        "id": rule.id,
+        "name": _pascal(rule.name),
+        "shortDescription": {"text": _sentence(rule.summary)},
+        "fullDescription": {"text": _sentence(" ".join(rule.description.split()))},
+        "help": {"text": help_text(rule), "markdown": help_markdown(rule)},
+        "defaultConfiguration": {"level": LEVELS[rule.severity]},
+        "properties": {
+            "security-severity": rule.security_severity,
+            "precision": PRECISION[rule.confidence],
+            "problem.severity": _problem_severity(rule.severity),
+            "tags": list(dict.fromkeys(tags)),
+        },
+    }
+
+
+def _problem_severity(level: Severity) -> str:
+    return "error" if level >= Severity.HIGH else "warning" if level is Severity.MEDIUM \
+        else "recommendation"
+
+
+def _result(item: Finding, index: Mapping[str, int], *, suppressed: bool,
+            root: str | None) -> dict[str, Any]:
+    loc = item.location
+    location: dict[str, Any] = {
+        "physicalLocation": {
+            "artifactLocation": artifact_location(loc.path, root),
+            "region": {"startLine": loc.line if loc.line and not loc.members else 1},
+        },
+    }
+    if loc.members:
+        location["logicalLocations"] = [{
+            "name": loc.members[-1],
+            "fullyQualifiedName": loc.artifact,
+            "kind": "member",
+        }]
+    out: dict[str, Any] = {
+        "ruleId": item.rule_id,
+        "ruleIndex": index[item.rule_id],
+        "level": LEVELS[item.severity],
+        "message": {"text": _message(item)},
+        "locations": [location],
+        "partialFingerprints": {FINGERPRINT_KEY: item.fingerprint},
+        "properties": _properties(item),
+    }
+    if suppressed:
+        out["suppressions"] = [{"kind": "external", "status": "accepted",
+                                "justification": "Suppressed by the project's ckptguard "
+                                                 "baseline or ignore configuration."}]
+    return out
+
+
+def _properties(item: Finding) -> dict[str, Any]:
+    loc = item.location
+    props: dict[str, Any] = {
+        "severity": item.severity.label,
+        "confidence": item.confidence.label,
+        "category": item.category.value,
+        "artifact": loc.artifact,
+    }
+    if loc.members:
+        props["members"] = list(loc.members)
+    for name, value in (("offset", loc.offset), ("tensor", loc.tensor), ("key", loc.key),
+                        ("line", loc.line)):
+        if value is not None:
+            props[name] = value
+    if item.evidence:
+        props["evidence"] = dict(item.evidence)
+    return props
+
+
+def _message(item: Finding) -> str:
+    """The finding's message as one sentence, followed by where inside the file it sits."""
+    loc = item.location
+    where = []
+    if loc.members:
+        where.append(f"in member {loc.artifact}")
+    if loc.tensor is not None:
+        where.append(f"tensor '{loc.tensor}'")
+    if loc.key is not None:
+        where.append(f"key '{loc.key}'")
+    if loc.offset is not None:
+        where.append(f"at byte {loc.offset}")
+    text = " ".join(item.message.split()).rstrip(".")
+    return f"{text} ({', '.join(where)})." if where else f"{text}."
+
+
+def artifact_location(path: str, root: str | None) -> dict[str, Any]:
+    """A URI relative to ``%SRCROOT%`` with forward slashes; absolute paths are made relative to
+    ``root`` when they lie below it, and otherwise kept as ``file://`` URIs (no base)."""
+    posix = path.replace("\\", "/") if PureWindowsPath(path).drive else path
+    candidate = PurePosixPath(posix)
+    if candidate.is_absolute() and root:
+        base = PurePosixPath(root.replace("\\", "/"))
+        if candidate.is_relative_to(base):
+            candidate = candidate.relative_to(base)
+    if candidate.is_absolute() or PureWindowsPath(path).drive:
+        return {"uri": "file://" + quote(_absolute_posix(posix))}
+    relative = posixpath.normpath(candidate.as_posix())
+    return {"uri": quote(relative, safe="/"), "uriBaseId": SRCROOT}
+
+
+def _absolute_posix(path: str) -> str:
+    return path if path.startswith("/") else f"/{path}"
+
+
+def _srcroot(root: str | None) -> dict[str, Any]:
+    if root:
+        uri = "file://" + quote(_absolute_posix(root.replace("\\", "/")).rstrip("/") + "/")
+        return {"uri": uri}
+    return {"description": {"text": "The directory ckptguard was run from."}}
+
+
+def _sentence(text: str) -> str:
+    text = " ".join(text.split())
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+def _pascal(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.replace("_", "-").split("-"))
