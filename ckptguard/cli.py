@@ -1,19 +1,32 @@
-"""The thin command-line layer: parse options, call the library, render, set the exit code."""
+"""The thin command-line layer: parse options, call the library, render, set the exit code.
+
+Policy lives in ``ckptguard.api`` and ``ckptguard.policy``: the CLI only turns flags into a
+``Config`` and results into reports and an exit code.
+"""
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import click
 
 from ckptguard import __version__
-from ckptguard.api import ScanError, scan
-from ckptguard.config import Config
-from ckptguard.model import Severity
+from ckptguard.api import scan
+from ckptguard.cli_support import (
+    EXIT_CLEAN,
+    EXIT_FINDINGS,
+    Exit,
+    build_config,
+    config_option,
+    debug_option,
+    guarded,
+)
+from ckptguard.model import ScanResult, Severity
+from ckptguard.progress import terminal_progress
 from ckptguard.report import RENDERERS, renderer
 
-SEVERITIES = [s.label for s in Severity if s is not Severity.INFO]
-EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+SEVERITIES = [s.label for s in Severity]
 
 
 @click.group()
@@ -23,42 +36,99 @@ def main() -> None:
     without loading them."""
 
 
-@main.command("scan")
-@click.argument("paths", nargs=-1, required=True)
-@click.option("--format", "formats", type=click.Choice(RENDERERS), multiple=True,
-              help="Report format (text, json, sarif).  Default: text.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
-              help="Write the report to this file instead of standard output.")
-@click.option("--fail-on", type=click.Choice(SEVERITIES), default="high", show_default=True,
-              help="Exit 1 when a finding is at or above this severity.")
-def scan_command(paths: tuple[str, ...], formats: tuple[str, ...], output: str | None,
-                 fail_on: str) -> None:
-    """Scan files, folders and archives."""
-    config = Config(fail_on=Severity.parse(fail_on))
-    try:
-        result = scan(paths, config)
-    except ScanError as exc:
-        click.echo(f"ckptguard: {exc}", err=True)
-        sys.exit(EXIT_ERROR)
+def pair_outputs(formats: tuple[str, ...], outputs: tuple[str, ...]
+                 ) -> list[tuple[str, str | None]]:
+    """(format, file or None for standard output): outputs pair with formats in order."""
     chosen = formats or ("text",)
-    for name in chosen:
-        if name == "text":
-            text = renderer("text")(result) if output else \
-                _text(result, colour=sys.stdout.isatty())
-        else:
-            text = renderer(name)(result)
-        if output:
-            with open(output, "w", encoding="utf-8") as handle:
-                handle.write(text)
-        else:
-            click.echo(text, nl=False)
-    sys.exit(EXIT_FINDINGS if result.failed else EXIT_CLEAN)
+    if len(outputs) > len(chosen):
+        raise click.UsageError("more --output than --format: give one --format per --output")
+    pairs = [(name, outputs[i] if i < len(outputs) else None) for i, name in enumerate(chosen)]
+    if sum(1 for _, target in pairs if target is None) > 1:
+        raise click.UsageError("only one report can go to standard output: "
+                               "give an --output for each further --format")
+    return pairs
 
 
-def _text(result: object, *, colour: bool) -> str:
+def _report(result: ScanResult, name: str, *, quiet: bool, colour: bool) -> str:
+    if name != "text":
+        return renderer(name)(result)
     from ckptguard.report.text_report import render
 
-    return render(result, colour=colour)  # type: ignore[arg-type]
+    shown = replace(result, findings=result.at_or_above(result.fail_on)) if quiet else result
+    return render(shown, colour=colour)
+
+
+@main.command("scan")
+@click.argument("paths", nargs=-1)
+@click.option("--format", "formats", type=click.Choice(RENDERERS), multiple=True,
+              help="Report format: text, json or sarif (repeat for several reports).  "
+                   "Default: text.")
+@click.option("--output", "-o", "outputs", type=click.Path(dir_okay=False), multiple=True,
+              help="Write the report to this file; one per --format, paired in order.")
+@click.option("--fail-on", type=click.Choice(SEVERITIES),
+              help="Exit 1 when a finding is at or above this severity.  [default: high]")
+@config_option
+@click.option("--baseline", type=click.Path(dir_okay=False),
+              help="Fail only on findings not in this baseline file.")
+@click.option("--exclude", "excludes", multiple=True, metavar="GLOB",
+              help="Skip paths matching this glob (repeatable; adds to the configuration).")
+@click.option("--weights/--no-weights", default=None,
+              help="Also run the weight-statistics checks (reads tensor data).")
+@click.option("--base", type=click.Path(exists=True),
+              help="A base checkpoint to compare the scanned one with.")
+@click.option("--jobs", "-j", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Scan files in this many processes (0: one per CPU).")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Show only findings that fail the gate; no progress bar.")
+@click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
+@click.option("--hf-cache", is_flag=False, flag_value="", default=None, metavar="[DIR]",
+              help="Scan the Hugging Face hub cache (default: $HF_HUB_CACHE, $HF_HOME/hub or "
+                   "~/.cache/huggingface/hub), reported by repo id and revision.")
+@debug_option
+def scan_command(paths: tuple[str, ...], formats: tuple[str, ...], outputs: tuple[str, ...],
+                 fail_on: str | None, config_file: str | None, baseline: str | None,
+                 excludes: tuple[str, ...], weights: bool | None, base: str | None, jobs: int,
+                 quiet: bool, no_progress: bool, hf_cache: str | None, debug: bool) -> None:
+    """Scan files, folders and archives.  Exit codes: 0 nothing at or above the gate, 1 findings
+    at or above it, 2 usage, configuration or internal error."""
+    if not paths and hf_cache is None:
+        raise click.UsageError("name at least one PATH to scan (or use --hf-cache)")
+    pairs = pair_outputs(formats, outputs)
+    with guarded(debug):
+        config = build_config(config_file, {
+            "fail_on": Severity.parse(fail_on) if fail_on else None,
+            "weights": weights, "base": base, "baseline": baseline})
+        if excludes:
+            config = replace(config, excludes=(*config.excludes, *excludes))
+        cache_dir = None
+        if hf_cache is not None:
+            from ckptguard.hfcache import default_cache_dir
+
+            cache_dir = hf_cache or str(default_cache_dir())
+        progress = None if no_progress else terminal_progress(sys.stderr, quiet=quiet)
+        result = scan(paths, config, jobs=jobs, progress=progress,
+                      hf_cache=cache_dir)
+        for name, target in pairs:
+            text = _report(result, name, quiet=quiet,
+                           colour=target is None and sys.stdout.isatty())
+            if target is None:
+                click.echo(text, nl=False)
+            else:
+                with open(target, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+        if not any(name == "text" and target is None for name, target in pairs):
+            from ckptguard.report.text_report import summary_line
+
+            click.echo(f"ckptguard: {summary_line(result)}", err=True)
+        raise Exit(EXIT_FINDINGS if result.failed else EXIT_CLEAN)
+
+
+# Further command groups, each from its own module.
+from ckptguard.cli_baseline import baseline_group  # noqa: E402
+from ckptguard.cli_config import config_group  # noqa: E402
+
+main.add_command(config_group)
+main.add_command(baseline_group)
 
 
 if __name__ == "__main__":

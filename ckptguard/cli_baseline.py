@@ -1,0 +1,42 @@
+"""``ckptguard baseline create``: record today's findings so that a gate fails only on new ones."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from ckptguard.api import plan, scan
+from ckptguard.baseline import DEFAULT_BASELINE, create_baseline, sha256_file
+from ckptguard.cli_support import build_config, config_option, debug_option, guarded
+
+
+@click.group("baseline")
+def baseline_group() -> None:
+    """Create baselines of known findings."""
+
+
+@baseline_group.command("create")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=DEFAULT_BASELINE,
+              show_default=True, help="Where to write the baseline.")
+@config_option
+@click.option("--exclude", "excludes", multiple=True, metavar="GLOB",
+              help="Skip paths matching this glob (repeatable).")
+@click.option("--jobs", "-j", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Scan files in this many processes (0: one per CPU).")
+@debug_option
+def create_command(paths: tuple[str, ...], output: str, config_file: str | None,
+                   excludes: tuple[str, ...], jobs: int, debug: bool) -> None:
+    """Scan PATHS and write every finding (at any severity) to a baseline file."""
+    with guarded(debug):
+        config = build_config(config_file, {})
+        config = replace(config, excludes=(*config.excludes, *excludes), baseline=None)
+        result = scan(paths, config, baseline=frozenset(), jobs=jobs)
+        files = {unit.artifact.chain[0]: unit.file for unit in plan(paths, config)
+                 if unit.file is not None}
+        made = create_baseline(result.findings,
+                               lambda outer: sha256_file(files[outer]) if outer in files else None)
+        Path(output).write_text(made.to_json(), encoding="utf-8")
+        click.echo(f"ckptguard: wrote {len(made.entries)} finding(s) to {output}", err=True)
