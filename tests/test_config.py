@@ -1,0 +1,152 @@
+"""Configuration files: discovery, every key, and the errors a typo produces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ckptguard.cli import main
+from ckptguard.config import Config
+from ckptguard.config_file import ConfigError, find_config, open_config, resolve_config
+from ckptguard.limits import Limits
+from ckptguard.model import Severity
+
+FULL = """
+[tool.ckptguard]
+fail-on = "medium"
+enable = ["FMT001", "FMT004", "SCN001"]
+disable = ["SCN001"]
+allowed-globals = ["mycompany.models.**", "mylib.layers.*"]
+exclude = ["build/**", "*.tmp"]
+weights = true
+baseline = "ckpt-baseline.json"
+
+[tool.ckptguard.severity]
+FMT004 = "low"
+
+[tool.ckptguard.ignore]
+"tests/fixtures/**" = "*"
+"legacy/*.pt" = ["FMT001"]
+
+[tool.ckptguard.license]
+fail-on-conflict = true
+denied = ["cc-by-nc-4.0"]
+
+[tool.ckptguard.limits]
+max-pickle-opcodes = 1000
+max_archive_depth = 3
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_every_key_reaches_the_config(tmp_path: Path) -> None:
+    write(tmp_path / "pyproject.toml", FULL)
+    config = resolve_config(start=tmp_path)
+    assert config.fail_on is Severity.MEDIUM
+    assert config.enable == ("FMT001", "FMT004", "SCN001")
+    assert config.disable == ("SCN001",)
+    assert config.severity_overrides == {"FMT004": Severity.LOW}
+    assert config.ignores == {"tests/fixtures/**": ("*",), "legacy/*.pt": ("FMT001",)}
+    assert config.allowed_globals == ("mycompany.models.**", "mylib.layers.*")
+    assert config.excludes == ("build/**", "*.tmp")
+    assert config.weights is True
+    assert config.license_policy == {"fail-on-conflict": True, "denied": ["cc-by-nc-4.0"]}
+    assert config.limits == Limits(max_pickle_opcodes=1000, max_archive_depth=3)
+    assert config.baseline == str(tmp_path / "ckpt-baseline.json")
+    assert config.source is not None and config.source.endswith("pyproject.toml [tool.ckptguard]")
+
+
+def test_discovery_walks_up_and_prefers_dot_file(tmp_path: Path) -> None:
+    write(tmp_path / ".ckptguard.toml", 'fail-on = "critical"\n')
+    write(tmp_path / "pyproject.toml", '[tool.ckptguard]\nfail-on = "low"\n')
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    found = find_config(deep)
+    assert found is not None and found.path == tmp_path / ".ckptguard.toml"
+    assert resolve_config(start=deep).fail_on is Severity.CRITICAL
+
+
+def test_pyproject_without_table_is_passed_over(tmp_path: Path) -> None:
+    write(tmp_path / ".ckptguard.toml", 'fail-on = "low"\n')
+    write(tmp_path / "sub" / "pyproject.toml", '[project]\nname = "x"\n')
+    assert resolve_config(start=tmp_path / "sub").fail_on is Severity.LOW
+
+
+def test_discovery_stops_at_the_vcs_root(tmp_path: Path) -> None:
+    write(tmp_path / ".ckptguard.toml", 'fail-on = "low"\n')
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "src").mkdir()
+    assert find_config(repo / "src") is None
+    assert resolve_config(start=repo / "src") == Config()
+
+
+def test_cli_values_override_the_file(tmp_path: Path) -> None:
+    write(tmp_path / ".ckptguard.toml", 'fail-on = "critical"\nweights = true\n')
+    config = resolve_config(start=tmp_path, overrides={"fail_on": Severity.LOW, "weights": None})
+    assert config.fail_on is Severity.LOW and config.weights is True
+    assert config.source is not None and config.source.endswith("+ command line")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('fial-on = "high"', "unknown key 'fial-on' (did you mean 'fail-on'?)"),
+    ('weights = "yes"', "'weights' must be true or false, not a string"),
+    ('disable = ["FMT01"]', "unknown rule 'FMT01' (did you mean 'FMT001'?)"),
+    ('fail-on = "severe"', "unknown severity 'severe'"),
+    ('[severity]\nFMT001 = "huge"', "'severity.FMT001' unknown severity 'huge'"),
+    ('[ignore]\n"*.pt" = ["NOPE999"]', "unknown rule 'NOPE999'"),
+    ('license = "mit"', "'license' must be a table, not a string"),
+    ('allowed-globals = ["**"]', "no wildcard in the first segment"),
+    ('exclude = [1]', "'exclude' must be a list of strings"),
+    ('[limits]\nmax-pickle-opcode = 5', "did you mean 'max-pickle-opcodes'?"),
+    ('[limits]\nmax-archive-depth = -1', "must be a positive integer"),
+    ('fail-on = ', "not valid TOML"),
+])
+def test_invalid_config_is_an_error_naming_file_and_key(tmp_path: Path, text: str,
+                                                         expected: str) -> None:
+    path = write(tmp_path / ".ckptguard.toml", text + "\n")
+    with pytest.raises(ConfigError) as error:
+        resolve_config(start=tmp_path)
+    assert str(path) in str(error.value)
+    assert expected in str(error.value)
+
+
+def test_explicit_config_without_table_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "pyproject.toml", "[project]\nname = 'x'\n")
+    with pytest.raises(ConfigError, match=r"has no \[tool.ckptguard\] table"):
+        open_config(path)
+    with pytest.raises(ConfigError, match="not found"):
+        open_config(tmp_path / "missing.toml")
+
+
+def test_cli_exits_2_on_invalid_config(tmp_path: Path) -> None:
+    write(tmp_path / ".ckptguard.toml", 'fail-on = "severe"\n')
+    target = write(tmp_path / "notes.txt", "hello\n")
+    result = CliRunner().invoke(main, ["scan", str(target), "--config",
+                                       str(tmp_path / ".ckptguard.toml")])
+    assert result.exit_code == 2
+    assert "'fail-on' unknown severity 'severe'" in result.output
+
+
+def test_config_show_reports_values_and_source(tmp_path: Path) -> None:
+    path = write(tmp_path / "pyproject.toml", FULL)
+    runner = CliRunner()
+    shown = runner.invoke(main, ["config", "show", "--config", str(path), "--format", "json"])
+    assert shown.exit_code == 0, shown.output
+    settings = json.loads(shown.output)
+    assert settings["fail-on"] == "medium"
+    assert settings["severity"] == {"FMT004": "low"}
+    assert settings["limits"]["max-pickle-opcodes"] == 1000
+    assert settings["source"] == f"{path} [tool.ckptguard]"
+    text = runner.invoke(main, ["config", "show", "--config", str(path)])
+    assert text.exit_code == 0
+    assert f"# source: {path} [tool.ckptguard]" in text.output
+    assert 'fail-on = "medium"' in text.output
