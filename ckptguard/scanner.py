@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -13,6 +14,11 @@ from ckptguard.model import ArtifactSummary, Finding
 from ckptguard.sniff import PICKLE_LOADER_EXTENSIONS, Sniffed, extension_of, sniff
 
 UNSUPPORTED_FORMATS = {"7z", "rar", "zstd", "lz4"}
+# Fact collectors that run after a format's parser, for concerns that span formats
+# (format -> "module:function" with the parser signature).
+COLLECTORS: dict[str, tuple[str, ...]] = {
+    "hf-repo": ("ckptguard.license.sources:collect",),
+}
 # Formats that are ordinary text: scanned only as part of a repo folder.
 PASSIVE_FORMATS = {"json", "markdown", "python", "yaml", "text", "jinja", "unknown"}
 
@@ -79,6 +85,17 @@ class Scanner:
         extra = self.rules.evaluate("*", artifact, output, self.options)
         return ArtifactOutcome(outcome.summary, (*outcome.findings, *extra))
 
+    def _collect(self, target: str, artifact: Artifact, fmt: str) -> ParseOutput:
+        module_name, _, function = target.partition(":")
+        collector = getattr(importlib.import_module(module_name), function)
+        try:
+            collected: ParseOutput = collector(artifact, self.context)
+        except Exception as exc:  # noqa: BLE001 - fail closed: a crash is a finding
+            collected = ParseOutput()
+            collected.add("scanner.error", artifact.location, format=fmt,
+                          error=f"{type(exc).__name__} in {module_name}: {exc}"[:500])
+        return collected
+
     def _scan_one(self, artifact: Artifact) -> tuple[ArtifactOutcome, list[Artifact]]:
         sniffed = sniff(artifact)
         output = ParseOutput()
@@ -97,6 +114,8 @@ class Scanner:
             else:
                 output.extend(parsed)
                 fmt = parsed.format or fmt
+        for target in COLLECTORS.get(fmt, ()):
+            output.extend(self._collect(target, artifact, fmt))
         findings = self.rules.evaluate(fmt, artifact, output, self.options)
         summary = ArtifactSummary(artifact.chain, fmt, artifact.source.size)
         return ArtifactOutcome(summary, tuple(findings)), output.children

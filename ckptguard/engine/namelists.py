@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ckptguard.yamlio import load_yaml
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def _entries_from(raw: Any, category: str, default_why: str, where: str) -> list
 
 
 def load_list_file(path: Path) -> NameList:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = load_yaml(path.read_text(encoding="utf-8"))
     if not isinstance(data, Mapping):
         raise ListFileError(f"{path}: expected a mapping")
     description = str(data.get("description", ""))

@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ckptguard.model import Category, Confidence, Severity
+from ckptguard.yamlio import load_yaml
 
 RULE_ID = re.compile(r"^[A-Z]{2,5}[0-9]{3}$")
 REQUIRED = ("id", "name", "severity", "confidence", "category", "cwe", "summary", "description",
@@ -149,7 +148,7 @@ def load_rules(directory: Path) -> dict[str, Rule]:
     for path in sorted(directory.glob("*/*.yaml")):
         if path.parent.name in ("lists", "data") or path.parent.name.startswith("_"):
             continue
-        rule = parse_rule(yaml.safe_load(path.read_text(encoding="utf-8")), path)
+        rule = parse_rule(load_yaml(path.read_text(encoding="utf-8")), path)
         if rule.id in rules:
             raise RuleError(f"{path}: duplicate rule id {rule.id}")
         rules[rule.id] = rule

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from ckptguard.engine.checks import Check, CheckContext, Hit
@@ -33,22 +35,20 @@ class RuleSet:
     @staticmethod
     def load(directory: Path | None = None, *, checks: Mapping[str, Check] | None = None,
              extra_list_entries: Mapping[str, Iterable[ListEntry]] | None = None) -> RuleSet:
-        from ckptguard.checks import builtin_checks
-
-        base = directory or rules_directory()
-        lists = load_lists(base / "lists")
-        for list_name, extra in (extra_list_entries or {}).items():
+        """Load and validate rules, lists and checks.  The shipped set is read once per process
+        (rule files do not change while it runs); extensions are applied on top."""
+        if directory is None and checks is None:
+            loaded = _shipped_rules()
+        else:
+            loaded = _load(directory or rules_directory(), checks)
+        if not extra_list_entries:
+            return loaded
+        lists = dict(loaded.lists)
+        for list_name, extra in extra_list_entries.items():
             if list_name not in lists:
                 raise RuleError(f"cannot extend unknown list {list_name!r}")
             lists[list_name] = lists[list_name].extended(extra)
-        rules = load_rules(base)
-        registry = builtin_checks() if checks is None else checks
-        for rule in rules.values():
-            if rule.match is not None:
-                validate(rule.match, lists, rule.source)
-            if rule.check is not None and rule.check not in registry:
-                raise RuleError(f"{rule.source}: no Python check registered as {rule.check!r}")
-        return RuleSet(rules, lists, registry)
+        return RuleSet(loaded.rules, lists, loaded.checks)
 
     def only(self, enabled: Iterable[str] | None, disabled: Iterable[str] = ()) -> RuleSet:
         keep = set(self.rules) if enabled is None else set(enabled)
@@ -99,6 +99,26 @@ class RuleSet:
                                    options=options)
             for hit in self.checks[rule.check](context):
                 yield from_hit(rule, hit)
+
+
+@lru_cache(maxsize=1)
+def _shipped_rules() -> RuleSet:
+    return _load(rules_directory(), None)
+
+
+def _load(base: Path, checks: Mapping[str, Check] | None) -> RuleSet:
+    from ckptguard.checks import builtin_checks
+
+    lists = load_lists(base / "lists")
+    rules = load_rules(base)
+    registry = builtin_checks() if checks is None else checks
+    for rule in rules.values():
+        if rule.match is not None:
+            validate(rule.match, lists, rule.source)
+        if rule.check is not None and rule.check not in registry:
+            raise RuleError(f"{rule.source}: no Python check registered as {rule.check!r}")
+    return RuleSet(MappingProxyType(rules), MappingProxyType(lists),
+                   MappingProxyType(dict(registry)))
 
 
 def from_hit(rule: Rule, hit: Hit) -> Finding:

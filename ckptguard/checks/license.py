@@ -1,0 +1,240 @@
+"""License checks: sources that disagree, lineage against the base model, obligations, policy.
+
+By default license findings stay below the payload gate (conflicts medium, missing or
+restrictive licenses low/info); a configured license policy raises them, with its own message,
+so that a compliance gate fails on them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from ckptguard.engine.checks import CheckContext, Hit
+from ckptguard.facts import Fact
+from ckptguard.license.catalog import Catalog, Terms, load_catalog
+from ckptguard.license.policy import LicensePolicy
+from ckptguard.model import Severity
+
+
+@dataclass(frozen=True)
+class Declared:
+    """A license statement the artifact makes, resolved against the catalogue."""
+
+    fact: Fact
+    source: str
+    raw: str
+    terms: Terms | None
+
+
+def _policy(ctx: CheckContext) -> LicensePolicy:
+    raw = ctx.options.get("license")
+    return LicensePolicy.from_options(raw if isinstance(raw, dict) else None)
+
+
+def _declared(ctx: CheckContext, catalog: Catalog, *, embedded: bool) -> list[Declared]:
+    out = []
+    for fact in ctx.of_kind("license.statement"):
+        terms = catalog.by_hf.get(str(fact.get("license")))
+        out.append(Declared(fact, str(fact.get("source")), str(fact.get("raw")), terms))
+    if embedded:
+        for fact in ctx.of_kind("metadata.license"):
+            normalized = catalog.normalize(fact.get("value"))
+            out.append(Declared(fact, str(fact.get("source", "embedded")), normalized.raw,
+                                normalized.terms))
+    return out
+
+
+def _primary(declared: list[Declared]) -> Declared | None:
+    """The license the repository declares: its card first, then files, then anything."""
+    for prefix in ("card:", "file:", "package:", ""):
+        for item in declared:
+            if item.source.startswith(prefix) and item.terms is not None:
+                return item
+    return None
+
+
+def _conflict_severity(ctx: CheckContext) -> Severity | None:
+    return Severity.HIGH if _policy(ctx).fail_on_conflict else None
+
+
+def _policy_note(ctx: CheckContext) -> str:
+    return " (license policy: fail-on-conflict)" if _policy(ctx).fail_on_conflict else ""
+
+
+def sources_disagree(ctx: CheckContext) -> Iterable[Hit]:
+    catalog = load_catalog()
+    items = [d for d in _declared(ctx, catalog, embedded=True) if d.terms is not None]
+    ids = sorted({d.terms.hf_id for d in items if d.terms is not None})
+    if len(ids) < 2:
+        return
+    said = "; ".join(f"{d.source} says {d.raw!r}" for d in items)
+    yield Hit(message=f"License statements disagree: {said}. Settle on one license and make "
+                      f"the card, LICENSE file and embedded metadata say it{_policy_note(ctx)}",
+              location=ctx.artifact.location, subject="+".join(ids),
+              evidence={"licenses": ", ".join(ids), "sources": said},
+              severity=_conflict_severity(ctx))
+
+
+def _lineage_problems(base: Terms, mine: Terms) -> Iterator[str]:
+    if not base.derivatives:
+        yield f"the base's {base.hf_id} terms allow no derivative works"
+    if not base.commercial and mine.commercial:
+        yield (f"the base is under non-commercial terms ({base.hf_id}) but this model declares "
+               f"{mine.hf_id}, which allows commercial use")
+    if base.pass_on and mine.hf_id != base.hf_id:
+        same_rail = base.kind == "rail" and mine.kind == "rail"
+        same_family = base.hf_id.startswith("llama") and mine.hf_id.startswith("llama")
+        if not (same_rail or same_family):
+            yield (f"the base's {base.hf_id} terms must be passed on to derivatives, but this "
+                   f"model declares {mine.hf_id}")
+    if base.restrictions and not mine.restrictions:
+        yield (f"the use restrictions of the base's {base.hf_id} terms are not carried "
+               f"forward by {mine.hf_id}")
+
+
+def base_conflict(ctx: CheckContext) -> Iterable[Hit]:
+    catalog = load_catalog()
+    mine = _primary(_declared(ctx, catalog, embedded=False))
+    if mine is None or mine.terms is None:
+        return
+    for base in ctx.of_kind("license.base_model"):
+        base_terms = catalog.by_hf.get(str(base.get("license")))
+        if base_terms is None:
+            continue
+        problems = list(dict.fromkeys(_lineage_problems(base_terms, mine.terms)))
+        if problems:
+            yield Hit(message=f"Derivative of {base.get('name')} ({base.get('relation')}): "
+                              + "; ".join(problems)
+                              + f". Distribute it under terms the base allows{_policy_note(ctx)}",
+                      location=base.location, subject=f"{base.get('name')}:{mine.terms.hf_id}",
+                      evidence={"base_model": base.get("name"), "base_license": base_terms.hf_id,
+                                "declared": mine.terms.hf_id, "declared_in": mine.source},
+                      severity=_conflict_severity(ctx))
+
+
+def obligations(ctx: CheckContext) -> Iterable[Hit]:
+    catalog = load_catalog()
+    repo = next(iter(ctx.of_kind("license.repo")), None)
+    if repo is None:
+        return
+    for base in ctx.of_kind("license.base_model"):
+        terms = catalog.by_hf.get(str(base.get("license")))
+        if terms is None:
+            continue
+        missing = []
+        if terms.license_copy and not repo.get("license_files"):
+            missing.append(f"a copy of the {terms.name} (no LICENSE file in the repository)")
+        if terms.notice and terms.notice not in (repo.get("notices") or ()):
+            missing.append(f"the notice {terms.notice!r} in the model card or NOTICE file")
+        name = str(repo.get("name") or "")
+        if terms.name_prefix and not name.lower().startswith(terms.name_prefix.lower()):
+            missing.append(f"a model name beginning with {terms.name_prefix!r} "
+                           f"(the name is {name!r})")
+        if missing:
+            yield Hit(message=f"The {terms.hf_id} terms of base {base.get('name')} require "
+                              + "; ".join(missing) + f"{_policy_note(ctx)}",
+                      location=repo.location, subject=f"{base.get('name')}:{terms.hf_id}",
+                      evidence={"base_model": base.get("name"), "base_license": terms.hf_id,
+                                "missing": " | ".join(missing)},
+                      severity=_conflict_severity(ctx))
+
+
+def no_license(ctx: CheckContext) -> Iterable[Hit]:
+    if any(True for _ in ctx.of_kind("license.statement", "metadata.license")):
+        return
+    for repo in ctx.of_kind("license.repo"):
+        yield Hit(message="No license found in the model card, LICENSE files or embedded "
+                          "metadata; without one nobody may lawfully use or ship the model. "
+                          "Add a `license:` to the card's front matter and a LICENSE file",
+                  location=repo.location, subject="no-license")
+
+
+def ambiguous(ctx: CheckContext) -> Iterable[Hit]:
+    for fact in ctx.of_kind("license.statement"):
+        if fact.get("ambiguous"):
+            yield Hit(message=f"{fact.get('raw')!r} ({fact.get('source')}) does not say whether "
+                              f"later versions apply; ckptguard reads it as {fact.get('spdx')}. "
+                              "Use an explicit -only or -or-later SPDX id",
+                      location=fact.location, subject=str(fact.get("raw")),
+                      evidence={"source": fact.get("source"), "read_as": fact.get("spdx")})
+
+
+def unrecognised(ctx: CheckContext) -> Iterable[Hit]:
+    for fact in ctx.of_kind("license.statement"):
+        if not fact.get("known"):
+            yield Hit(message=f"License {str(fact.get('raw'))[:80]!r} ({fact.get('source')}) is "
+                              "not a recognised license id or text; use an SPDX id, or "
+                              "`license: other` with `license_name` and `license_link`",
+                      location=fact.location, subject=f"{fact.get('source')}",
+                      evidence={"source": fact.get("source"), "raw": fact.get("raw")})
+
+
+def _judged(ctx: CheckContext, catalog: Catalog) -> list[Declared]:
+    """Statements policy applies to: a repo's own; a lone file's embedded metadata."""
+    in_repo = ctx.format == "hf-repo"
+    declared = _declared(ctx, catalog, embedded=not in_repo)
+    if in_repo:
+        for base in ctx.of_kind("license.base_model"):
+            terms = catalog.by_hf.get(str(base.get("license")))
+            if terms is not None:
+                declared.append(Declared(base, f"base model {base.get('name')}", terms.hf_id,
+                                         terms))
+    return declared
+
+
+def policy_denied(ctx: CheckContext) -> Iterable[Hit]:
+    policy = _policy(ctx)
+    if not (policy.allowed or policy.denied):
+        return
+    for item in _judged(ctx, load_catalog()):
+        ids = (item.raw, item.terms.hf_id if item.terms else None,
+               item.terms.spdx if item.terms else None)
+        if policy.matches(policy.denied, ids):
+            why = "is on the denied list"
+        elif policy.allowed and not policy.matches(policy.allowed, ids):
+            why = "is not on the allowed list"
+        else:
+            continue
+        yield Hit(message=f"License policy: {item.raw!r} ({item.source}) {why}",
+                  location=item.fact.location, subject=f"{item.source}:{item.raw}",
+                  evidence={"license": item.raw, "source": item.source})
+
+
+def restrictive(ctx: CheckContext) -> Iterable[Hit]:
+    policy = _policy(ctx)
+    for item in _judged(ctx, load_catalog()):
+        terms = item.terms
+        if terms is None:
+            continue
+        limits = []
+        if not terms.commercial:
+            limits.append("no commercial use")
+        if not terms.derivatives:
+            limits.append("no derivative works")
+        if terms.restrictions:
+            limits.append("use-based restrictions")
+        if not limits:
+            continue
+        if policy.commercial_use and not terms.commercial:
+            yield Hit(message=f"Commercial-use policy: {item.raw!r} ({item.source}) allows "
+                              f"{', '.join(limits)}; this model may not be used commercially",
+                      location=item.fact.location, subject=f"{item.source}:{terms.hf_id}",
+                      evidence={"license": terms.hf_id, "terms": terms.url},
+                      severity=Severity.HIGH)
+        else:
+            yield Hit(message=f"{item.raw!r} ({item.source}) is restrictive: "
+                              f"{', '.join(limits)}; check the terms before use ({terms.url})",
+                      location=item.fact.location, subject=f"{item.source}:{terms.hf_id}",
+                      evidence={"license": terms.hf_id, "terms": terms.url})
+
+
+CHECKS = {
+    "LIC001": sources_disagree,
+    "LIC002": base_conflict,
+    "LIC003": obligations,
+    "LIC004": no_license,
+    "LIC005": ambiguous,
+    "LIC006": unrecognised,
+    "LIC007": policy_denied,
+    "LIC008": restrictive,
+}
