@@ -1,0 +1,184 @@
+"""Member data: stored members as slices of the parent (no copy), compressed ones inflated under
+limits; local headers compared with the central directory and CRCs checked on what is read."""
+
+from __future__ import annotations
+
+import itertools
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass
+
+from ckptguard.facts import ParseOutput
+from ckptguard.formats import ParseContext
+from ckptguard.formats.compressed import decompress, report_inflated
+from ckptguard.formats.zipfmt.reader import (
+    FLAG_ENCRYPTED,
+    LOCAL,
+    Directory,
+    Entry,
+    ZipError,
+    disagreements,
+    read_local,
+)
+from ckptguard.model import Location
+from ckptguard.source import ByteSource, MemorySource, slice_source
+
+METHODS = {0: None, 8: "deflate", 12: "bz2"}
+METHOD_NAMES = {0: "stored", 8: "deflate", 9: "deflate64", 12: "bzip2", 14: "lzma", 93: "zstd",
+                95: "xz", 98: "ppmd", 99: "aes"}
+CRC_STORED_MAX = 64 << 20  # stored members read only to check their CRC are bounded
+CRC_BLOCK = 1 << 20
+MAX_REPORTED = 50  # facts of one kind per archive (the count says the rest)
+
+
+@dataclass
+class Budget:
+    """Decompressed bytes one archive may still produce (its share of the total limit)."""
+
+    remaining: int
+
+
+@dataclass(frozen=True)
+class Member:
+    entry: Entry
+    source: ByteSource
+    stored: bool
+
+
+def member_location(where: Location, entry: Entry) -> Location:
+    return where.child(entry.name)
+
+
+def _crc(source: ByteSource) -> int:
+    crc = 0
+    for offset in range(0, source.size, CRC_BLOCK):
+        crc = zlib.crc32(source.read(offset, CRC_BLOCK), crc)
+    return crc
+
+
+def open_member(source: ByteSource, entry: Entry, where: Location, ctx: ParseContext,
+                budget: Budget, output: ParseOutput, *, verify_crc: bool) -> Member | None:
+    """The member's bytes, or None (with a fact saying why) when they cannot be read."""
+    here = member_location(where, entry)
+    try:
+        local = read_local(source, entry)
+    except ZipError as exc:
+        output.add("parse.error", here, format="zip", error=str(exc), offset=exc.offset, read=0)
+        return None
+    for name, central, in_local in disagreements(entry, local):
+        output.add("zip.header_mismatch", here, name=entry.name, field=name, central=central,
+                   local=in_local)
+    if entry.flags & FLAG_ENCRYPTED:
+        output.add("archive.unreadable_member", here, name=entry.name, reason="encrypted")
+        return None
+    if entry.method not in METHODS:
+        method = METHOD_NAMES.get(entry.method, f"method {entry.method}")
+        output.add("archive.unreadable_member", here, name=entry.name,
+                   reason=f"{method} compression is not supported")
+        return None
+    end = local.data_offset + entry.compressed_size
+    if end > source.size:
+        output.add("parse.error", here, format="zip", offset=local.data_offset,
+                   read=source.size - local.data_offset,
+                   error=f"member {entry.name!r} runs {end - source.size} bytes past the end")
+        return None
+    codec = METHODS[entry.method]
+    if codec is None:
+        data: ByteSource = slice_source(source, local.data_offset, entry.compressed_size)
+        if entry.size != entry.compressed_size:
+            output.add("zip.header_mismatch", here, name=entry.name, field="stored size",
+                       central=str(entry.size), local=str(entry.compressed_size))
+        check = verify_crc and data.size <= CRC_STORED_MAX
+    else:
+        result = decompress(source, local.data_offset, entry.compressed_size, codec,
+                            ctx.limits, budget.remaining)
+        budget.remaining -= len(result.data)
+        report_inflated(output, here, "zip", result, f"member {entry.name!r}")
+        data = MemorySource(result.data)
+        check = result.complete
+        if result.complete and len(result.data) != entry.size:
+            output.add("zip.header_mismatch", here, name=entry.name, field="size (actual data)",
+                       central=str(entry.size), local=str(len(result.data)))
+    if check:
+        actual = _crc(data)
+        if actual != entry.crc:
+            output.add("zip.crc_mismatch", here, name=entry.name, expected=f"{entry.crc:08x}",
+                       actual=f"{actual:08x}")
+    return Member(entry, data, codec is None)
+
+
+def child_name(entry: Entry, copy: int) -> str:
+    """The chain name of a member; later copies of a duplicated name are told apart."""
+    return entry.name if copy == 0 else f"{entry.name}#{copy + 1}"
+
+
+def structure_facts(directory: Directory, where: Location, output: ParseOutput,
+                    head: bytes) -> dict[int, int]:
+    """Facts about the archive as a whole; returns each entry's copy number (0 = first)."""
+    copy_of: dict[int, int] = {}
+    groups: dict[bytes, list[Entry]] = defaultdict(list)
+    for entry in directory.entries:
+        copy_of[entry.index] = len(groups[entry.raw_name])
+        groups[entry.raw_name].append(entry)
+    duplicates = [copies for copies in groups.values() if len(copies) > 1]
+    for copies in duplicates[:MAX_REPORTED]:
+        output.add("zip.duplicate_name", where.child(copies[0].name), name=copies[0].name,
+                   copies=len(copies),
+                   detail="Python's zipfile reads the last copy; torch (miniz) finds names by "
+                          "binary search over a sorted index and may take either")
+    _overlaps(directory, where, output)
+    _unsafe_names(directory, where, output)
+    first = min((e.header_offset for e in directory.entries), default=directory.central_offset)
+    if first > 0:
+        output.add("format.polyglot", where, formats=("zip", _prefix_format(head)),
+                   detail=f"{first} bytes precede the first zip member", bytes=first)
+    return copy_of
+
+
+def _prefix_format(head: bytes) -> str:
+    from ckptguard.sniff import magic_format
+
+    found = magic_format(head, len(head), "")
+    return found[0] if found and found[0] != "zip" else "data"
+
+
+def _overlaps(directory: Directory, where: Location, output: ParseOutput) -> None:
+    ordered = sorted(directory.entries, key=lambda e: e.header_offset)
+    reported = 0
+    for before, after in itertools.pairwise(ordered):
+        end = before.header_offset + LOCAL.size + len(before.raw_name) + before.compressed_size
+        if after.header_offset < end and reported < MAX_REPORTED:
+            reported += 1
+            output.add("zip.overlap", where.child(after.name), name=after.name,
+                       other=before.name, detail=f"starts at {after.header_offset}, inside "
+                       f"{before.name!r} which runs to {end}")
+    if ordered:
+        last = ordered[-1]
+        end = last.header_offset + LOCAL.size + len(last.raw_name) + last.compressed_size
+        if end > directory.central_offset:
+            output.add("zip.overlap", where.child(last.name), name=last.name,
+                       other="central directory",
+                       detail=f"runs to {end}, past the central directory at "
+                              f"{directory.central_offset}")
+
+
+def unsafe_reason(name: str) -> str | None:
+    """Why a member name could escape the folder it is extracted to, if it could."""
+    normal = name.replace("\\", "/")
+    if normal.startswith("/") or (len(normal) > 1 and normal[1] == ":"):
+        return "absolute path"
+    if ".." in normal.split("/"):
+        return "parent directory reference (..)"
+    if "\x00" in name:
+        return "NUL byte in the name"
+    return None
+
+
+def _unsafe_names(directory: Directory, where: Location, output: ParseOutput) -> None:
+    reported = 0
+    for entry in directory.entries:
+        reason = unsafe_reason(entry.name)
+        if reason is not None and reported < MAX_REPORTED:
+            reported += 1
+            output.add("archive.unsafe_path", where.child(entry.name), name=entry.name,
+                       reason=reason)

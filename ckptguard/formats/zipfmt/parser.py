@@ -1,0 +1,116 @@
+"""The zip parser: structure facts, routing by content (pytorch-zip, torchscript, keras, npz, zip)
+and members handed on as children.
+
+A torch checkpoint costs its central directory and its pickle records: storage records
+(``<root>/data/<key>``) are never read, only sliced into ``TensorRef``s when weights are wanted.
+"""
+
+from __future__ import annotations
+
+from ckptguard.facts import Artifact, ParseOutput
+from ckptguard.formats import ParseContext
+from ckptguard.formats.zipfmt.layout import KERAS_CHILD_HINTS, TORCH_METADATA, Layout, classify
+from ckptguard.formats.zipfmt.members import (
+    Budget,
+    Member,
+    child_name,
+    open_member,
+    structure_facts,
+)
+from ckptguard.formats.zipfmt.reader import Directory, Entry, ZipError, read_directory
+from ckptguard.formats.zipfmt.tensors import StorageIndex, add_tensor_refs
+from ckptguard.sniff import _looks_like_pickle
+
+SMALL_RECORD = 64  # torch metadata records (version, byteorder) are a few bytes
+
+
+def parse(artifact: Artifact, ctx: ParseContext) -> ParseOutput:
+    output = ParseOutput(format="zip")
+    where = artifact.location
+    source = artifact.source
+    try:
+        directory = read_directory(source, max_entries=ctx.limits.max_archive_members,
+                                   max_bytes=ctx.limits.max_header_bytes)
+    except ZipError as exc:
+        output.add("parse.error", where, format="zip", error=str(exc), offset=exc.offset,
+                   read=min(source.size, 65557))
+        return output
+    if directory.cut_at is not None:
+        output.add("limit.hit", where, limit="max_archive_members", value=directory.cut_at,
+                   detail=f"the central directory lists {directory.declared_entries} entries; "
+                          f"only the first {directory.cut_at} were read")
+    copy_of = structure_facts(directory, where, output, source.read(0, 4096))
+    layout = classify([e.name for e in directory.entries])
+    output.format = layout.format
+    route = _Router(artifact, directory, layout, copy_of, ctx, output)
+    route.run()
+    return output
+
+
+class _Router:
+    """Hands each member on according to the archive's layout (one parse, then discarded)."""
+
+    def __init__(self, artifact: Artifact, directory: Directory, layout: Layout,
+                 copy_of: dict[int, int], ctx: ParseContext, output: ParseOutput) -> None:
+        self.artifact = artifact
+        self.directory = directory
+        self.layout = layout
+        self.copy_of = copy_of
+        self.ctx = ctx
+        self.output = output
+        self.budget = Budget(ctx.limits.max_total_decompressed)
+
+    def open(self, entry: Entry, *, verify_crc: bool) -> Member | None:
+        return open_member(self.artifact.source, entry, self.artifact.location, self.ctx,
+                           self.budget, self.output, verify_crc=verify_crc)
+
+    def hand_on(self, member: Member, hint: str | None) -> Artifact:
+        name = child_name(member.entry, self.copy_of.get(member.entry.index, 0))
+        child = self.artifact.child(name, member.source, format_hint=hint)
+        self.output.children.append(child)
+        return child
+
+    def run(self) -> None:
+        if self.layout.format in ("pytorch-zip", "torchscript"):
+            self.torch()
+            return
+        for entry in self.directory.entries:
+            if entry.name.endswith("/") and entry.size == 0:
+                continue  # a folder record
+            hint = KERAS_CHILD_HINTS.get(entry.name) if self.layout.format == "keras" else None
+            member = self.open(entry, verify_crc=True)
+            if member is not None:
+                self.hand_on(member, hint)
+
+    def torch(self) -> None:
+        layout, where = self.layout, self.artifact.location
+        storages: dict[str, Entry] = {}
+        big_endian = False
+        data_pickle: Artifact | None = None
+        for entry in self.directory.entries:
+            relative = layout.relative(entry.name)
+            if relative is not None and relative.startswith("data/") and \
+                    self.copy_of.get(entry.index, 0) == 0:
+                storages[relative[len("data/"):]] = entry
+                continue
+            if entry.name.endswith("/") and entry.size == 0:
+                continue
+            member = self.open(entry, verify_crc=True)
+            if member is None:
+                continue
+            if relative in TORCH_METADATA and member.source.size <= SMALL_RECORD:
+                if relative == "byteorder":
+                    big_endian = member.source.read(0, SMALL_RECORD).strip() == b"big"
+                continue
+            is_pickle = relative is not None and (
+                relative.endswith((".pkl", ".debug_pkl")) or layout.expected_pickle(relative))
+            is_pickle = is_pickle or _looks_like_pickle(member.source.read(0, 64))
+            child = self.hand_on(member, "pickle" if is_pickle else None)
+            if is_pickle and not (relative is not None and layout.expected_pickle(relative)):
+                self.output.add("torch.extra_pickle", where.child(entry.name), name=entry.name,
+                                layout=layout.format, root=layout.root)
+            if relative == "data.pkl" and self.copy_of.get(entry.index, 0) == 0:
+                data_pickle = child
+        if self.ctx.want_tensors and data_pickle is not None:
+            index = StorageIndex(self.artifact.source, storages)
+            add_tensor_refs(data_pickle, index, big_endian, where, self.ctx, self.output)

@@ -1,0 +1,215 @@
+"""A bounded reader of zip structure: end of central directory (and ZIP64), central directory,
+local headers.  It reads structure only; member data is handled by ``members``.
+
+It is tolerant the way loaders are (torch's miniz-based reader and Python's zipfile both locate
+the end record by scanning back from the end and take sizes from the central directory), and it
+reports where such readers could disagree instead of giving up.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from ckptguard.source import ByteSource
+
+SIG_LOCAL = b"PK\x03\x04"
+SIG_CENTRAL = b"PK\x01\x02"
+SIG_END = b"PK\x05\x06"
+SIG_ZIP64_LOCATOR = b"PK\x06\x07"
+SIG_ZIP64_END = b"PK\x06\x06"
+
+END = struct.Struct("<4sHHHHIIH")  # 22 bytes
+ZIP64_LOCATOR = struct.Struct("<4sIQI")  # 20 bytes
+ZIP64_END = struct.Struct("<4sQHHIIQQQQ")  # 56 bytes
+CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")  # 46 bytes
+LOCAL = struct.Struct("<4sHHHHHIIIHH")  # 30 bytes
+MAX_COMMENT = 0xFFFF
+U16 = 0xFFFF
+U32 = 0xFFFFFFFF
+FLAG_ENCRYPTED = 0x1
+FLAG_DATA_DESCRIPTOR = 0x8
+FLAG_UTF8 = 0x800
+
+
+class ZipError(Exception):
+    """The archive's structure cannot be read (becomes a ``parse.error`` fact)."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One central directory record, with offsets made absolute within the source."""
+
+    index: int
+    name: str
+    raw_name: bytes
+    method: int
+    flags: int
+    crc: int
+    compressed_size: int
+    size: int
+    header_offset: int
+
+
+@dataclass(frozen=True)
+class LocalHeader:
+    raw_name: bytes
+    flags: int
+    method: int
+    crc: int
+    compressed_size: int
+    size: int
+    data_offset: int  # absolute offset of the member's data
+
+
+@dataclass(frozen=True)
+class Directory:
+    entries: tuple[Entry, ...]
+    prefix: int  # bytes before the archive's own offset 0 (offsets were relative to them)
+    central_offset: int  # absolute offset of the central directory
+    central_size: int
+    declared_entries: int
+    zip64: bool
+    cut_at: int | None  # the member limit stopped reading after this many entries
+
+
+def decode_name(raw: bytes, flags: int) -> str:
+    if flags & FLAG_UTF8:
+        return raw.decode("utf-8", "replace")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp437")
+
+
+def _find_end(source: ByteSource) -> tuple[int, tuple[int, ...]]:
+    size = source.size
+    if size < END.size:
+        raise ZipError("too small to hold a zip end of central directory record", 0)
+    tail_start = max(0, size - END.size - MAX_COMMENT)
+    tail = source.read(tail_start, size - tail_start)
+    pos = tail.rfind(SIG_END)
+    while pos >= 0:
+        if pos + END.size <= len(tail):
+            fields = END.unpack_from(tail, pos)
+            if pos + END.size + fields[7] <= len(tail):
+                return tail_start + pos, fields
+        pos = tail.rfind(SIG_END, 0, pos)
+    raise ZipError("no end of central directory record in the last 64 KiB", tail_start)
+
+
+def _zip64_end(source: ByteSource, end_pos: int) -> tuple[int, int, int, int] | None:
+    """(position, entries, central size, central offset) from the ZIP64 records, if present."""
+    if end_pos < ZIP64_LOCATOR.size:
+        return None
+    locator = source.read(end_pos - ZIP64_LOCATOR.size, ZIP64_LOCATOR.size)
+    if not locator.startswith(SIG_ZIP64_LOCATOR):
+        return None
+    _, _, declared_pos, _ = ZIP64_LOCATOR.unpack(locator)
+    expected = end_pos - ZIP64_LOCATOR.size - ZIP64_END.size
+    for pos in (expected, declared_pos):
+        raw = source.read(pos, ZIP64_END.size) if pos >= 0 else b""
+        if len(raw) == ZIP64_END.size and raw.startswith(SIG_ZIP64_END):
+            fields = ZIP64_END.unpack(raw)
+            return pos, fields[7], fields[8], fields[9]
+    raise ZipError("ZIP64 locator present but no ZIP64 end of central directory record", expected)
+
+
+def _zip64_extra(extra: bytes, size: int, csize: int, offset: int) -> tuple[int, int, int]:
+    """Replace the 0xFFFFFFFF fields with the values of the ZIP64 extra field (id 0x0001)."""
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, length = struct.unpack_from("<HH", extra, pos)
+        body = extra[pos + 4:pos + 4 + length]
+        if tag == 0x0001:
+            values = [v[0] for v in struct.iter_unpack("<Q", body[:len(body) - len(body) % 8])]
+            if size == U32 and values:
+                size = values.pop(0)
+            if csize == U32 and values:
+                csize = values.pop(0)
+            if offset == U32 and values:
+                offset = values.pop(0)
+            break
+        pos += 4 + length
+    return size, csize, offset
+
+
+def read_directory(source: ByteSource, *, max_entries: int, max_bytes: int) -> Directory:
+    end_pos, end = _find_end(source)
+    _, _, _, _, total, cd_size, cd_offset, _ = end
+    anchor = end_pos
+    zip64 = _zip64_end(source, end_pos)
+    if zip64 is not None:
+        anchor, total, cd_size, cd_offset = zip64
+    actual = anchor - cd_size
+    prefix = actual - cd_offset
+    if actual < 0 or prefix < 0:
+        raise ZipError(f"central directory ({cd_size} bytes at offset {cd_offset}) does not fit "
+                       "before its end record", end_pos)
+    if cd_size > max_bytes:
+        raise ZipError(f"central directory of {cd_size} bytes is larger than the header limit",
+                       actual)
+    data = source.read(actual, cd_size)
+    entries: list[Entry] = []
+    pos = 0
+    cut_at: int | None = None
+    while pos + CENTRAL.size <= len(data) and data[pos:pos + 4] == SIG_CENTRAL:
+        if len(entries) >= max_entries:
+            cut_at = len(entries)
+            break
+        f = CENTRAL.unpack_from(data, pos)
+        flags, method, crc, csize, usize = f[3], f[4], f[7], f[8], f[9]
+        name_len, extra_len, comment_len, offset = f[10], f[11], f[12], f[16]
+        name_end = pos + CENTRAL.size + name_len
+        if name_end + extra_len + comment_len > len(data):
+            raise ZipError(f"central directory record {len(entries)} runs past the directory",
+                           actual + pos)
+        raw_name = data[pos + CENTRAL.size:name_end]
+        usize, csize, offset = _zip64_extra(data[name_end:name_end + extra_len], usize, csize,
+                                            offset)
+        entries.append(Entry(len(entries), decode_name(raw_name, flags), raw_name, method, flags,
+                             crc, csize, usize, offset + prefix))
+        pos = name_end + extra_len + comment_len
+    if cut_at is None and len(entries) != total:
+        raise ZipError(f"the end record declares {total} entries but the central directory "
+                       f"holds {len(entries)}", actual + pos)
+    return Directory(tuple(entries), prefix, actual, cd_size, total, zip64 is not None, cut_at)
+
+
+def read_local(source: ByteSource, entry: Entry) -> LocalHeader:
+    raw = source.read(entry.header_offset, LOCAL.size)
+    if len(raw) < LOCAL.size or not raw.startswith(SIG_LOCAL):
+        raise ZipError(f"no local header for {entry.name!r} at offset {entry.header_offset}",
+                       entry.header_offset)
+    f = LOCAL.unpack(raw)
+    flags, method, crc, csize, usize, name_len, extra_len = f[2], f[3], f[6], f[7], f[8], f[9], \
+        f[10]
+    names_and_extra = source.read(entry.header_offset + LOCAL.size, name_len + extra_len)
+    if len(names_and_extra) < name_len + extra_len:
+        raise ZipError(f"local header of {entry.name!r} runs past the end of the file",
+                       entry.header_offset)
+    usize, csize, _ = _zip64_extra(names_and_extra[name_len:], usize, csize, 0)
+    return LocalHeader(names_and_extra[:name_len], flags, method, crc, csize, usize,
+                       entry.header_offset + LOCAL.size + name_len + extra_len)
+
+
+def disagreements(entry: Entry, local: LocalHeader) -> list[tuple[str, str, str]]:
+    """(field, central value, local value) where the two headers of one member differ."""
+    found: list[tuple[str, str, str]] = []
+    if local.raw_name != entry.raw_name:
+        found.append(("name", entry.name, decode_name(local.raw_name, local.flags)))
+    if local.method != entry.method:
+        found.append(("compression method", str(entry.method), str(local.method)))
+    if not local.flags & FLAG_DATA_DESCRIPTOR:
+        # Without a data descriptor the local header must carry the real values.
+        for label, central, here in (("crc32", entry.crc, local.crc),
+                                     ("compressed size", entry.compressed_size,
+                                      local.compressed_size),
+                                     ("size", entry.size, local.size)):
+            if here != central and here != U32:
+                found.append((label, str(central), str(here)))
+    return found
