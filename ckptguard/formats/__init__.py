@@ -27,6 +27,14 @@ Parser = Callable[[Artifact, ParseContext], ParseOutput]
 # format name -> "module:function".  The format names are those ``sniff`` returns.
 PARSERS: dict[str, str] = {
     "pickle": "ckptguard.formats.pickle.parser:parse",
+    "zip": "ckptguard.formats.zipfmt.parser:parse",
+    "tar": "ckptguard.formats.tarfmt:parse",
+    "gzip": "ckptguard.formats.compressed:parse_gzip",
+    "bz2": "ckptguard.formats.compressed:parse_bz2",
+    "xz": "ckptguard.formats.compressed:parse_xz",
+    "zlib": "ckptguard.formats.compressed:parse_zlib",
+    "lzma": "ckptguard.formats.compressed:parse_lzma",
+    "numpy": "ckptguard.formats.numpy_npy:parse",
 }
 
 
