@@ -1,0 +1,62 @@
+"""Parallel scans give exactly the result of a sequential scan, in input order."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+from ckptguard import scan
+from ckptguard.api import load_rules, plan
+from ckptguard.config import Config
+from ckptguard.parallel import effective_jobs, run_units
+
+HAS_PICKLE_PARSER = importlib.util.find_spec("ckptguard.formats.pickle") is not None and \
+    importlib.util.find_spec("ckptguard.formats.pickle.parser") is not None
+# Fixtures whose scan needs no pickle parser, then (when it is present) some that hold pickles.
+FIXTURE_NAMES = ("sevenzip_wrapped", "random_bytes_pt", "gguf_named_npy") + (
+    ("safetensors_zip_polyglot", "zip_too_deep", "plain_zip_clean", "workflow_system_pickle",
+     "workflow_plain_pickle") if HAS_PICKLE_PARSER else ())
+
+
+@pytest.fixture()
+def fixture_files(make_fixture, tmp_path: Path) -> list[Path]:  # type: ignore[no-untyped-def]
+    built = [make_fixture(name) for name in FIXTURE_NAMES]
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    for index in range(6):  # more units than workers, of different sizes
+        (extra / f"blob{index}.pt").write_bytes(bytes([index + 1]) * (1000 * (6 - index)))
+    return [*built, extra]
+
+
+def test_jobs_two_equals_jobs_one(fixture_files: list[Path], tmp_path: Path) -> None:
+    sequential = scan(fixture_files, root=tmp_path.parent, jobs=1)
+    parallel = scan(fixture_files, root=tmp_path.parent, jobs=2)
+    assert sequential.findings  # the set exercises real findings
+    assert parallel == sequential
+    all_cpus = scan(fixture_files, root=tmp_path.parent, jobs=0)
+    assert all_cpus == sequential
+
+
+def test_results_come_back_in_input_order(fixture_files: list[Path], tmp_path: Path) -> None:
+    config = Config()
+    units = plan(fixture_files, config, root=tmp_path.parent)
+    sizes: list[int] = []
+    outcomes = run_units(units, config, load_rules(config), jobs=2, advance=sizes.append)
+    assert [o[0].summary.chain for o in outcomes] == [u.artifact.chain for u in units]
+    assert sorted(sizes) == sorted(u.size for u in units)
+
+
+def test_custom_rules_reach_the_workers(fixture_files: list[Path], tmp_path: Path) -> None:
+    only = load_rules(Config()).only(["FMT004"])
+    result = scan(fixture_files, root=tmp_path.parent, rules=only, jobs=2)
+    assert {f.rule_id for f in result.findings} == {"FMT004"}
+
+
+def test_effective_jobs() -> None:
+    assert effective_jobs(1, 10) == 1
+    assert effective_jobs(4, 2) == 2
+    assert effective_jobs(0, 1000) == min(os.cpu_count() or 1, 1000)
+    assert effective_jobs(3, 0) == 1
