@@ -6,12 +6,13 @@ so that a compliance gate fails on them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ckptguard.engine.checks import CheckContext, Hit
 from ckptguard.facts import Fact
 from ckptguard.license.catalog import Catalog, Terms, load_catalog
+from ckptguard.license.lineage import lineage_problems
 from ckptguard.license.policy import LicensePolicy
 from ckptguard.model import Severity
 
@@ -75,23 +76,6 @@ def sources_disagree(ctx: CheckContext) -> Iterable[Hit]:
               severity=_conflict_severity(ctx))
 
 
-def _lineage_problems(base: Terms, mine: Terms) -> Iterator[str]:
-    if not base.derivatives:
-        yield f"the base's {base.hf_id} terms allow no derivative works"
-    if not base.commercial and mine.commercial:
-        yield (f"the base is under non-commercial terms ({base.hf_id}) but this model declares "
-               f"{mine.hf_id}, which allows commercial use")
-    if base.pass_on and mine.hf_id != base.hf_id:
-        same_rail = base.kind == "rail" and mine.kind == "rail"
-        same_family = base.hf_id.startswith("llama") and mine.hf_id.startswith("llama")
-        if not (same_rail or same_family):
-            yield (f"the base's {base.hf_id} terms must be passed on to derivatives, but this "
-                   f"model declares {mine.hf_id}")
-    if base.restrictions and not mine.restrictions:
-        yield (f"the use restrictions of the base's {base.hf_id} terms are not carried "
-               f"forward by {mine.hf_id}")
-
-
 def base_conflict(ctx: CheckContext) -> Iterable[Hit]:
     catalog = load_catalog()
     mine = _primary(_declared(ctx, catalog, embedded=False))
@@ -101,7 +85,7 @@ def base_conflict(ctx: CheckContext) -> Iterable[Hit]:
         base_terms = catalog.by_hf.get(str(base.get("license")))
         if base_terms is None:
             continue
-        problems = list(dict.fromkeys(_lineage_problems(base_terms, mine.terms)))
+        problems = list(dict.fromkeys(lineage_problems(base_terms, mine.terms)))
         if problems:
             yield Hit(message=f"Derivative of {base.get('name')} ({base.get('relation')}): "
                               + "; ".join(problems)
