@@ -134,6 +134,10 @@ from ckptguard.cli_rules import rules_group  # noqa: E402
 
 main.add_command(rules_group)
 
+from ckptguard.cli_sbom import sbom_command  # noqa: E402
+
+main.add_command(sbom_command)
+
 
 if __name__ == "__main__":
     main()
