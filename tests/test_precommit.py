@@ -1,0 +1,107 @@
+"""The pre-commit hook, for real: ``pre-commit try-repo`` installs this repository into its own
+environment and runs the hook in a scratch git repository."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fixtures.workflow import plain_pickle, sevenzip, system_pickle
+
+ROOT = Path(__file__).resolve().parent.parent
+HAS_PICKLE_PARSER = importlib.util.find_spec("ckptguard.formats.pickle") is not None and \
+    importlib.util.find_spec("ckptguard.formats.pickle.parser") is not None
+needs_pickle_parser = pytest.mark.skipif(not HAS_PICKLE_PARSER,
+                                         reason="the pickle parser is not in this checkout")
+
+
+def _unavailable() -> str | None:
+    if importlib.util.find_spec("pre_commit") is None:
+        return "pre-commit is not installed (pip install -e '.[test]')"
+    if shutil.which("git") is None:
+        return "git is not on PATH"
+    if not (ROOT / ".git").exists():
+        return "the tests do not run from a git checkout of ckptguard"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_unavailable() is not None, reason=_unavailable() or "")
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def hook_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A clone of this repository's committed state (try-repo needs commits) and an environment
+    whose PRE_COMMIT_HOME is shared by the module, so the hook's venv is built once."""
+    base = tmp_path_factory.mktemp("precommit")
+    source = base / "ckptguard-src"
+    _git(base, "clone", "--quiet", "--no-hardlinks", str(ROOT), str(source))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PRE_COMMIT"))}
+    env.update(PRE_COMMIT_HOME=str(base / "cache"), GIT_AUTHOR_NAME="t",
+               GIT_AUTHOR_EMAIL="t@example.invalid", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@example.invalid")
+    yield source, env
+
+
+def _try_hook(hook_env: tuple[Path, dict[str, str]], workdir: Path, name: str,
+              content: bytes) -> subprocess.CompletedProcess[str]:
+    source, env = hook_env
+    workdir.mkdir()
+    _git(workdir, "init", "--quiet")
+    target = workdir / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(content)
+    _git(workdir, "add", name)
+    return subprocess.run(
+        [sys.executable, "-m", "pre_commit", "try-repo", str(source), "ckptguard",
+         "--files", name, "--color", "never"],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=1200, check=False)
+
+
+def test_hook_definition() -> None:
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    hook = next(h for h in hooks if h["id"] == "ckptguard")
+    assert hook["language"] == "python"
+    assert hook["entry"].startswith("ckptguard scan --quiet")
+    assert "types" not in hook and hook["require_serial"] is False
+
+
+@needs_pickle_parser
+def test_malicious_pickle_is_refused(hook_env: tuple[Path, dict[str, str]], tmp_path: Path,
+                                     canary: Path) -> None:
+    run = _try_hook(hook_env, tmp_path / "repo", "model.pkl", system_pickle(canary))
+    assert run.returncode != 0, run.stdout + run.stderr
+    assert "FAIL" in run.stdout and "model.pkl" in run.stdout, run.stdout + run.stderr
+    assert not canary.exists()
+
+
+@needs_pickle_parser
+def test_plain_data_pickle_passes(hook_env: tuple[Path, dict[str, str]],
+                                  tmp_path: Path) -> None:
+    run = _try_hook(hook_env, tmp_path / "repo", "model.pkl", plain_pickle())
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Passed" in run.stdout
+
+
+def test_unscannable_archive_is_refused(hook_env: tuple[Path, dict[str, str]],
+                                        tmp_path: Path) -> None:
+    run = _try_hook(hook_env, tmp_path / "repo", "weights/bundle.7z", sevenzip())
+    assert run.returncode != 0, run.stdout + run.stderr
+    assert "FMT004" in run.stdout and "Traceback" not in run.stdout + run.stderr
+
+
+def test_model_config_passes(hook_env: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    run = _try_hook(hook_env, tmp_path / "repo", "config.json", b'{"model_type": "bert"}\n')
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Passed" in run.stdout
