@@ -1,0 +1,86 @@
+"""Run both probes under one time budget and turn their results into facts for the rules
+(BKD007 margin outlier, BKD008 single-neuron flip, BKD009 incomplete probe)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ckptguard.facts import ParseOutput
+from ckptguard.model import Location
+from ckptguard.probes.margin import MarginResult, max_margins
+from ckptguard.probes.network import ProbeNetwork
+from ckptguard.probes.stimulate import StimulationResult, stimulate
+from ckptguard.probes.thresholds import FLIP_MEDIAN_MAX, FLIP_RATE, STIMULUS_INPUTS
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class ProbeReport:
+    margin: MarginResult | None
+    stimulation: StimulationResult | None
+    device: str
+    seconds: float
+    problems: tuple[str, ...] = ()
+
+
+def run_probes(network: ProbeNetwork, *, seed: int, time_budget: float, device: str,
+               data: torch.Tensor | None = None) -> ProbeReport:
+    """MM-BD margins, then single-neuron stimulation on typical inputs (``data`` when given,
+    uniform inputs over the domain otherwise), both bounded by ``time_budget`` seconds."""
+    import torch
+
+    started = time.monotonic()
+    problems: list[str] = []
+    margin = max_margins(network, seed, started + time_budget * 0.6)
+    if not margin.complete:
+        problems.append(f"margin optimisation stopped after {margin.steps} steps "
+                        "(time budget)")
+    if data is not None:
+        inputs = data.to(network.device)[:STIMULUS_INPUTS]
+    else:
+        inputs = network.random_inputs(STIMULUS_INPUTS, torch.Generator().manual_seed(seed))
+    stimulation = stimulate(network, inputs, started + time_budget)
+    if not stimulation.complete:
+        problems.append(f"single-neuron stimulation covered {len(stimulation.layers)} of "
+                        f"{len(network.hidden)} hidden layers (time budget)")
+    return ProbeReport(margin, stimulation, device, time.monotonic() - started, tuple(problems))
+
+
+def probe_facts(report: ProbeReport, where: Location) -> ParseOutput:
+    out = ParseOutput(format="probe")
+    margin, stimulation = report.margin, report.stimulation
+    flips = [f for f in (stimulation.layers if stimulation else ()) if f.outlier]
+    flip_targets = {f.target for f in flips}
+    if margin is not None and margin.outlier:
+        agree = margin.target in flip_targets
+        others = ", ".join(f"{m:.1f}" for m in margin.margins)
+        out.add("probe.margin_outlier", where, target=margin.target, z=round(margin.z, 2),
+                threshold=margin.threshold, margin=round(margin.margins[margin.target], 3),
+                median_margin=round(margin.median, 3), margins=others,
+                corroborated=agree, subject=f"margin-target:{margin.target}",
+                message=(f"Class {margin.target} can be reached with a margin of "
+                         f"{margin.margins[margin.target]:.1f}, {margin.z:.1f} robust standard "
+                         f"deviations above the classes' median {margin.median:.1f} (threshold "
+                         f"{margin.threshold:g}): the likely target of a poisoning backdoor"
+                         + ("; a single neuron also flips inputs to it" if agree else "")
+                         + ". Test the model with trusted data before use"))
+    for item in flips:
+        agree = margin is not None and margin.outlier and margin.target == item.target
+        out.add("probe.neuron_flip", where, layer=item.layer, unit=item.unit, target=item.target,
+                rate=round(item.rate, 3), median_rate=round(item.median_rate, 3),
+                rate_threshold=FLIP_RATE, median_threshold=FLIP_MEDIAN_MAX,
+                stimulus=round(item.stimulus, 4), units_tested=item.units_tested,
+                corroborated=agree, subject=f"neuron:{item.layer}#{item.unit}",
+                message=(f"Setting unit {item.unit} of {item.layer!r} to {item.stimulus:.3g} "
+                         f"(the layer's largest typical activation) sends {item.rate:.0%} of "
+                         f"inputs to class {item.target}, while the layer's median unit moves "
+                         f"{item.median_rate:.0%}: a neuron wired to one class, the mark of a "
+                         "hand-crafted backdoor. Inspect that unit's weights"))
+    for problem in report.problems:
+        out.add("probe.incomplete", where, detail=problem, subject=problem.split(" ")[0],
+                message=f"Activation probe incomplete: {problem}; raise --time-budget")
+    return out

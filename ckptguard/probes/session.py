@@ -1,0 +1,114 @@
+"""One probe of one model file, from path to ``ScanResult`` (what ``ckptguard probe`` calls).
+
+The model's tensors are read by ckptguard's own parsers; the architecture comes from ``--arch``
+(code the user trusts) or from the ONNX graph itself, interpreted op by op.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ckptguard import __version__
+from ckptguard.limits import DEFAULT_LIMITS
+from ckptguard.model import ArtifactSummary, ScanResult, Severity
+from ckptguard.probes.network import ProbeError, ProbeNetwork
+from ckptguard.probes.thresholds import DEFAULT_TIME_BUDGET
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    arch: str | None = None
+    device: str = "auto"
+    time_budget: float = DEFAULT_TIME_BUDGET
+    seed: int = 0
+    data: str | None = None  # .npy file of typical inputs (read with allow_pickle=False)
+    input_shape: tuple[int, ...] | None = None
+    input_range: tuple[float, float] = (0.0, 1.0)
+    fail_on: Severity = Severity.HIGH
+
+
+def torch_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def build_network(path: Path, options: ProbeOptions, device: str) -> ProbeNetwork:
+    from ckptguard.probes.network import load_architecture, load_weights, state_dict
+    from ckptguard.weights.base import read_base
+
+    if options.arch is None:
+        if path.suffix.lower() != ".onnx":
+            raise ProbeError("name the architecture with --arch package.module:factory "
+                             "(only ONNX graphs carry their own)")
+        from ckptguard.probes.onnx_graph import build_module
+
+        module, shape = build_module(path)
+        return ProbeNetwork(module, options.input_shape or shape, options.input_range, device)
+    module = load_architecture(options.arch, path)
+    checkpoint = read_base(str(path), DEFAULT_LIMITS)
+    if not checkpoint.usable:
+        raise ProbeError(f"no tensors could be read from {path}: {'; '.join(checkpoint.problems)}")
+    load_weights(module, state_dict(list(checkpoint.tensors.values())))
+    shape = options.input_shape or infer_input_shape(module)
+    return ProbeNetwork(module, shape, options.input_range, device)
+
+
+def infer_input_shape(module: nn.Module) -> tuple[int, ...]:
+    from torch import nn
+
+    for sub in module.modules():
+        if isinstance(sub, nn.Linear):
+            return (sub.in_features,)
+        if isinstance(sub, nn.Conv2d):
+            break
+    raise ProbeError("cannot infer the input shape; pass --input-shape (e.g. 1,8,8)")
+
+
+def read_data(path: str, shape: tuple[int, ...]) -> torch.Tensor:
+    import numpy as np
+    import torch
+
+    try:
+        array = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise ProbeError(f"--data {path}: {exc}") from None
+    if array.size % max(1, int(np.prod(shape))) != 0:
+        raise ProbeError(f"--data {path} of shape {array.shape} does not hold inputs of shape "
+                         f"{shape}")
+    return torch.from_numpy(np.asarray(array, dtype=np.float32).reshape(-1, *shape))
+
+
+def probe_file(path: str, options: ProbeOptions) -> ScanResult:
+    """Probe one model and report the findings through the backdoor rules."""
+    from ckptguard.api import load_rules
+    from ckptguard.config import Config
+    from ckptguard.facts import Artifact
+    from ckptguard.probes.device import configure
+    from ckptguard.probes.runner import probe_facts, run_probes
+    from ckptguard.source import FileSource
+
+    if not torch_available():
+        raise ProbeError("ckptguard probe needs torch: pip install 'ckptguard[probes]'")
+    device = configure(options.device, options.seed)
+    target = Path(path)
+    network = build_network(target, options, device)
+    data = read_data(options.data, network.input_shape) if options.data else None
+    report = run_probes(network, seed=options.seed, time_budget=options.time_budget,
+                        device=device, data=data)
+    artifact = Artifact((path,), FileSource(str(target)))
+    output = probe_facts(report, artifact.location)
+    rules = load_rules(Config())
+    probe_rules = [rule.id for rule in rules.rules.values() if rule.match is not None
+                   and str(rule.match.get("fact", "")).startswith("probe.")]
+    findings = rules.only(probe_rules).evaluate("probe", artifact, output)
+    return ScanResult(findings=tuple(findings),
+                      artifacts=(ArtifactSummary((path,), "probe", artifact.source.size),),
+                      fail_on=options.fail_on, tool_version=__version__,
+                      rules_used=tuple(sorted(probe_rules)))
