@@ -43,7 +43,8 @@ class Sniffed:
 _COMPATIBLE = {
     "pytorch": {"pickle", "zip", "tar", "pytorch-zip", "torchscript", "torch-legacy", "torch-tar",
                 "safetensors"},
-    "pickle": {"pickle", "torch-legacy", "joblib"},
+    # joblib.dump(obj, "model.pkl", compress=...) writes a compressed stream under a .pkl name.
+    "pickle": {"pickle", "torch-legacy", "joblib", "zlib", "gzip", "bz2", "xz", "lzma"},
     "joblib": {"pickle", "joblib", "gzip", "bz2", "xz", "lzma", "zlib"},
     "keras": {"zip", "keras"},
     "hdf5": {"hdf5"},
@@ -151,6 +152,11 @@ def sniff(artifact: Artifact) -> Sniffed:
     size = artifact.source.size
     head = artifact.source.read(0, SNIFF_BYTES)
     found = magic_format(head, size, artifact.name)
+    if "zip" not in found:
+        from ckptguard.formats.zipfmt.reader import has_end_record
+
+        if has_end_record(artifact.source):  # a zip after other bytes: a polyglot, or a prefix
+            found.append("zip")
     if not found:
         return Sniffed("unknown", expected)
     return Sniffed(found[0], expected, tuple(found[1:]))
