@@ -61,19 +61,28 @@ def references(rule: Rule) -> list[str]:
     return list(seen)
 
 
+def _preformatted(paragraph: str) -> bool:
+    """Code and layout (fences, indented lines, lists) keep their lines; prose is re-wrapped."""
+    rows = paragraph.splitlines()
+    return any(row.startswith(("```", "  ", "\t", "- ", "* ")) for row in rows)
+
+
 def _wrap(text: str, indent: str, width: int) -> list[str]:
     lines: list[str] = []
     for paragraph in text.strip().split("\n\n"):
-        flowing = " ".join(line.strip() for line in paragraph.splitlines())
-        lines.extend(textwrap.wrap(flowing, width=width, initial_indent=indent,
-                                   subsequent_indent=indent, break_on_hyphens=False) or [indent])
+        if _preformatted(paragraph):
+            lines.extend(f"{indent}{row}".rstrip() for row in paragraph.splitlines())
+        else:
+            flowing = " ".join(line.strip() for line in paragraph.splitlines())
+            lines.extend(textwrap.wrap(flowing, width=width, initial_indent=indent,
+                                       subsequent_indent=indent, break_on_hyphens=False))
         lines.append("")
     return lines
 
 
 def to_text(rule: Rule, *, width: int = 88) -> str:
     """The terminal page shown by ``ckptguard rules show ID``."""
-    lines = [f"{rule.id} {rule.name}", f"  {rule.summary}", ""]
+    lines = [f"{rule.id} {rule.name}", *_wrap(rule.summary, "  ", width)]
     label_width = max(len(label) for label, _ in metadata(rule))
     lines += [f"  {label + ':':<{label_width + 1}} {value}" for label, value in metadata(rule)]
     lines.append("")
@@ -97,7 +106,7 @@ def _markdown_body(rule: Rule, heading: str) -> list[str]:
 def to_markdown(rule: Rule) -> str:
     """The page committed as ``docs/rules/<ID>.md``."""
     lines = [f"# {rule.id}: {rule.name}", "", f"*{rule.summary}*", "",
-             "| | |", "|---|---|"]
+             "| Property | Value |", "|---|---|"]
     lines += [f"| {label} | {_cell(value)} |" for label, value in metadata(rule)]
     lines.append("")
     lines += _markdown_body(rule, "##")
