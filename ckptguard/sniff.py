@@ -78,11 +78,12 @@ def _looks_like_pickle(head: bytes) -> bool:
         | {ord("d"), ord("l"), ord("t"), ord("p"), ord("."), ord("I"), ord("S"), ord("V")}
 
 
-def _looks_like_safetensors(head: bytes, size: int) -> bool:
+def _looks_like_safetensors(head: bytes, size: int, ext: str = "") -> bool:
     if len(head) < 9:
         return False
     (length,) = struct.unpack("<Q", head[:8])
-    return head[8:9] == b"{" and 2 <= length <= size - 8
+    # Under a .safetensors name a header length past the end is the parser's to report.
+    return head[8:9] == b"{" and 2 <= length and (length <= size - 8 or ext == ".safetensors")
 
 
 def _looks_like_onnx(head: bytes) -> bool:
@@ -127,7 +128,7 @@ def magic_format(head: bytes, size: int, name: str) -> list[str]:
         found.append("zstd")
     if head.startswith(b"\x04\x22\x4d\x18"):
         found.append("lz4")
-    if _looks_like_safetensors(head, size):
+    if _looks_like_safetensors(head, size, ext):
         found.append("safetensors")
     if _looks_like_pickle(head):
         found.append("pickle")
@@ -138,6 +139,8 @@ def magic_format(head: bytes, size: int, name: str) -> list[str]:
         found.append("onnx")
     if not found and ext in TEXT_FORMATS:
         found.append(TEXT_FORMATS[ext])
+    if not found and ext in (".safetensors", ".gguf", ".tflite") and size > 0:
+        found.append(ext[1:])  # no known signature: let the parser report what is wrong
     return found
 
 

@@ -35,6 +35,11 @@ PARSERS: dict[str, str] = {
     "zlib": "ckptguard.formats.compressed:parse_zlib",
     "lzma": "ckptguard.formats.compressed:parse_lzma",
     "numpy": "ckptguard.formats.numpy_npy:parse",
+    "safetensors": "ckptguard.formats.safetensors_fmt:parse",
+    "gguf": "ckptguard.formats.gguf:parse",
+    "tflite": "ckptguard.formats.tflite:parse",
+    "savedmodel": "ckptguard.formats.savedmodel:parse",
+    "jinja": "ckptguard.templates.parser:parse",
 }
 
 
