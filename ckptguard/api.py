@@ -7,7 +7,7 @@ command line and the Python API always give the same answer.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -124,11 +124,18 @@ def scan(paths: Iterable[str | os.PathLike[str]], config: Config | None = None, 
     if progress is not None:
         progress.start(len(units), sum(unit.size for unit in units))
     try:
-        outcomes = run_units(units, config, ruleset, jobs=jobs, shared_rules=rules is not None,
+        outcomes = run_units(units, config, ruleset, jobs=jobs,
                              advance=progress.advance if progress is not None else None)
     finally:
         if progress is not None:
             progress.finish()
+    return assemble(units, outcomes, config, ruleset, baseline)
+
+
+def assemble(units: Sequence[ScanUnit], outcomes: Sequence[Outcomes], config: Config,
+             ruleset: RuleSet, baseline: frozenset[str] | Baseline | None = None) -> ScanResult:
+    """One result from the outcomes of each unit (however they were computed: in this process,
+    a pool, or a cluster): aliases expanded, policy applied, findings in a stable order."""
     findings: list[Finding] = []
     artifacts: list[ArtifactSummary] = []
     for unit, unit_outcomes in zip(units, outcomes, strict=True):

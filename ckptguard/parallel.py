@@ -19,6 +19,7 @@ from ckptguard.scanner import ArtifactOutcome, Scanner
 
 Outcomes = tuple[ArtifactOutcome, ...]
 Advance = Callable[[int], None]  # called with the size of each finished unit
+MAX_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -46,20 +47,26 @@ def effective_jobs(jobs: int, units: int) -> int:
 _WORKER: dict[str, Scanner] = {}
 
 
-def _start_worker(config: Config, rules: RuleSet | None) -> None:
-    from ckptguard.api import load_rules
-
-    _WORKER["scanner"] = Scanner(rules if rules is not None else load_rules(config), config)
+def _start_worker(config: Config, rules: RuleSet) -> None:
+    _WORKER["scanner"] = Scanner(rules, config)
 
 
-def _scan_in_worker(artifact: Artifact) -> Outcomes:
-    return tuple(_WORKER["scanner"].scan(artifact))
+def _scan_in_worker(artifacts: tuple[Artifact, ...]) -> list[Outcomes]:
+    scanner = _WORKER["scanner"]
+    return [tuple(scanner.scan(artifact)) for artifact in artifacts]
+
+
+def batches(count: int, workers: int) -> list[range]:
+    """Consecutive index ranges, small enough to balance the workers and large enough that
+    inter-process traffic does not dominate when files are small."""
+    size = max(1, min(MAX_BATCH, count // (workers * 4)))
+    return [range(start, min(start + size, count)) for start in range(0, count, size)]
 
 
 def run_units(units: Sequence[ScanUnit], config: Config, rules: RuleSet, *, jobs: int = 1,
-              shared_rules: bool = False, advance: Advance | None = None) -> list[Outcomes]:
-    """Outcomes per unit, in the order of ``units``.  With ``shared_rules`` the workers get this
-    ``rules`` object (a caller's custom rule set) instead of loading the rules themselves."""
+              advance: Advance | None = None) -> list[Outcomes]:
+    """Outcomes per unit, in the order of ``units``.  Workers receive ``rules`` through the pool
+    initializer (inherited without a copy where processes fork)."""
     workers = effective_jobs(jobs, len(units))
     if workers == 1:
         scanner = Scanner(rules, config)
@@ -71,14 +78,16 @@ def run_units(units: Sequence[ScanUnit], config: Config, rules: RuleSet, *, jobs
         return results
     gathered: dict[int, Outcomes] = {}
     with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker,
-                             initargs=(config, rules if shared_rules else None)) as pool:
-        pending: dict[Future[Outcomes], int] = {
-            pool.submit(_scan_in_worker, unit.artifact): index for index, unit in enumerate(units)}
+                             initargs=(config, rules)) as pool:
+        pending: dict[Future[list[Outcomes]], range] = {
+            pool.submit(_scan_in_worker, tuple(units[i].artifact for i in batch)): batch
+            for batch in batches(len(units), workers)}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                index = pending.pop(future)
-                gathered[index] = future.result()
-                if advance is not None:
-                    advance(units[index].size)
+                batch = pending.pop(future)
+                for index, outcomes in zip(batch, future.result(), strict=True):
+                    gathered[index] = outcomes
+                    if advance is not None:
+                        advance(units[index].size)
     return [gathered[index] for index in range(len(units))]
