@@ -1,0 +1,90 @@
+"""Turn what the interpreter observed into facts (the contract in README.md)."""
+
+from __future__ import annotations
+
+import math
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from ckptguard.facts import Artifact, Fact, ParseOutput
+from ckptguard.formats import ParseContext
+from ckptguard.formats.pickle.trace import NestedEvent
+from ckptguard.source import MemorySource, slice_source
+
+if TYPE_CHECKING:
+    from ckptguard.formats.pickle.parser import StreamResult
+
+NESTED_PREFIX = "<nested pickle"
+
+
+def emit(result: StreamResult, buf: memoryview, artifact: Artifact, ctx: ParseContext,
+         output: ParseOutput) -> None:
+    where = artifact.location
+    trace = result.trace
+    trailing = len(buf) - result.trailing_offset if result.trailing_offset >= 0 else 0
+    output.add("pickle.stream", where, pickles=result.pickles, protocol=result.protocol,
+               trailing_bytes=trailing, trailing_kind=result.trailing_kind or "none",
+               trailing_offset=result.trailing_offset, opcodes=trace.opcodes,
+               layout=result.layout, joblib_arrays=trace.joblib_arrays)
+    for record in trace.records:
+        output.add("pickle.import", where.within(offset=record.offset),
+                   qualname=record.qualname, module=record.module, name=record.name,
+                   raw=record.raw, opcode=record.opcode, offset=record.offset, use=record.use,
+                   resolved_via=record.resolved_via, reconstruction=record.reconstruction,
+                   owner=record.owner, target=record.target)
+    for call in trace.calls:
+        # "kind" is an attribute here, so the fact is built directly rather than via add().
+        output.facts.append(Fact("pickle.call", where.within(offset=call.offset), MappingProxyType(
+            {"callee": call.callee, "kind": call.kind, "offset": call.offset,
+             "reconstruction": call.reconstruction, "dynamic": call.dynamic})))
+    for note in trace.persistent_ids:
+        output.add("pickle.persistent_id", where.within(offset=note.offset), offset=note.offset,
+                   value=note.detail)
+    for note in trace.extensions:
+        output.add("pickle.extension", where.within(offset=note.offset), offset=note.offset,
+                   **dict(note.extra))
+    for note in trace.divergences:
+        output.add("pickle.divergence", where.within(offset=note.offset), offset=note.offset,
+                   detail=note.detail)
+    for tensor in trace.tensors:
+        name = ".".join(reversed(tensor.rpath)) or f"tensor@{tensor.offset}"
+        output.add("torch.tensor", where.within(offset=tensor.offset, tensor=name), name=name,
+                   storage_key=tensor.storage_key, storage_dtype=tensor.storage_dtype,
+                   dtype=tensor.storage_dtype, shape=tensor.shape, stride=tensor.stride,
+                   storage_offset=tensor.storage_offset, numel=math.prod(tensor.shape),
+                   storage_location=tensor.location, offset=tensor.offset)
+    for event in trace.nested:
+        _nested(event, artifact, ctx, output)
+    if result.error is not None:
+        offset, reason, truncated = result.error
+        kind = "truncated" if truncated else "malformed"
+        output.add("parse.error", where.within(offset=offset), format="pickle",
+                   error=f"{kind} pickle stream at byte {offset}: {reason}", offset=offset,
+                   read=offset, unread=len(buf) - offset, truncated=truncated)
+    if result.limit is not None:
+        output.add("limit.hit", where, limit=result.limit.limit, value=result.limit.value,
+                   detail=result.limit.detail)
+    if trace.calls_dropped:
+        output.add("pickle.calls_summarized", where, dropped=trace.calls_dropped)
+
+
+def _nested(event: NestedEvent, artifact: Artifact, ctx: ParseContext,
+            output: ParseOutput) -> None:
+    where = artifact.location.within(offset=event.offset if event.offset >= 0 else None)
+    output.add("pickle.nested", where, callee=event.callee, offset=event.offset, size=event.size,
+               pickle=event.pickle_like)
+    if not event.pickle_like:
+        return
+    depth = sum(part.startswith(NESTED_PREFIX) for part in artifact.chain)
+    if depth >= ctx.limits.max_nested_pickle_depth:
+        output.add("limit.hit", where, limit="nested pickle depth",
+                   value=ctx.limits.max_nested_pickle_depth,
+                   detail=f"pickle bytes passed to {event.callee} at depth {depth + 1} were not "
+                          f"scanned")
+        return
+    if event.offset >= 0:
+        source = slice_source(artifact.source, event.offset, event.size)
+    else:
+        source = MemorySource(event.data.data())
+    output.children.append(artifact.child(f"{NESTED_PREFIX} @{event.offset}>", source,
+                                          format_hint="pickle", nested=False))

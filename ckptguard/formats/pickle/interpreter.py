@@ -1,0 +1,385 @@
+"""The symbolic stack machine: runs one pickle's opcodes over symbolic values, never importing or
+calling anything, and records imports, calls, nested payloads and tensors in a ``Trace``.
+
+Opcode semantics follow CPython's C unpickler (``Modules/_pickle.c``): frames are transparent
+(an opcode may cross a frame boundary; recorded as a divergence from the pure-Python unpickler),
+POP removes a bare MARK, and the errors the C code raises become ``ReadError`` at that offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ckptguard.formats.pickle import calls
+from ckptguard.formats.pickle.containers import extend_list, set_items
+from ckptguard.formats.pickle.names import fix_imports, walk_target
+from ckptguard.formats.pickle.opcodes import HIGHEST_PROTOCOL, OPCODES
+from ckptguard.formats.pickle.reader import ARG_READERS, ReadError
+from ckptguard.formats.pickle.trace import LimitHit, Note, Trace
+from ckptguard.formats.pickle.values import (
+    Blob,
+    DictV,
+    ListV,
+    Opaque,
+    PersRef,
+    Record,
+    Ref,
+    render,
+    text_of,
+)
+from ckptguard.limits import Limits
+
+Handler = Callable[[Any, int], None]
+
+
+class Machine:
+    """One pickle (PROTO .. STOP) of a stream.  ``run`` returns the offset after its STOP."""
+
+    def __init__(self, buf: memoryview, trace: Trace, limits: Limits, *, depth: int = 0) -> None:
+        self.buf = buf
+        self.end = len(buf)
+        self.trace = trace
+        self.limits = limits
+        self.depth = depth  # pickles embedded inline (joblib object arrays)
+        self.stack: list[Any] = []
+        self.marks: list[int] = []
+        self.memo: dict[int, Any] = {}
+        self.proto = 0
+        self.resume_at = -1  # set by BUILD when raw bytes follow (joblib arrays)
+        self.result: Any = None
+        self.frame_end = -1
+        self.handlers: list[Handler | None] = [None] * 256
+        for code, info in OPCODES.items():
+            self.handlers[code] = getattr(self, f"op_{info.name.lower()}", None)
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self, pos: int) -> int:
+        buf, end, stack = self.buf, self.end, self.stack
+        readers, handlers = ARG_READERS, self.handlers
+        budget = self.limits.max_pickle_opcodes - self.trace.opcodes
+        max_stack = self.limits.max_pickle_stack
+        count = 0
+        try:
+            while True:
+                if pos >= end:
+                    raise ReadError("stream ends before STOP", truncated=True)
+                code = buf[pos]
+                if code == 0x4B:  # BININT1: the commonest opcode, inlined
+                    if pos + 1 >= end:
+                        raise ReadError("needs 1 byte, stream ends", truncated=True)
+                    stack.append(buf[pos + 1])
+                    nxt = pos + 2
+                else:
+                    reader = readers[code]
+                    if reader is None:
+                        raise ReadError(f"invalid opcode 0x{code:02x}")
+                    arg, nxt = reader(buf, pos + 1, end)
+                    if code == 0x2E:  # STOP
+                        count += 1
+                        self.result = stack[-1] if stack else None
+                        if not stack:
+                            raise ReadError("STOP with an empty stack")
+                        return nxt
+                    handler = handlers[code]
+                    if handler is not None:
+                        handler(arg, pos)
+                    if self.resume_at >= 0:
+                        if nxt > self.frame_end > pos:
+                            self._frame_crossed(pos)
+                        # Raw bytes read outside the opcode stream (joblib arrays).
+                        nxt, self.resume_at, self.frame_end = self.resume_at, -1, -1
+                if nxt > self.frame_end > pos:
+                    self._frame_crossed(pos)
+                count += 1
+                if count >= budget:
+                    raise LimitHit("pickle opcodes", self.limits.max_pickle_opcodes,
+                                   f"more than {self.limits.max_pickle_opcodes} opcodes; "
+                                   f"stopped at byte {nxt}")
+                if len(stack) > max_stack:
+                    raise LimitHit("pickle stack", max_stack,
+                                   f"stack deeper than {max_stack} at byte {pos}")
+                pos = nxt
+        except ReadError as exc:
+            exc.offset = pos  # type: ignore[attr-defined]
+            raise
+        except IndexError:
+            error = ReadError("stack underflow (an opcode needs more values than were pushed)")
+            error.offset = pos  # type: ignore[attr-defined]
+            raise error from None
+        finally:
+            self.trace.opcodes += count
+
+    def _frame_crossed(self, pos: int) -> None:
+        self.trace.note(self.trace.divergences, Note(
+            pos, "an opcode crosses the end of its FRAME: CPython's C unpickler reads on, the "
+                 "pure-Python unpickler and pickletools stop with an error"))
+        self.frame_end = -1
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def pop_mark(self) -> list[Any]:
+        if not self.marks:
+            raise ReadError("could not find MARK")
+        where = self.marks.pop()
+        items = self.stack[where:]
+        del self.stack[where:]
+        return items
+
+    def named(self, module: str, name: str, *, raw: str, opcode: str, offset: int,
+              via: str | None = None, expr: str | None = None, owner: str | None = None) -> Ref:
+        """A reference to ``module.name`` with its own import record (and where a walk lands)."""
+        qualname = f"{module}.{name}" if module else name
+        record = Record(qualname, module, name, raw, opcode, offset, resolved_via=via,
+                        reconstruction=expr or qualname, owner=owner)
+        self.trace.records.append(record)
+        ref = Ref(record, expr or qualname)
+        target = walk_target(name) if "." in name else None
+        if target is not None and target != qualname:
+            record.target = target
+            record.flags.add("resolver")
+            mod, _, last = target.rpartition(".")
+            landed = Record(target, mod, last, raw, opcode, offset, resolved_via="getattr-walk",
+                            reconstruction=qualname)
+            self.trace.records.append(landed)
+            return Ref(landed, qualname)
+        return ref
+
+    def memo_put(self, index: int) -> None:
+        if not self.stack:
+            raise ReadError("memo store with an empty stack")
+        if index not in self.memo and len(self.memo) >= self.limits.max_pickle_memo:
+            raise LimitHit("pickle memo", self.limits.max_pickle_memo,
+                           f"more than {self.limits.max_pickle_memo} memo entries")
+        self.memo[index] = self.stack[-1]
+
+    def memo_get(self, index: int) -> None:
+        try:
+            self.stack.append(self.memo[index])
+        except KeyError:
+            raise ReadError(f"memo value not found at index {index}") from None
+
+    def _global(self, module: str, name: str, opcode: str, offset: int) -> Ref:
+        fixed_module, fixed_name = fix_imports(module, name, self.proto)
+        return self.named(fixed_module, fixed_name, raw=f"{module} {name}", opcode=opcode,
+                          offset=offset)
+
+    # -- opcodes: stack and memo ----------------------------------------------------------------
+
+    def op_mark(self, arg: Any, offset: int) -> None:
+        self.marks.append(len(self.stack))
+        if len(self.marks) > self.limits.max_pickle_nesting:
+            raise LimitHit("pickle nesting", self.limits.max_pickle_nesting,
+                           f"more than {self.limits.max_pickle_nesting} nested MARKs")
+
+    def op_pop(self, arg: Any, offset: int) -> None:
+        if self.marks and self.marks[-1] == len(self.stack):
+            self.marks.pop()
+        else:
+            self.stack.pop()
+
+    def op_pop_mark(self, arg: Any, offset: int) -> None:
+        self.pop_mark()
+
+    def op_dup(self, arg: Any, offset: int) -> None:
+        self.stack.append(self.stack[-1])
+
+    def _push_arg(self, arg: Any, offset: int) -> None:
+        self.stack.append(arg)
+
+    op_float = op_int = op_binint = op_binint2 = op_long = op_string = op_binstring = _push_arg
+    op_short_binstring = op_unicode = op_binunicode = op_binfloat = op_long1 = _push_arg
+    op_long4 = op_binbytes = op_short_binbytes = op_short_binunicode = _push_arg
+    op_binunicode8 = op_binbytes8 = op_bytearray8 = op_binint1 = _push_arg
+
+    def op_none(self, arg: Any, offset: int) -> None:
+        self.stack.append(None)
+
+    def op_newtrue(self, arg: Any, offset: int) -> None:
+        self.stack.append(True)
+
+    def op_newfalse(self, arg: Any, offset: int) -> None:
+        self.stack.append(False)
+
+    def op_get(self, arg: Any, offset: int) -> None:
+        self.memo_get(arg)
+
+    op_binget = op_long_binget = op_get
+
+    def op_put(self, arg: Any, offset: int) -> None:
+        self.memo_put(arg)
+
+    op_binput = op_long_binput = op_put
+
+    def op_memoize(self, arg: Any, offset: int) -> None:
+        self.memo_put(len(self.memo))
+
+    def op_proto(self, arg: Any, offset: int) -> None:
+        if arg > HIGHEST_PROTOCOL:
+            raise ReadError(f"unsupported pickle protocol: {arg}")
+        self.proto = arg
+
+    def op_frame(self, arg: Any, offset: int) -> None:
+        body = offset + 9
+        if body + arg > self.end:
+            raise ReadError(f"FRAME of {arg} bytes runs past the end of the stream",
+                            truncated=True)
+        if self.frame_end > offset:
+            self.trace.note(self.trace.divergences, Note(
+                offset, "a FRAME begins before the previous frame ended: the C unpickler "
+                        "accepts it, the pure-Python unpickler does not"))
+        self.frame_end = body + arg
+
+    # -- containers -----------------------------------------------------------------------------
+
+    def op_empty_list(self, arg: Any, offset: int) -> None:
+        self.stack.append(ListV())
+
+    def op_empty_dict(self, arg: Any, offset: int) -> None:
+        self.stack.append(DictV())
+
+    def op_empty_tuple(self, arg: Any, offset: int) -> None:
+        self.stack.append(())
+
+    def op_empty_set(self, arg: Any, offset: int) -> None:
+        self.stack.append(ListV(kind="set"))
+
+    def op_list(self, arg: Any, offset: int) -> None:
+        target = ListV()
+        extend_list(target, self.pop_mark())
+        self.stack.append(target)
+
+    def op_frozenset(self, arg: Any, offset: int) -> None:
+        target = ListV(kind="frozenset")
+        extend_list(target, self.pop_mark())
+        self.stack.append(target)
+
+    def op_tuple(self, arg: Any, offset: int) -> None:
+        self.stack.append(tuple(self.pop_mark()))
+
+    def op_tuple1(self, arg: Any, offset: int) -> None:
+        self.stack[-1] = (self.stack[-1],)
+
+    def op_tuple2(self, arg: Any, offset: int) -> None:
+        second = self.stack.pop()
+        self.stack[-1] = (self.stack[-1], second)
+
+    def op_tuple3(self, arg: Any, offset: int) -> None:
+        third = self.stack.pop()
+        second = self.stack.pop()
+        self.stack[-1] = (self.stack[-1], second, third)
+
+    def op_dict(self, arg: Any, offset: int) -> None:
+        items = self.pop_mark()
+        target = DictV()
+        set_items(target, items)
+        self.stack.append(target)
+
+    def op_append(self, arg: Any, offset: int) -> None:
+        value = self.stack.pop()
+        self._extend(self.stack[-1], [value], offset)
+
+    def op_appends(self, arg: Any, offset: int) -> None:
+        items = self.pop_mark()
+        self._extend(self.stack[-1], items, offset)
+
+    op_additems = op_appends
+
+    def _extend(self, target: Any, items: list[Any], offset: int) -> None:
+        if isinstance(target, ListV):
+            extend_list(target, items)
+        else:
+            # C calls target.extend / target.append: a method of an arbitrary object.
+            calls.method_call(self, target, "extend", (ListV(items[:8]),), offset)
+
+    def op_setitem(self, arg: Any, offset: int) -> None:
+        value = self.stack.pop()
+        key = self.stack.pop()
+        self._set_items(self.stack[-1], [key, value], offset)
+
+    def op_setitems(self, arg: Any, offset: int) -> None:
+        items = self.pop_mark()
+        self._set_items(self.stack[-1], items, offset)
+
+    def _set_items(self, target: Any, items: list[Any], offset: int) -> None:
+        if not set_items(target, items):
+            calls.method_call(self, target, "__setitem__", tuple(items[:2]), offset)
+
+    # -- imports, calls, objects ----------------------------------------------------------------
+
+    def op_global(self, arg: Any, offset: int) -> None:
+        module, name = arg
+        self.stack.append(self._global(module, name, "GLOBAL", offset))
+
+    def op_stack_global(self, arg: Any, offset: int) -> None:
+        name = self.stack.pop()
+        module = self.stack.pop()
+        module_text, name_text = text_of(module), text_of(name)
+        raw_bytes = any(isinstance(v, Blob) and not v.textual for v in (module, name))
+        if module_text is None or name_text is None or raw_bytes:
+            raise ReadError(f"STACK_GLOBAL requires str operands, got {render(module, 40)} "
+                            f"and {render(name, 40)}")
+        self.stack.append(self._global(module_text, name_text, "STACK_GLOBAL", offset))
+
+    def op_inst(self, arg: Any, offset: int) -> None:
+        module, name = arg
+        args = tuple(self.pop_mark())
+        ref = self._global(module, name, "INST", offset)
+        self.stack.append(calls.invoke(self, ref, args, "inst", offset))
+
+    def op_obj(self, arg: Any, offset: int) -> None:
+        items = self.pop_mark()
+        if not items:
+            raise ReadError("OBJ without a class")
+        self.stack.append(calls.invoke(self, items[0], tuple(items[1:]), "obj", offset))
+
+    def op_reduce(self, arg: Any, offset: int) -> None:
+        args = self.stack.pop()
+        callee = self.stack[-1]
+        self.stack[-1] = calls.invoke(self, callee, args, "reduce", offset)
+
+    def op_newobj(self, arg: Any, offset: int) -> None:
+        args = self.stack.pop()
+        cls = self.stack[-1]
+        self.stack[-1] = calls.invoke(self, cls, args, "newobj", offset)
+
+    def op_newobj_ex(self, arg: Any, offset: int) -> None:
+        kwargs = self.stack.pop()
+        args = self.stack.pop()
+        cls = self.stack[-1]
+        self.stack[-1] = calls.invoke(self, cls, args, "newobj_ex", offset, kwargs=kwargs)
+
+    def op_build(self, arg: Any, offset: int) -> None:
+        state = self.stack.pop()
+        calls.build(self, self.stack[-1], state, offset)
+
+    def op_persid(self, arg: Any, offset: int) -> None:
+        self._persistent(arg, offset)
+
+    def op_binpersid(self, arg: Any, offset: int) -> None:
+        self._persistent(self.stack.pop(), offset)
+
+    def _persistent(self, pid: Any, offset: int) -> None:
+        self.trace.note(self.trace.persistent_ids, Note(offset, render(pid, 200)))
+        self.stack.append(PersRef(pid, offset))
+
+    def _extension(self, code: int, offset: int) -> None:
+        if code <= 0:
+            raise ReadError("EXT specifies code <= 0")
+        name = self.buf[offset]
+        self.trace.note(self.trace.extensions, Note(offset, f"extension code {code}", (
+            ("code", code), ("opcode", OPCODES[name].name))))
+        self.stack.append(Opaque(f"extension registry entry {code}"))
+
+    def op_ext1(self, arg: Any, offset: int) -> None:
+        self._extension(arg, offset)
+
+    op_ext2 = op_ext4 = op_ext1
+
+    def op_next_buffer(self, arg: Any, offset: int) -> None:
+        self.stack.append(Opaque("out-of-band buffer"))
+
+    def op_readonly_buffer(self, arg: Any, offset: int) -> None:
+        if not self.stack:
+            raise ReadError("READONLY_BUFFER with an empty stack")

@@ -1,0 +1,100 @@
+"""``parse(artifact, ctx) -> ParseOutput`` for pickle streams (one or several pickles in a row).
+
+Runs the symbolic machine over every pickle of the stream, then turns what it saw into facts
+(see README.md in this package for the contract).  Nothing from the file is ever imported, loaded
+or called.  Errors and limits become facts; what ran before them keeps its facts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ckptguard.facts import Artifact, ParseOutput
+from ckptguard.formats import ParseContext
+from ckptguard.formats.pickle.facts import emit
+from ckptguard.formats.pickle.interpreter import Machine
+from ckptguard.formats.pickle.reader import ARG_READERS, ReadError
+from ckptguard.formats.pickle.trace import LimitHit, Trace
+
+TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+TORCH_LEGACY_PICKLES = 5  # magic, protocol version, sys info, the object, storage keys
+
+
+@dataclass
+class StreamResult:
+    trace: Trace
+    pickles: int = 0
+    protocol: int = 0
+    layout: str = "plain"  # plain | torch-legacy | joblib
+    trailing_offset: int = -1
+    trailing_kind: str = ""  # unknown | torch-storages
+    error: tuple[int, str, bool] | None = None  # offset, reason, truncated
+    limit: LimitHit | None = None
+
+
+def _starts_pickle(buf: memoryview, pos: int) -> bool:
+    """Bytes after a STOP are read as another pickle only when they can begin one."""
+    code = buf[pos]
+    if code == 0x80:
+        return pos + 1 < len(buf) and buf[pos + 1] <= 5
+    return ARG_READERS[code] is not None and code != 0x2E
+
+
+def _run(buf: memoryview, pos: int, ctx: ParseContext, result: StreamResult) -> int | None:
+    """One pickle at ``pos``; its facts join the stream's.  The offset after its STOP, or None
+    when the stream ends here (error, limit, or bytes after a STOP that are no pickle)."""
+    base = result.trace.opcodes
+    trace = Trace(opcodes=base)
+    machine = Machine(buf, trace, ctx.limits)
+    try:
+        after = machine.run(pos)
+    except ReadError as exc:
+        if result.pickles and not trace.records and not trace.calls and buf[pos] != 0x80:
+            result.trailing_offset, result.trailing_kind = pos, "unknown"
+            return None
+        result.error = (getattr(exc, "offset", pos), exc.reason, exc.truncated)
+        after = None
+    except LimitHit as hit:
+        result.limit = hit
+        after = None
+    trace.opcodes -= base
+    result.trace.merge(trace)
+    result.pickles += 1
+    result.protocol = max(result.protocol, machine.proto)
+    if result.pickles == 1 and after is not None and machine.result == TORCH_LEGACY_MAGIC:
+        result.layout = "torch-legacy"
+    return after
+
+
+def interpret_stream(buf: memoryview, ctx: ParseContext) -> StreamResult:
+    result = StreamResult(Trace())
+    end = len(buf)
+    pos: int | None = 0
+    limits = ctx.limits
+    while pos is not None and (pos < end or result.pickles == 0):
+        if result.pickles >= limits.max_pickles_per_stream:
+            result.limit = LimitHit("pickles per stream", limits.max_pickles_per_stream,
+                                    f"more than {limits.max_pickles_per_stream} pickles in one "
+                                    f"stream; stopped at byte {pos}")
+            break
+        if result.layout == "torch-legacy" and result.pickles >= TORCH_LEGACY_PICKLES:
+            result.trailing_offset, result.trailing_kind = pos, "torch-storages"
+            break
+        if result.pickles and not _starts_pickle(buf, pos):
+            result.trailing_offset, result.trailing_kind = pos, "unknown"
+            break
+        pos = _run(buf, pos, ctx, result)
+    if result.layout == "plain" and result.trace.joblib_arrays:
+        result.layout = "joblib"
+    return result
+
+
+def parse(artifact: Artifact, ctx: ParseContext) -> ParseOutput:
+    """Facts for a pickle stream; works on files and on members (e.g. ``archive/data.pkl``)."""
+    buf = artifact.source.view()
+    output = ParseOutput()
+    result = interpret_stream(buf, ctx)
+    emit(result, buf, artifact, ctx, output)
+    if result.layout != "plain":
+        output.format = result.layout
+    return output

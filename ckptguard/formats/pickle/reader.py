@@ -1,0 +1,289 @@
+"""A tolerant pickle opcode reader over a memoryview (no copy of the stream).
+
+Unlike ``pickletools.genops`` it accepts what CPython's C unpickler accepts: Python 2 byte strings
+with non-ASCII content, opcodes that cross FRAME boundaries, and arbitrary bytes between pickles
+(the caller decides where to resume).  Arguments are decoded as ``Modules/_pickle.c`` decodes them;
+where the C code rejects an argument, the reader raises ``ReadError`` at the opcode's offset.
+"""
+
+from __future__ import annotations
+
+import codecs
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ckptguard.formats.pickle.opcodes import OPCODES, Arg
+from ckptguard.formats.pickle.values import Blob, HugeInt
+
+# Text opcodes carry one line; C has no bound, ckptguard stops at this many bytes.
+MAX_LINE = 1 << 20
+# LONG1/LONG4 wider than this are kept symbolic instead of converted to an int.
+MAX_LONG_BYTES = 1024
+_DOUBLE = struct.Struct(">d")
+
+
+class ReadError(Exception):
+    """The stream cannot be read past ``offset`` (the offset of the opcode being read)."""
+
+    def __init__(self, reason: str, *, truncated: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.truncated = truncated
+
+
+def _need(pos: int, count: int, end: int) -> None:
+    if pos + count > end:
+        raise ReadError(f"needs {count} byte(s) at {pos}, stream ends at {end}", truncated=True)
+
+
+def _line(buf: memoryview, pos: int, end: int) -> tuple[bytes, int]:
+    """The bytes up to (not including) the next newline, and the position after it."""
+    chunk = 128
+    while True:
+        stop = min(end, pos + chunk)
+        found = bytes(buf[pos:stop]).find(b"\n")
+        if found >= 0:
+            return bytes(buf[pos:pos + found]), pos + found + 1
+        if stop >= end:
+            raise ReadError("line argument has no terminating newline", truncated=True)
+        if chunk >= MAX_LINE:
+            raise ReadError(f"line argument longer than {MAX_LINE} bytes")
+        chunk *= 4
+
+
+Reader = Callable[[memoryview, int, int], tuple[Any, int]]
+
+
+def _none(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    return None, pos
+
+
+def _u1(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    if pos >= end:
+        raise ReadError("needs 1 byte, stream ends", truncated=True)
+    return buf[pos], pos + 1
+
+
+def _u2(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    _need(pos, 2, end)
+    return buf[pos] | (buf[pos + 1] << 8), pos + 2
+
+
+def _i4(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    _need(pos, 4, end)
+    return int.from_bytes(buf[pos:pos + 4], "little", signed=True), pos + 4
+
+
+def _u4(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    _need(pos, 4, end)
+    return int.from_bytes(buf[pos:pos + 4], "little"), pos + 4
+
+
+def _u8(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    _need(pos, 8, end)
+    return int.from_bytes(buf[pos:pos + 8], "little"), pos + 8
+
+
+def _float8(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    _need(pos, 8, end)
+    return _DOUBLE.unpack_from(buf, pos)[0], pos + 8
+
+
+def _int_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    text, nxt = _line(buf, pos, end)
+    if text == b"00":
+        return False, nxt
+    if text == b"01":
+        return True, nxt
+    return _parse_int(text), nxt
+
+
+def _parse_int(text: bytes) -> int:
+    body = text.strip()
+    if not body or b"_" in body:
+        raise ReadError(f"invalid integer literal {text[:40]!r}")
+    try:
+        return int(body, 0 if body.lstrip(b"+-")[:2].lower() in (b"0x", b"0o") else 10)
+    except ValueError:
+        raise ReadError(f"invalid integer literal {text[:40]!r}") from None
+
+
+def _long_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    text, nxt = _line(buf, pos, end)
+    if text.endswith(b"L"):
+        text = text[:-1]
+    return _parse_int(text), nxt
+
+
+def _float_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    text, nxt = _line(buf, pos, end)
+    try:
+        return float(text), nxt
+    except ValueError:
+        raise ReadError(f"invalid float literal {text[:40]!r}") from None
+
+
+def _decimal_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    text, nxt = _line(buf, pos, end)
+    value = _parse_int(text)
+    if value < 0:
+        raise ReadError("negative memo index")
+    return value, nxt
+
+
+def _string_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    text, nxt = _line(buf, pos, end)
+    text = text.rstrip()  # C strips trailing whitespace before checking the quotes
+    if len(text) < 2 or text[0] != text[-1] or text[:1] not in (b"'", b'"'):
+        raise ReadError("the STRING opcode argument must be quoted")
+    try:
+        data: bytes = codecs.escape_decode(text[1:-1])[0]
+    except ValueError as exc:
+        raise ReadError(f"invalid escape in STRING: {exc}") from None
+    return Blob(pos, len(data), memoryview(data), textual=True, contiguous=False), nxt
+
+
+def _unicode_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    text, nxt = _line(buf, pos, end)
+    try:
+        return text.decode("raw-unicode-escape"), nxt
+    except UnicodeDecodeError as exc:
+        raise ReadError(f"invalid raw-unicode-escape text: {exc.reason}") from None
+
+
+def _ascii_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    text, nxt = _line(buf, pos, end)
+    try:
+        return text.decode("ascii"), nxt
+    except UnicodeDecodeError:
+        raise ReadError("persistent IDs in protocol 0 must be ASCII strings") from None
+
+
+def _two_lines(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    first, mid = _line(buf, pos, end)
+    second, nxt = _line(buf, mid, end)
+    try:
+        return (first.decode("utf-8"), second.decode("utf-8")), nxt
+    except UnicodeDecodeError:
+        raise ReadError("module or name is not valid UTF-8") from None
+
+
+def _blob(buf: memoryview, start: int, length: int, end: int, textual: bool) -> tuple[Any, int]:
+    _need(start, length, end)
+    return Blob(start, length, buf[start:start + length], textual=textual), start + length
+
+
+def _bytes1(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    length, start = _u1(buf, pos, end)
+    return _blob(buf, start, length, end, False)
+
+
+def _bytes4(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    length, start = _u4(buf, pos, end)
+    return _blob(buf, start, length, end, False)
+
+
+def _bytes4_signed(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    length, start = _i4(buf, pos, end)
+    if length < 0:
+        raise ReadError("BINSTRING pickle has negative byte count")
+    return _blob(buf, start, length, end, True)
+
+
+def _bytes8(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    length, start = _u8(buf, pos, end)
+    return _blob(buf, start, length, end, False)
+
+
+def _text(buf: memoryview, start: int, length: int, end: int) -> tuple[Any, int]:
+    _need(start, length, end)
+    try:
+        return str(buf[start:start + length], "utf-8", "surrogatepass"), start + length
+    except UnicodeDecodeError as exc:
+        raise ReadError(f"invalid UTF-8 in string: {exc.reason}") from None
+
+
+def _text1(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    if pos >= end:
+        raise ReadError("needs 1 byte, stream ends", truncated=True)
+    return _text(buf, pos + 1, buf[pos], end)
+
+
+def _text4(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    length, start = _u4(buf, pos, end)
+    return _text(buf, start, length, end)
+
+
+def _text8(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    length, start = _u8(buf, pos, end)
+    return _text(buf, start, length, end)
+
+
+def _long(buf: memoryview, start: int, length: int, end: int) -> tuple[Any, int]:
+    _need(start, length, end)
+    if length > MAX_LONG_BYTES:
+        return HugeInt(start, length), start + length
+    return int.from_bytes(buf[start:start + length], "little", signed=True), start + length
+
+
+def _long1(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    length, start = _u1(buf, pos, end)
+    return _long(buf, start, length, end)
+
+
+def _long4(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    length, start = _i4(buf, pos, end)
+    if length < 0:
+        raise ReadError("LONG pickle has negative byte count")
+    return _long(buf, start, length, end)
+
+
+_ARG_READERS: dict[Arg, Reader] = {
+    Arg.NONE: _none, Arg.U1: _u1, Arg.U2: _u2, Arg.I4: _i4, Arg.U4: _u4, Arg.U8: _u8,
+    Arg.FLOAT8: _float8, Arg.INT_LINE: _int_line, Arg.LONG_LINE: _long_line,
+    Arg.FLOAT_LINE: _float_line, Arg.DECIMAL_LINE: _decimal_line,
+    Arg.STRING_LINE: _string_line, Arg.UNICODE_LINE: _unicode_line,
+    Arg.ASCII_LINE: _ascii_line, Arg.TWO_LINES: _two_lines, Arg.BYTES1: _bytes1,
+    Arg.BYTES4: _bytes4, Arg.BYTES4_SIGNED: _bytes4_signed, Arg.BYTES8: _bytes8,
+    Arg.TEXT1: _text1, Arg.TEXT4: _text4, Arg.TEXT8: _text8, Arg.LONG1: _long1,
+    Arg.LONG4: _long4,
+}
+
+# Indexed by opcode byte: the argument reader, or None for an invalid opcode.
+ARG_READERS: tuple[Reader | None, ...] = tuple(
+    _ARG_READERS[OPCODES[code].arg] if code in OPCODES else None for code in range(256))
+
+
+@dataclass(frozen=True)
+class Op:
+    offset: int
+    code: int
+    name: str
+    arg: Any
+    end: int  # offset of the next opcode
+
+
+def read_op(buf: memoryview, pos: int, end: int) -> Op:
+    """The opcode at ``pos``; raises ReadError (truncated or invalid)."""
+    if pos >= end:
+        raise ReadError("stream ends before STOP", truncated=True)
+    code = buf[pos]
+    reader = ARG_READERS[code]
+    if reader is None:
+        raise ReadError(f"invalid opcode 0x{code:02x}")
+    arg, nxt = reader(buf, pos + 1, end)
+    return Op(pos, code, OPCODES[code].name, arg, nxt)
+
+
+def iter_ops(buf: memoryview, start: int = 0, end: int | None = None) -> Iterator[Op]:
+    """The opcodes of one pickle from ``start`` through its STOP (for inspection and tests)."""
+    stop = len(buf) if end is None else end
+    pos = start
+    while True:
+        op = read_op(buf, pos, stop)
+        yield op
+        if op.name == "STOP":
+            return
+        pos = op.end

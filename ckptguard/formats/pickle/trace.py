@@ -1,0 +1,87 @@
+"""What interpreting a pickle stream observed, gathered across the pickles of one stream.
+
+The interpreter appends to a ``Trace``; the parser turns it into facts.  Everything is bounded by
+the limits the interpreter enforces (calls beyond ``MAX_CALL_EVENTS`` are counted, not stored).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ckptguard.formats.pickle.values import Record, TensorInfo
+
+MAX_CALL_EVENTS = 20_000
+MAX_NOTES = 1_000
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    callee: str
+    kind: str  # reduce | inst | obj | newobj | newobj_ex | setstate
+    offset: int
+    reconstruction: str
+    dynamic: bool  # the callee is not a named global (result of another call, ...)
+
+
+@dataclass(frozen=True)
+class NestedEvent:
+    callee: str
+    offset: int  # where the bytes start in the stream (-1 when not contiguous)
+    size: int
+    data: Any  # Blob holding the bytes
+    pickle_like: bool  # the deserializer reads pickles (children are scanned as pickles)
+
+
+@dataclass(frozen=True)
+class Note:
+    """Extension codes, persistent ids and reader divergences: offset plus a readable detail."""
+
+    offset: int
+    detail: str
+    extra: tuple[tuple[str, Any], ...] = ()
+
+
+class LimitHit(Exception):
+    def __init__(self, limit: str, value: int, detail: str) -> None:
+        super().__init__(detail)
+        self.limit = limit
+        self.value = value
+        self.detail = detail
+
+
+@dataclass
+class Trace:
+    records: list[Record] = field(default_factory=list)
+    calls: list[CallEvent] = field(default_factory=list)
+    calls_dropped: int = 0
+    nested: list[NestedEvent] = field(default_factory=list)
+    persistent_ids: list[Note] = field(default_factory=list)
+    extensions: list[Note] = field(default_factory=list)
+    divergences: list[Note] = field(default_factory=list)
+    tensors: list[TensorInfo] = field(default_factory=list)
+    joblib_arrays: int = 0
+    opcodes: int = 0
+
+    def call(self, event: CallEvent) -> None:
+        if len(self.calls) < MAX_CALL_EVENTS:
+            self.calls.append(event)
+        else:
+            self.calls_dropped += 1
+
+    def note(self, where: list[Note], note: Note) -> None:
+        if len(where) < MAX_NOTES:
+            where.append(note)
+
+    def merge(self, other: Trace) -> None:
+        self.records.extend(other.records)
+        for event in other.calls:
+            self.call(event)
+        self.calls_dropped += other.calls_dropped
+        self.nested.extend(other.nested)
+        self.persistent_ids.extend(other.persistent_ids)
+        self.extensions.extend(other.extensions)
+        self.divergences.extend(other.divergences)
+        self.tensors.extend(other.tensors)
+        self.joblib_arrays += other.joblib_arrays
+        self.opcodes += other.opcodes

@@ -1,0 +1,247 @@
+"""Symbolic values on the interpreter's stack and memo.
+
+Plain constants (int, float, str, bool, None, tuples of values) are pushed as Python values; all
+else is one of the classes below.  Nothing here is ever an object from the scanned file: a value
+only describes what the unpickler would have built.  Containers keep a bounded number of items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_ITEMS = 64  # items kept per container; the rest are counted, not stored
+MAX_RENDER = 240  # characters of a reconstruction string
+
+
+@dataclass(eq=False, slots=True)
+class Blob:
+    """Bytes in the stream (``contiguous``: the same bytes at ``offset`` in the artifact)."""
+
+    offset: int
+    length: int
+    view: memoryview
+    textual: bool = False  # a Python 2 ``str`` (STRING/BINSTRING/SHORT_BINSTRING)
+    contiguous: bool = True
+
+    def data(self, limit: int | None = None) -> bytes:
+        return bytes(self.view if limit is None else self.view[:limit])
+
+
+@dataclass(eq=False, slots=True)
+class HugeInt:
+    offset: int
+    length: int
+
+
+@dataclass(eq=False, slots=True)
+class TensorInfo:
+    """A tensor rebuilt from a persistent storage reference (torch checkpoints)."""
+
+    offset: int
+    storage_key: str
+    storage_dtype: str
+    location: str
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]
+    storage_offset: int
+    rpath: list[str] = field(default_factory=list)  # key path, innermost first
+    attached: bool = False
+
+
+@dataclass(eq=False, slots=True)
+class Record:
+    """One imported name, and how the load uses it (facts are made from records at the end)."""
+
+    qualname: str
+    module: str
+    name: str
+    raw: str
+    opcode: str
+    offset: int
+    resolved_via: str | None = None
+    reconstruction: str = ""
+    owner: str | None = None  # class of the instance a bound method was taken from
+    target: str | None = None  # where a dotted getattr walk lands
+    flags: set[str] = field(default_factory=set)
+
+    @property
+    def use(self) -> str:
+        """called > instantiated > resolver > referenced.  A helper whose product was never used
+        to reach a reported name ("pending") counts as called."""
+        flags = self.flags
+        if "called" in flags or ("pending" in flags and "resolver" not in flags):
+            return "called"
+        for flag in ("instantiated", "resolver"):
+            if flag in flags:
+                return flag
+        return "referenced"
+
+
+@dataclass(eq=False, slots=True)
+class Ref:
+    """A named callable or class: a global, or what a dynamic lookup resolved to."""
+
+    record: Record
+    expr: str  # how the file reaches it, e.g. "getattr(importlib.import_module('os'), 'system')"
+
+    @property
+    def qualname(self) -> str:
+        return self.record.qualname
+
+
+@dataclass(eq=False, slots=True)
+class ModuleRef:
+    """A module object (result of import_module / __import__ / sys.modules[...])."""
+
+    name: str
+    expr: str
+    producers: list[Record]  # resolver records that produced it
+
+
+@dataclass(eq=False, slots=True)
+class Obj:
+    """The result of a call or instantiation: unknown contents, known origin."""
+
+    callee: Any
+    cls: str | None  # qualname of the class or function that produced it, when named
+    cls_record: Record | None
+    expr: str
+    offset: int
+    tensors: list[TensorInfo] = field(default_factory=list)
+    attached: bool = False
+    items: list[tuple[Any, Any]] = field(default_factory=list)  # SETITEM(S) onto it, bounded
+    state: Any = None  # BUILD state
+    args: Any = None
+
+
+@dataclass(eq=False, slots=True)
+class ListV:
+    items: list[Any] = field(default_factory=list)
+    extra: int = 0
+    tensors: list[TensorInfo] = field(default_factory=list)
+    attached: bool = False
+    kind: str = "list"  # list | set | frozenset
+
+
+@dataclass(eq=False, slots=True)
+class DictV:
+    items: list[tuple[Any, Any]] = field(default_factory=list)
+    extra: int = 0
+    tensors: list[TensorInfo] = field(default_factory=list)
+    attached: bool = False
+
+    def get(self, key: Any) -> Any:
+        for k, v in self.items:
+            if type(k) is type(key) and k == key:
+                return v
+        return None
+
+
+@dataclass(eq=False, slots=True)
+class PersRef:
+    """What a persistent_load would return for ``pid`` (torch storages)."""
+
+    pid: Any
+    offset: int
+
+
+@dataclass(eq=False, slots=True)
+class Partial:
+    func: Any
+    args: tuple[Any, ...]
+    record: Record | None
+
+
+@dataclass(eq=False, slots=True)
+class Getter:
+    """operator.attrgetter / itemgetter / methodcaller objects."""
+
+    kind: str  # attrgetter | itemgetter | methodcaller
+    names: tuple[Any, ...]
+    args: tuple[Any, ...]
+    record: Record
+
+
+@dataclass(eq=False, slots=True)
+class Opaque:
+    """Anything ckptguard does not model (out-of-band buffers, extension codes, ...)."""
+
+    what: str
+
+
+def text_of(value: Any) -> str | None:
+    """A value usable as a name: str, or a Python 2 byte string read as latin-1."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Blob) and value.length <= 4096:
+        return value.data().decode("latin-1")
+    return None
+
+
+def render(value: Any, budget: int = MAX_RENDER) -> str:
+    """A readable, bounded reconstruction of a value as Python source."""
+    text = _render(value, budget)
+    return text if len(text) <= budget else text[:budget - 1] + "…"
+
+
+def render_call(callee: str, args: Any, budget: int = MAX_RENDER) -> str:
+    """``callee(arg, ...)`` bounded to ``budget`` characters."""
+    items = args if isinstance(args, tuple) else (args,)
+    room = max(16, budget - len(callee))
+    parts: list[str] = []
+    used = 0
+    for item in items:
+        piece = _render(item, room - used)
+        parts.append(piece)
+        used += len(piece) + 2
+        if used >= room:
+            break
+    text = f"{callee}({', '.join(parts)})"
+    return text if len(text) <= budget else text[:budget - 2] + "…)"
+
+
+def _render(value: Any, budget: int) -> str:
+    if budget <= 0:
+        return "…"
+    if isinstance(value, (Ref, ModuleRef, Obj)):
+        return value.expr
+    if isinstance(value, str):
+        return repr(value[:budget])
+    if isinstance(value, Blob):
+        head = value.data(min(value.length, budget))
+        shown = repr(head.decode("latin-1") if value.textual else head)
+        return shown if value.length <= budget else f"{shown}…({value.length} bytes)"
+    if isinstance(value, tuple):
+        parts = []
+        used = 0
+        for item in value:
+            piece = _render(item, budget - used)
+            parts.append(piece)
+            used += len(piece) + 2
+            if used >= budget:
+                break
+        inner = ", ".join(parts)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, ListV):
+        inner = ", ".join(_render(v, budget // 2) for v in value.items[:8])
+        more = ", …" if len(value.items) > 8 or value.extra else ""
+        return f"{value.kind}([{inner}{more}])" if value.kind != "list" else f"[{inner}{more}]"
+    if isinstance(value, DictV):
+        inner = ", ".join(f"{_render(k, budget // 4)}: {_render(v, budget // 4)}"
+                          for k, v in value.items[:6])
+        more = ", …" if len(value.items) > 6 or value.extra else ""
+        return "{" + inner + more + "}"
+    if isinstance(value, PersRef):
+        return f"persistent_load({_render(value.pid, budget - 16)})"
+    if isinstance(value, Partial):
+        return f"functools.partial({_render((value.func, *value.args), budget - 18)[1:-1]})"
+    if isinstance(value, Getter):
+        return f"operator.{value.kind}({_render(value.names, budget - 20)[1:-1]})"
+    if isinstance(value, TensorInfo):
+        return f"tensor(shape={value.shape})"
+    if isinstance(value, HugeInt):
+        return f"<{value.length}-byte int>"
+    if isinstance(value, Opaque):
+        return f"<{value.what}>"
+    return repr(value)[:budget]
