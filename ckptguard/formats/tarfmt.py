@@ -120,8 +120,9 @@ def read_members(source: ByteSource, max_members: int) -> tuple[list[TarMember],
                                  data, size))
         long_name = long_link = None
         pax = {}
-    if pos < source.size:
-        raise TarError(f"archive ends inside a header at offset {pos}", pos)
+    if pos != source.size:
+        where = "a header" if pos < source.size else "the padding of its last member"
+        raise TarError(f"archive ends inside {where} (offset {min(pos, source.size)})", pos)
     return members, False
 
 
