@@ -54,7 +54,8 @@ MUST_NOT_ALLOW = (
     "sklearn.utils._testing.assert_run_python_script_without_output",
     "sklearn.utils.parallel.delayed", "sklearn.utils.parallel.Parallel",
     "gensim.utils.unpickle", "gensim.utils.pickle", "gensim.utils.SaveLoad.load",
-    "tokenizers.models.BPE", "tokenizers.Tokenizer.from_file", "sentencepiece.SentencePieceProcessor",
+    "tokenizers.models.BPE", "tokenizers.Tokenizer.from_file",
+    "sentencepiece.SentencePieceProcessor",
     "os.system", "builtins.eval", "builtins.exec", "builtins.getattr", "builtins.__import__",
     "operator.attrgetter", "operator.methodcaller", "importlib.import_module",
     "pickle.loads", "subprocess.Popen",
@@ -144,7 +145,8 @@ def _without_allowlist(rules: RuleSet) -> RuleSet:
 def test_benign_checkpoint_is_spotless(fixture, make_fixture) -> None:  # type: ignore[no-untyped-def]
     path: Path = make_fixture(fixture.name)
     result = scan([path], rules=RULES, root=path.parent)
-    serious = [(f.rule_id, f.severity.label, f.message) for f in result.at_or_above(Severity.MEDIUM)]
+    serious = [(f.rule_id, f.severity.label, f.message)
+               for f in result.at_or_above(Severity.MEDIUM)]
     assert not result.failed, serious
     assert not serious
 
