@@ -15,7 +15,7 @@ from ckptguard.formats.pickle import calls
 from ckptguard.formats.pickle.containers import extend_list, set_items
 from ckptguard.formats.pickle.names import fix_imports, walk_target
 from ckptguard.formats.pickle.opcodes import HIGHEST_PROTOCOL, OPCODES
-from ckptguard.formats.pickle.reader import ARG_READERS, ReadError
+from ckptguard.formats.pickle.reader import ARG_READERS, DOUBLE, ReadError
 from ckptguard.formats.pickle.trace import LimitHit, Note, Trace
 from ckptguard.formats.pickle.values import (
     Blob,
@@ -56,21 +56,66 @@ class Machine:
     # -- the loop -------------------------------------------------------------------------------
 
     def run(self, pos: int) -> int:
-        buf, end, stack = self.buf, self.end, self.stack
+        buf, end, stack, memo, marks = self.buf, self.end, self.stack, self.memo, self.marks
         readers, handlers = ARG_READERS, self.handlers
-        budget = self.limits.max_pickle_opcodes - self.trace.opcodes
-        max_stack = self.limits.max_pickle_stack
+        limits = self.limits
+        budget = limits.max_pickle_opcodes - self.trace.opcodes
+        max_stack, max_memo, max_marks = (limits.max_pickle_stack, limits.max_pickle_memo,
+                                          limits.max_pickle_nesting)
+        unpack_double = DOUBLE.unpack_from
+        frame_end = self.frame_end
         count = 0
         try:
             while True:
                 if pos >= end:
                     raise ReadError("stream ends before STOP", truncated=True)
                 code = buf[pos]
-                if code == 0x4B:  # BININT1: the commonest opcode, inlined
+                # The opcodes that dominate large streams are inlined (no call per opcode);
+                # each does exactly what its handler below does.
+                if code == 0x4B:  # BININT1
                     if pos + 1 >= end:
                         raise ReadError("needs 1 byte, stream ends", truncated=True)
                     stack.append(buf[pos + 1])
                     nxt = pos + 2
+                elif code == 0x8C or code == 0x58:  # SHORT_BINUNICODE, BINUNICODE
+                    if code == 0x8C:
+                        if pos + 1 >= end:
+                            raise ReadError("needs 1 byte, stream ends", truncated=True)
+                        first, nxt = pos + 2, pos + 2 + buf[pos + 1]
+                    else:
+                        if pos + 5 > end:
+                            raise ReadError("needs 4 bytes, stream ends", truncated=True)
+                        first = pos + 5
+                        nxt = first + int.from_bytes(buf[pos + 1:first], "little")
+                    if nxt > end:
+                        raise ReadError("string runs past the end of the stream",
+                                        truncated=True)
+                    stack.append(str(buf[first:nxt], "utf-8", "surrogatepass"))
+                elif code == 0x94:  # MEMOIZE
+                    if len(memo) >= max_memo:
+                        self.memo_put(len(memo))
+                    memo[len(memo)] = stack[-1]
+                    nxt = pos + 1
+                elif code == 0x71:  # BINPUT
+                    if pos + 1 >= end:
+                        raise ReadError("needs 1 byte, stream ends", truncated=True)
+                    self.memo_put(buf[pos + 1])
+                    nxt = pos + 2
+                elif code == 0x47:  # BINFLOAT
+                    if pos + 9 > end:
+                        raise ReadError("needs 8 bytes, stream ends", truncated=True)
+                    stack.append(unpack_double(buf, pos + 1)[0])
+                    nxt = pos + 9
+                elif code == 0x28:  # MARK
+                    marks.append(len(stack))
+                    if len(marks) > max_marks:
+                        self.op_mark(None, pos)
+                    nxt = pos + 1
+                elif code == 0x4D:  # BININT2
+                    if pos + 2 >= end:
+                        raise ReadError("needs 2 bytes, stream ends", truncated=True)
+                    stack.append(buf[pos + 1] | (buf[pos + 2] << 8))
+                    nxt = pos + 3
                 else:
                     reader = readers[code]
                     if reader is None:
@@ -78,9 +123,9 @@ class Machine:
                     arg, nxt = reader(buf, pos + 1, end)
                     if code == 0x2E:  # STOP
                         count += 1
-                        self.result = stack[-1] if stack else None
                         if not stack:
                             raise ReadError("STOP with an empty stack")
+                        self.result = stack[-1]
                         return nxt
                     handler = handlers[code]
                     if handler is not None:
@@ -90,12 +135,14 @@ class Machine:
                             self._frame_crossed(pos)
                         # Raw bytes read outside the opcode stream (joblib arrays).
                         nxt, self.resume_at, self.frame_end = self.resume_at, -1, -1
-                if nxt > self.frame_end > pos:
+                    frame_end = self.frame_end
+                if nxt > frame_end > pos:
                     self._frame_crossed(pos)
+                    frame_end = -1
                 count += 1
                 if count >= budget:
-                    raise LimitHit("pickle opcodes", self.limits.max_pickle_opcodes,
-                                   f"more than {self.limits.max_pickle_opcodes} opcodes; "
+                    raise LimitHit("pickle opcodes", limits.max_pickle_opcodes,
+                                   f"more than {limits.max_pickle_opcodes} opcodes; "
                                    f"stopped at byte {nxt}")
                 if len(stack) > max_stack:
                     raise LimitHit("pickle stack", max_stack,
@@ -104,6 +151,10 @@ class Machine:
         except ReadError as exc:
             exc.offset = pos  # type: ignore[attr-defined]
             raise
+        except UnicodeDecodeError as exc:
+            error = ReadError(f"invalid UTF-8 in string: {exc.reason}")
+            error.offset = pos  # type: ignore[attr-defined]
+            raise error from None
         except IndexError:
             error = ReadError("stack underflow (an opcode needs more values than were pushed)")
             error.offset = pos  # type: ignore[attr-defined]

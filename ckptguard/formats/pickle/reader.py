@@ -21,7 +21,7 @@ from ckptguard.formats.pickle.values import Blob, HugeInt
 MAX_LINE = 1 << 20
 # LONG1/LONG4 wider than this are kept symbolic instead of converted to an int.
 MAX_LONG_BYTES = 1024
-_DOUBLE = struct.Struct(">d")
+DOUBLE = struct.Struct(">d")
 
 
 class ReadError(Exception):
@@ -88,7 +88,7 @@ def _u8(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
 
 def _float8(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
     _need(pos, 8, end)
-    return _DOUBLE.unpack_from(buf, pos)[0], pos + 8
+    return DOUBLE.unpack_from(buf, pos)[0], pos + 8
 
 
 def _int_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:

@@ -1,0 +1,84 @@
+"""Pickle parse throughput: ckptguard's symbolic interpreter against ``python -m pickletools``.
+
+Builds a ~100 MB opcode stream (two pickles of a large list of small ints, strings and floats,
+written with protocol 2 and protocol 4 by ``pickle.dumps`` of data made here), then times
+ckptguard's pickle ``parse`` and a ``pickletools`` disassembly of the same file (subprocess,
+output to /dev/null) in the same run, and prints MB/s for both and the ratio.
+
+Run from the repository root (about 30-60 seconds)::
+
+    python bench/bench_pickle_throughput.py            # ~100 MB
+    python bench/bench_pickle_throughput.py --mb 20    # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from ckptguard.facts import Artifact
+from ckptguard.formats import ParseContext
+from ckptguard.formats.pickle.parser import parse
+from ckptguard.limits import DEFAULT_LIMITS
+from ckptguard.source import FileSource
+
+
+def make_stream(target_mb: float) -> bytes:
+    """Half protocol 2, half protocol 4: ints, short strings and floats in one big list each."""
+    items_per_mb = 190_000
+    count = max(1000, int(target_mb * items_per_mb / 2))
+    data = [(i % 300) if i % 3 == 0 else (f"s{i % 9973}" if i % 3 == 1 else i * 0.5)
+            for i in range(count)]
+    return pickle.dumps(data, protocol=2) + pickle.dumps(data, protocol=4)
+
+
+def time_ckptguard(path: Path) -> tuple[float, int]:
+    limits = replace(DEFAULT_LIMITS, max_pickle_opcodes=10**9, max_pickle_memo=10**8,
+                     max_pickle_stack=10**7)
+    artifact = Artifact((path.name,), FileSource(str(path)))
+    start = time.perf_counter()
+    output = parse(artifact, ParseContext(limits=limits))
+    elapsed = time.perf_counter() - start
+    stream = next(output.of_kind("pickle.stream"))
+    problems = [f.kind for f in output.facts if f.kind in ("parse.error", "limit.hit")]
+    if problems or stream.get("pickles") != 2:
+        raise SystemExit(f"unexpected parse result: {problems} {dict(stream.attrs)}")
+    return elapsed, int(stream.get("opcodes"))
+
+
+def time_pickletools(path: Path) -> float:
+    start = time.perf_counter()
+    with open(os.devnull, "w") as sink:
+        subprocess.run([sys.executable, "-m", "pickletools", str(path)], stdout=sink,
+                       stderr=subprocess.STDOUT, check=False)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=float, default=100.0, help="stream size in MB")
+    args = parser.parse_args()
+    stream = make_stream(args.mb)
+    megabytes = len(stream) / 1e6
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.pkl"
+        path.write_bytes(stream)
+        del stream
+        ours, opcodes = time_ckptguard(path)
+        theirs = time_pickletools(path)
+    print(f"stream: {megabytes:.1f} MB, {opcodes:,} opcodes (protocol 2 + protocol 4)")
+    print(f"ckptguard parse:        {ours:7.2f} s  {megabytes / ours:8.1f} MB/s  "
+          f"{opcodes / ours / 1e6:5.2f} M opcodes/s")
+    print(f"pickletools disassembly:{theirs:7.2f} s  {megabytes / theirs:8.1f} MB/s")
+    print(f"ratio (ckptguard / pickletools throughput): {theirs / ours:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
