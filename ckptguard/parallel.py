@@ -7,6 +7,7 @@ outcomes.  Results come back in input order whatever order the workers finish in
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -47,7 +48,11 @@ def effective_jobs(jobs: int, units: int) -> int:
 _WORKER: dict[str, Scanner] = {}
 
 
-def _start_worker(config: Config, rules: RuleSet) -> None:
+def _start_worker(config: Config, rules: RuleSet | None, rule_ids: tuple[str, ...]) -> None:
+    if rules is None:  # a process that did not fork: load the rules here, once
+        from ckptguard.api import load_rules
+
+        rules = load_rules(config).only(rule_ids)
     _WORKER["scanner"] = Scanner(rules, config)
 
 
@@ -64,9 +69,10 @@ def batches(count: int, workers: int) -> list[range]:
 
 
 def run_units(units: Sequence[ScanUnit], config: Config, rules: RuleSet, *, jobs: int = 1,
-              advance: Advance | None = None) -> list[Outcomes]:
-    """Outcomes per unit, in the order of ``units``.  Workers receive ``rules`` through the pool
-    initializer (inherited without a copy where processes fork)."""
+              advance: Advance | None = None,
+              start_method: str | None = None) -> list[Outcomes]:
+    """Outcomes per unit, in the order of ``units``.  Forked workers inherit ``rules`` through
+    the pool initializer; spawned ones load the configured rules once and keep the same ids."""
     workers = effective_jobs(jobs, len(units))
     if workers == 1:
         scanner = Scanner(rules, config)
@@ -77,8 +83,10 @@ def run_units(units: Sequence[ScanUnit], config: Config, rules: RuleSet, *, jobs
                 advance(unit.size)
         return results
     gathered: dict[int, Outcomes] = {}
-    with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker,
-                             initargs=(config, rules)) as pool:
+    context = multiprocessing.get_context(start_method)
+    inherited = rules if context.get_start_method() == "fork" else None
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
+                             initargs=(config, inherited, tuple(sorted(rules.rules)))) as pool:
         pending: dict[Future[list[Outcomes]], range] = {
             pool.submit(_scan_in_worker, tuple(units[i].artifact for i in batch)): batch
             for batch in batches(len(units), workers)}

@@ -60,3 +60,13 @@ def test_effective_jobs() -> None:
     assert effective_jobs(4, 2) == 2
     assert effective_jobs(0, 1000) == min(os.cpu_count() or 1, 1000)
     assert effective_jobs(3, 0) == 1
+
+
+def test_spawned_workers_load_the_same_rules(fixture_files: list[Path], tmp_path: Path) -> None:
+    config = Config()
+    rules = load_rules(config).only(["FMT004", "FMT005"])
+    units = plan(fixture_files[:2], config, root=tmp_path.parent)
+    spawned = run_units(units, config, rules, jobs=2, start_method="spawn")
+    assert spawned == run_units(units, config, rules, jobs=1)
+    assert {f.rule_id for outcomes in spawned for o in outcomes for f in o.findings} == {
+        "FMT004", "FMT005"}
