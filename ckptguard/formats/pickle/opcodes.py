@@ -29,6 +29,7 @@ class Arg(enum.Enum):
     ASCII_LINE = "ascii_line"  # PERSID
     TWO_LINES = "two_lines"  # "module\nname\n" (GLOBAL, INST)
     BYTES1 = "bytes1"  # u1 length + bytes
+    STRING1 = "string1"  # u1 length + a Python 2 byte string (SHORT_BINSTRING)
     BYTES4 = "bytes4"  # u4 length + bytes
     BYTES4_SIGNED = "bytes4_signed"  # i4 length + bytes (BINSTRING: negative is an error)
     BYTES8 = "bytes8"
@@ -65,7 +66,7 @@ _TABLE: tuple[tuple[bytes, str, Arg, int], ...] = (
     (b"R", "REDUCE", Arg.NONE, 0),
     (b"S", "STRING", Arg.STRING_LINE, 0),
     (b"T", "BINSTRING", Arg.BYTES4_SIGNED, 1),
-    (b"U", "SHORT_BINSTRING", Arg.BYTES1, 1),
+    (b"U", "SHORT_BINSTRING", Arg.STRING1, 1),
     (b"V", "UNICODE", Arg.UNICODE_LINE, 0),
     (b"X", "BINUNICODE", Arg.TEXT4, 1),
     (b"a", "APPEND", Arg.NONE, 0),

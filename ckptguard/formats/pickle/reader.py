@@ -180,6 +180,11 @@ def _bytes1(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
     return _blob(buf, start, length, end, False)
 
 
+def _string1(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    length, start = _u1(buf, pos, end)
+    return _blob(buf, start, length, end, True)
+
+
 def _bytes4(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
     length, start = _u4(buf, pos, end)
     return _blob(buf, start, length, end, False)
@@ -245,7 +250,7 @@ _ARG_READERS: dict[Arg, Reader] = {
     Arg.FLOAT8: _float8, Arg.INT_LINE: _int_line, Arg.LONG_LINE: _long_line,
     Arg.FLOAT_LINE: _float_line, Arg.DECIMAL_LINE: _decimal_line,
     Arg.STRING_LINE: _string_line, Arg.UNICODE_LINE: _unicode_line,
-    Arg.ASCII_LINE: _ascii_line, Arg.TWO_LINES: _two_lines, Arg.BYTES1: _bytes1,
+    Arg.ASCII_LINE: _ascii_line, Arg.TWO_LINES: _two_lines, Arg.BYTES1: _bytes1, Arg.STRING1: _string1,
     Arg.BYTES4: _bytes4, Arg.BYTES4_SIGNED: _bytes4_signed, Arg.BYTES8: _bytes8,
     Arg.TEXT1: _text1, Arg.TEXT4: _text4, Arg.TEXT8: _text8, Arg.LONG1: _long1,
     Arg.LONG4: _long4,
