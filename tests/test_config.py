@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from ckptguard import scan
 from ckptguard.cli import main
 from ckptguard.config import Config
 from ckptguard.config_file import ConfigError, find_config, open_config, resolve_config
@@ -150,3 +152,16 @@ def test_config_show_reports_values_and_source(tmp_path: Path) -> None:
     assert text.exit_code == 0
     assert f"# source: {path} [tool.ckptguard]" in text.output
     assert 'fail-on = "medium"' in text.output
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ckptguard.formats.pickle") is None,
+                    reason="the pickle parser is not in this checkout")
+def test_allowed_globals_reach_the_pickle_rules(tmp_path: Path) -> None:
+    model = tmp_path / "net.pkl"
+    # A protocol-2 pickle that builds mycompany.models.Net() via NEWOBJ: plain data, own class.
+    model.write_bytes(b"\x80\x02cmycompany.models\nNet\nq\x00)\x81q\x01.")
+    flagged = scan([model], Config(), root=tmp_path)
+    assert any("mycompany.models.Net" in f.message for f in flagged.findings)
+    write(tmp_path / ".ckptguard.toml", 'allowed-globals = ["mycompany.models.**"]\n')
+    allowed = scan([model], resolve_config(start=tmp_path), root=tmp_path)
+    assert not any("mycompany.models.Net" in f.message for f in allowed.findings)
