@@ -88,8 +88,10 @@ def _looks_like_safetensors(head: bytes, size: int, ext: str = "") -> bool:
 
 def _looks_like_onnx(head: bytes) -> bool:
     # ModelProto starts with ir_version (field 1, varint), then a string/message field.
+    # Next field: producer_name..graph (2-7), opset_import (8), metadata_props (14),
+    # training_info (20), functions (25).
     return len(head) >= 3 and head[0] == 0x08 and 1 <= head[1] <= 20 and \
-        head[2] in (0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42)
+        head[2] in (0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2, 0xCA)
 
 
 def magic_format(head: bytes, size: int, name: str) -> list[str]:
@@ -141,6 +143,8 @@ def magic_format(head: bytes, size: int, name: str) -> list[str]:
         found.append(TEXT_FORMATS[ext])
     if not found and ext in (".safetensors", ".gguf", ".tflite") and size > 0:
         found.append(ext[1:])  # no known signature: let the parser report what is wrong
+    if not found and ext == ".onnx" and size > 0:
+        found.append("onnx")  # protobuf has no magic: let the ONNX parser judge (fail closed)
     return found
 
 

@@ -40,6 +40,7 @@ PARSERS: dict[str, str] = {
     "tflite": "ckptguard.formats.tflite:parse",
     "savedmodel": "ckptguard.formats.savedmodel:parse",
     "jinja": "ckptguard.templates.parser:parse",
+    "onnx": "ckptguard.formats.onnx_fmt:parse",
 }
 
 
