@@ -21,6 +21,7 @@ from ckptguard.model import (
 )
 from ckptguard.report.text_report import (
     MAX_EVIDENCE_ITEMS,
+    MAX_MESSAGE_CHARS,
     MAX_VALUE_CHARS,
     compact,
     render,
@@ -96,12 +97,22 @@ def test_long_and_many_evidence_items_are_cut() -> None:
     assert compact("a\n  b") == "a b"
 
 
-def test_evidence_the_message_already_says_is_not_repeated() -> None:
-    text = render(result_of(make("FMT002", Severity.MEDIUM, Location(("m.pt",)),
+def test_evidence_the_message_or_location_already_says_is_not_repeated() -> None:
+    text = render(result_of(make("FMT002", Severity.MEDIUM, Location(("m.pt",), offset=12),
                                  "Named as pytorch but the content is unknown",
-                                 expected="pytorch", actual="unknown", size="4096")))
+                                 expected="pytorch", actual="unknown", size="4096",
+                                 offset="12", owner="None")))
     assert "expected:" not in text and "actual:" not in text
+    assert "offset:" not in text and "owner:" not in text
     assert "size: 4096" in text
+
+
+def test_long_messages_are_cut() -> None:
+    message = "template " + "{{ x }}" * 200
+    text = render(result_of(make("TPL001", Severity.HIGH, Location(("m.gguf",)), message)))
+    first = text.splitlines()[1]
+    assert len(first) < MAX_MESSAGE_CHARS + 40
+    assert f"({len(message)} characters)" in first
 
 
 @pytest.mark.parametrize("hostile", ["\x1b]0;owned\x07", "\x1b[2J", "bad\udc80name", "a\rb"])

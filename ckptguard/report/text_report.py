@@ -26,6 +26,7 @@ BOLD, DIM, GREEN, RED, RESET = "\033[1m", "\033[2m", "\033[1;32m", "\033[1;31m",
 TAG_WIDTH = len("CRITICAL")
 MAX_EVIDENCE_ITEMS = 6
 MAX_VALUE_CHARS = 160
+MAX_MESSAGE_CHARS = 300  # the full text is in --format json
 # Control characters (terminal escapes included) in names and metadata from a hostile file.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -64,7 +65,7 @@ def finding_lines(item: Finding, paint: _Painter) -> list[str]:
     """One finding: severity, rule id and message, then where and the evidence, indented."""
     tag = paint(COLOURS[item.severity], f"{item.severity.label.upper():<{TAG_WIDTH}}")
     indent = " " * (2 + TAG_WIDTH + 2 + len(item.rule_id) + 2)
-    message = clean(" ".join(item.message.split()))
+    message = compact(item.message, MAX_MESSAGE_CHARS)
     out = [f"  {tag}  {paint(BOLD, clean(item.rule_id))}  {message}"]
     where = where_inside(item.location)
     if where:
@@ -92,10 +93,14 @@ def where_inside(loc: Location) -> str:
 
 def evidence_items(item: Finding) -> list[tuple[str, str]]:
     """The evidence, compact: one line per item, long values cut, at most a few items, and
-    nothing the message already says."""
+    nothing the message or the location already says (nor empty values)."""
     said = " ".join(item.message.split())
+    loc = item.location
+    placed = {"offset": loc.offset, "tensor": loc.tensor, "key": loc.key, "line": loc.line}
     pairs = [(key, compact(value)) for key, value in item.evidence
-             if value.strip() and not (len(value) >= 3 and value in said)]
+             if value.strip() and value != "None"
+             and not (len(value) >= 3 and value in said)
+             and str(placed.get(key, "\0")) != value]
     if len(pairs) > MAX_EVIDENCE_ITEMS:
         hidden = len(pairs) - MAX_EVIDENCE_ITEMS + 1
         pairs = [*pairs[:MAX_EVIDENCE_ITEMS - 1],
