@@ -118,7 +118,7 @@ def structure_facts(directory: Directory, where: Location, output: ParseOutput,
     copy_of: dict[int, int] = {}
     groups: dict[bytes, list[Entry]] = defaultdict(list)
     for entry in directory.entries:
-        copy_of[entry.index] = len(groups[entry.raw_name])
+        copy_of[entry.position] = len(groups[entry.raw_name])
         groups[entry.raw_name].append(entry)
     duplicates = [copies for copies in groups.values() if len(copies) > 1]
     for copies in duplicates[:MAX_REPORTED]:
@@ -164,6 +164,9 @@ def _overlaps(directory: Directory, where: Location, output: ParseOutput) -> Non
 
 def unsafe_reason(name: str) -> str | None:
     """Why a member name could escape the folder it is extracted to, if it could."""
+    if ".." not in name and name[:1] not in ("/", "\\") and name[1:2] != ":" and \
+            "\x00" not in name:
+        return None
     normal = name.replace("\\", "/")
     if normal.startswith("/") or (len(normal) > 1 and normal[1] == ":"):
         return "absolute path"

@@ -65,7 +65,7 @@ class _Router:
                            self.budget, self.output, verify_crc=verify_crc)
 
     def hand_on(self, member: Member, hint: str | None) -> Artifact:
-        name = child_name(member.entry, self.copy_of.get(member.entry.index, 0))
+        name = child_name(member.entry, self.copy_of.get(member.entry.position, 0))
         child = self.artifact.child(name, member.source, format_hint=hint)
         self.output.children.append(child)
         return child
@@ -90,7 +90,7 @@ class _Router:
         for entry in self.directory.entries:
             relative = layout.relative(entry.name)
             if relative is not None and relative.startswith("data/") and \
-                    self.copy_of.get(entry.index, 0) == 0:
+                    self.copy_of.get(entry.position, 0) == 0:
                 storages[relative[len("data/"):]] = entry
                 continue
             if entry.name.endswith("/") and entry.size == 0:
@@ -109,7 +109,7 @@ class _Router:
             if is_pickle and not (relative is not None and layout.expected_pickle(relative)):
                 self.output.add("torch.extra_pickle", where.child(entry.name), name=entry.name,
                                 layout=layout.format, root=layout.root)
-            if relative == "data.pkl" and self.copy_of.get(entry.index, 0) == 0:
+            if relative == "data.pkl" and self.copy_of.get(entry.position, 0) == 0:
                 data_pickle = child
         if self.ctx.want_tensors and data_pickle is not None:
             index = StorageIndex(self.artifact.source, storages)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ckptguard.source import ByteSource
 
@@ -40,11 +41,13 @@ class ZipError(Exception):
         self.offset = offset
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One central directory record, with offsets made absolute within the source."""
+class Entry(NamedTuple):
+    """One central directory record, with offsets made absolute within the source.
 
-    index: int
+    A NamedTuple rather than a frozen dataclass: checkpoints have tens of thousands of records
+    and a tuple is several times cheaper to create."""
+
+    position: int  # in the central directory
     name: str
     raw_name: bytes
     method: int
@@ -157,20 +160,22 @@ def read_directory(source: ByteSource, *, max_entries: int, max_bytes: int) -> D
     entries: list[Entry] = []
     pos = 0
     cut_at: int | None = None
-    while pos + CENTRAL.size <= len(data) and data[pos:pos + 4] == SIG_CENTRAL:
+    limit = len(data) - CENTRAL.size
+    unpack = CENTRAL.unpack_from
+    while pos <= limit and data.startswith(SIG_CENTRAL, pos):
         if len(entries) >= max_entries:
             cut_at = len(entries)
             break
-        f = CENTRAL.unpack_from(data, pos)
-        flags, method, crc, csize, usize = f[3], f[4], f[7], f[8], f[9]
-        name_len, extra_len, comment_len, offset = f[10], f[11], f[12], f[16]
+        (_, _, _, flags, method, _, _, crc, csize, usize, name_len, extra_len, comment_len, _, _,
+         _, offset) = unpack(data, pos)
         name_end = pos + CENTRAL.size + name_len
         if name_end + extra_len + comment_len > len(data):
             raise ZipError(f"central directory record {len(entries)} runs past the directory",
                            actual + pos)
         raw_name = data[pos + CENTRAL.size:name_end]
-        usize, csize, offset = _zip64_extra(data[name_end:name_end + extra_len], usize, csize,
-                                            offset)
+        if U32 in (usize, csize, offset):
+            usize, csize, offset = _zip64_extra(data[name_end:name_end + extra_len], usize,
+                                                csize, offset)
         entries.append(Entry(len(entries), decode_name(raw_name, flags), raw_name, method, flags,
                              crc, csize, usize, offset + prefix))
         pos = name_end + extra_len + comment_len
@@ -232,7 +237,7 @@ def has_end_record(source: ByteSource, *, attempts: int = 16) -> bool:
             end_pos = tail_start + pos
             cd_size = fields[5]
             if end_pos + END.size + fields[7] == size and cd_size <= end_pos:
-                if _zip64_locator_at(source, end_pos) or cd_size == 0 and fields[4] == 0:
+                if _zip64_locator_at(source, end_pos) or (cd_size == 0 and fields[4] == 0):
                     return True
                 if source.read(end_pos - cd_size, 4) == SIG_CENTRAL:
                     return True
