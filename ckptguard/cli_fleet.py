@@ -27,9 +27,11 @@ def fleet_group() -> None:
 
 def _client(stack: ExitStack, scheduler: str | None, local_workers: int) -> Any:
     try:
-        from distributed import Client, LocalCluster
+        import distributed
     except ImportError:
         raise click.UsageError("fleet scans need Dask: pip install 'ckptguard[fleet]'") from None
+    Client: Any = distributed.Client  # noqa: N806 - the library's class names
+    LocalCluster: Any = distributed.LocalCluster  # noqa: N806
     if scheduler:
         return stack.enter_context(Client(scheduler))
     cluster = stack.enter_context(LocalCluster(

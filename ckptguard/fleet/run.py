@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -185,10 +186,8 @@ def _dispatch(client: Any, todo: Sequence[ScanUnit], config: Config, rules: Rule
     tracker = _Tracker(client, timeout)
     failed = 0
     while handles:
-        try:
+        with contextlib.suppress(TimeoutError):  # none finished: check the time limits
             wait(list(handles.values()), timeout=0.5, return_when="FIRST_COMPLETED")
-        except TimeoutError:
-            pass  # nothing finished in this round: look at the time limits below
         for future in [f for f in handles.values() if f.done()]:
             index = futures.pop(future.key)
             handles.pop(future.key)
