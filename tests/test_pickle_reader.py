@@ -159,8 +159,8 @@ def test_memo_and_ext_arguments() -> None:
 def test_joblib_raw_array_bytes_are_skipped() -> None:
     joblib = pytest.importorskip("joblib")
     numpy = pytest.importorskip("numpy")
-    from ckptguard.formats.pickle.parser import interpret_stream
     from ckptguard.formats import ParseContext
+    from ckptguard.formats.pickle.parser import interpret_stream
 
     buffer = io.BytesIO()
     # Array bytes that contain what looks like opcodes (0x2e is STOP, 0xff is invalid).
