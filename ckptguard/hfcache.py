@@ -25,6 +25,7 @@ from ckptguard.parallel import ScanUnit
 from ckptguard.source import FileSource, MemorySource
 
 REPO_KINDS = {"models": "", "datasets": "datasets/", "spaces": "spaces/"}
+REF_BYTES = 256  # a ref file holds one commit hash
 
 
 class CacheError(ValueError):
@@ -79,7 +80,8 @@ def _refs(repo_dir: Path) -> dict[str, list[str]]:
         return found
     for ref in sorted(p for p in refs_dir.rglob("*") if p.is_file()):
         try:
-            commit = ref.read_text(encoding="ascii", errors="replace").strip()[:100]
+            with ref.open("rb") as handle:
+                commit = handle.read(REF_BYTES).decode("ascii", "replace").strip()
         except OSError:
             continue
         found.setdefault(commit, []).append(ref.relative_to(refs_dir).as_posix())
@@ -100,7 +102,8 @@ def _files(snapshot_dir: Path, label: str, max_files: int) -> Iterator[CachedFil
                 continue
             count += 1
             if count > max_files:
-                return
+                raise CacheError(f"{label}: more than {max_files} files in one snapshot "
+                                 "(limits.max-repo-files); raise the limit to scan it")
             yield CachedFile(f"{label}/{link.relative_to(snapshot_dir).as_posix()}", link, blob)
 
 

@@ -105,3 +105,10 @@ def test_cli_hf_cache(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_cache_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["scan", "--hf-cache", str(tmp_path / "none")])
     assert result.exit_code == 2 and "no Hugging Face cache here" in result.stderr
+
+
+def test_too_many_files_is_an_error_not_a_silent_cut(cache: Path) -> None:
+    from ckptguard.hfcache import CacheError
+
+    with pytest.raises(CacheError, match="more than 2 files in one snapshot"):
+        list(walk_cache(cache, max_files=2))
