@@ -30,8 +30,8 @@ def _client(stack: ExitStack, scheduler: str | None, local_workers: int) -> Any:
         import distributed
     except ImportError:
         raise click.UsageError("fleet scans need Dask: pip install 'ckptguard[fleet]'") from None
-    Client: Any = distributed.Client  # noqa: N806 - the library's class names
-    LocalCluster: Any = distributed.LocalCluster  # noqa: N806
+    Client: Any = distributed.Client
+    LocalCluster: Any = distributed.LocalCluster
     if scheduler:
         return stack.enter_context(Client(scheduler))
     cluster = stack.enter_context(LocalCluster(
