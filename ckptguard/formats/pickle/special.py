@@ -19,8 +19,12 @@ _TYPESTR = re.compile(r"^[<>|=]?([a-zA-Z])(\d*)")
 _KIND_SIZES = {"b": 1, "?": 1, "B": 1, "h": 2, "H": 2, "e": 2, "f": 4, "d": 8, "g": 16}
 
 
+MAX_DIMS = 64  # numpy's limit; a longer "shape" is not one
+
+
 def _ints(value: Any) -> tuple[int, ...] | None:
-    if isinstance(value, tuple) and all(type(v) is int for v in value):
+    if isinstance(value, tuple) and len(value) <= MAX_DIMS and \
+            all(type(v) is int and v >= 0 for v in value):
         return value
     return None
 

@@ -201,8 +201,11 @@ def render_call(callee: str, args: Any, budget: int = MAX_RENDER) -> str:
     return text if len(text) <= budget else text[:budget - 2] + "…)"
 
 
-def _render(value: Any, budget: int) -> str:
-    if budget <= 0:
+MAX_RENDER_DEPTH = 6
+
+
+def _render(value: Any, budget: int, depth: int = 0) -> str:
+    if budget <= 0 or depth > MAX_RENDER_DEPTH:
         return "…"
     if isinstance(value, (Ref, ModuleRef, Obj)):
         return value.expr
@@ -216,7 +219,7 @@ def _render(value: Any, budget: int) -> str:
         parts = []
         used = 0
         for item in value:
-            piece = _render(item, budget - used)
+            piece = _render(item, budget - used, depth + 1)
             parts.append(piece)
             used += len(piece) + 2
             if used >= budget:
@@ -224,20 +227,22 @@ def _render(value: Any, budget: int) -> str:
         inner = ", ".join(parts)
         return f"({inner},)" if len(value) == 1 else f"({inner})"
     if isinstance(value, ListV):
-        inner = ", ".join(_render(v, budget // 2) for v in value.items[:8])
+        inner = ", ".join(_render(v, budget // 2, depth + 1) for v in value.items[:8])
         more = ", …" if len(value.items) > 8 or value.extra else ""
         return f"{value.kind}([{inner}{more}])" if value.kind != "list" else f"[{inner}{more}]"
     if isinstance(value, DictV):
-        inner = ", ".join(f"{_render(k, budget // 4)}: {_render(v, budget // 4)}"
+        quarter, deeper = budget // 4, depth + 1
+        inner = ", ".join(f"{_render(k, quarter, deeper)}: {_render(v, quarter, deeper)}"
                           for k, v in value.items[:6])
         more = ", …" if len(value.items) > 6 or value.extra else ""
         return "{" + inner + more + "}"
     if isinstance(value, PersRef):
-        return f"persistent_load({_render(value.pid, budget - 16)})"
+        return f"persistent_load({_render(value.pid, budget - 16, depth + 1)})"
     if isinstance(value, Partial):
-        return f"functools.partial({_render((value.func, *value.args), budget - 18)[1:-1]})"
+        inner = _render((value.func, *value.args), budget - 18, depth + 1)[1:-1]
+        return f"functools.partial({inner})"
     if isinstance(value, Getter):
-        return f"operator.{value.kind}({_render(value.names, budget - 20)[1:-1]})"
+        return f"operator.{value.kind}({_render(value.names, budget - 20, depth + 1)[1:-1]})"
     if isinstance(value, TensorInfo):
         return f"tensor(shape={value.shape})"
     if isinstance(value, HugeInt):
