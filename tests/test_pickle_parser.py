@@ -185,3 +185,16 @@ def test_extension_and_divergence_facts() -> None:
     assert "FRAME" in str(one(run(crossing), "pickle.divergence")["detail"])
     output = run(proto(2) + binunicode("a") + STOP)
     assert not list(output.of_kind("pickle.divergence"))
+
+
+def test_decompiled_view_is_evidence_for_suspect_imports() -> None:
+    output = run(pickle.dumps([1], protocol=2) + os_system_p2(CANARY))
+    view = str(one(output, "pickle.import")["decompiled"])
+    assert "from os import system" in view
+    benign = run(proto(2) + call(glob("collections", "OrderedDict")) + STOP)
+    assert "decompiled" not in one(benign, "pickle.import")
+
+
+def test_decompiled_view_is_bounded() -> None:
+    big = proto(2) + call(glob("os", "system"), binunicode("x" * 70_000)) + STOP
+    assert str(one(run(big), "pickle.import")["decompiled"]).startswith("unavailable")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ckptguard.facts import Artifact, Fact, ParseOutput
 from ckptguard.formats import ParseContext
+from ckptguard.formats.pickle.decompile import MAX_DECOMPILE_BYTES, decompiled_view, suspect
 from ckptguard.formats.pickle.trace import NestedEvent
 from ckptguard.source import MemorySource, slice_source
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from ckptguard.formats.pickle.parser import StreamResult
 
 NESTED_PREFIX = "<nested pickle"
+LIMIT = MAX_DECOMPILE_BYTES + 1  # one byte more, so that decompiled_view sees it is too large
 
 
 def emit(result: StreamResult, buf: memoryview, artifact: Artifact, ctx: ParseContext,
@@ -26,12 +28,21 @@ def emit(result: StreamResult, buf: memoryview, artifact: Artifact, ctx: ParseCo
                trailing_bytes=trailing, trailing_kind=result.trailing_kind or "none",
                trailing_offset=result.trailing_offset, opcodes=trace.opcodes,
                layout=result.layout, joblib_arrays=trace.joblib_arrays)
+    views: dict[int, str] = {}
     for record in trace.records:
+        use = record.use
+        extra = {}
+        if use != "resolver" and suspect(record.module):
+            index = record.stream_index
+            if index not in views and index < len(result.spans):
+                start, stop = result.spans[index]
+                views[index] = decompiled_view(bytes(buf[start:min(stop, start + LIMIT)]))
+            extra["decompiled"] = views.get(index, "unavailable")
         output.add("pickle.import", where.within(offset=record.offset),
                    qualname=record.qualname, module=record.module, name=record.name,
-                   raw=record.raw, opcode=record.opcode, offset=record.offset, use=record.use,
+                   raw=record.raw, opcode=record.opcode, offset=record.offset, use=use,
                    resolved_via=record.resolved_via, reconstruction=record.reconstruction,
-                   owner=record.owner, target=record.target)
+                   owner=record.owner, target=record.target, **extra)
     for call in trace.calls:
         # "kind" is an attribute here, so the fact is built directly rather than via add().
         output.facts.append(Fact("pickle.call", where.within(offset=call.offset), MappingProxyType(

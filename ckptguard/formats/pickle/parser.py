@@ -7,7 +7,7 @@ or called.  Errors and limits become facts; what ran before them keeps its facts
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ckptguard.facts import Artifact, ParseOutput
 from ckptguard.formats import ParseContext
@@ -30,6 +30,7 @@ class StreamResult:
     trailing_kind: str = ""  # unknown | torch-storages
     error: tuple[int, str, bool] | None = None  # offset, reason, truncated
     limit: LimitHit | None = None
+    spans: list[tuple[int, int]] = field(default_factory=list)  # (start, end) of each pickle
 
 
 def _starts_pickle(buf: memoryview, pos: int) -> bool:
@@ -58,7 +59,10 @@ def _run(buf: memoryview, pos: int, ctx: ParseContext, result: StreamResult) -> 
         result.limit = hit
         after = None
     trace.opcodes -= base
+    for record in trace.records:
+        record.stream_index = result.pickles
     result.trace.merge(trace)
+    result.spans.append((pos, after if after is not None else len(buf)))
     result.pickles += 1
     result.protocol = max(result.protocol, machine.proto)
     if result.pickles == 1 and after is not None and machine.result == TORCH_LEGACY_MAGIC:

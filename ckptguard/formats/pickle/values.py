@@ -64,6 +64,7 @@ class Record:
     owner: str | None = None  # class of the instance a bound method was taken from
     target: str | None = None  # where a dotted getattr walk lands
     flags: set[str] = field(default_factory=set)
+    stream_index: int = 0  # which pickle of the stream imported it
 
     @property
     def use(self) -> str:
