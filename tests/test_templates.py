@@ -8,6 +8,8 @@ from pathlib import Path
 import jinja2
 import pytest
 
+from ckptguard.api import scan
+from ckptguard.config import Config
 from ckptguard.limits import Limits
 from ckptguard.model import Location, Severity
 from ckptguard.templates import analyse_template
@@ -114,3 +116,15 @@ def test_analysis_never_renders_or_compiles(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(jinja2.Template, "render", refuse)
     assert ("process-access", "popen") in risks(tpl.ssti_cycler(canary))
     assert not canary.exists()
+
+
+def test_only_chat_template_files_are_judged(tmp_path: Path) -> None:
+    page = tmp_path / "site" / "base.jinja"
+    page.parent.mkdir()
+    page.write_text("{% extends 'layout.html' %}{{ request.path }}{{ self.title() }}")
+    assert not scan_path(page).findings
+    extra = tmp_path / "additional_chat_templates" / "rag.jinja"
+    extra.parent.mkdir()
+    extra.write_text("{{ request.path }}")
+    result = scan([extra], Config(), root=tmp_path)
+    assert {f.rule_id for f in result.findings} == {"TPL002"}

@@ -107,6 +107,8 @@ class _GGUF:
         length = self.count(f"{key} array length", min_item)
         if size:
             self.cur.skip(length * size, key)
+        elif etype == STRING:
+            self.cur.skip_strings(length, self.version > 1, key)
         else:
             for _ in range(length):
                 self.value(etype, key, depth, 0)

@@ -55,6 +55,28 @@ class Cursor:
         self._need(count, what)
         self.pos += count
 
+    def skip_strings(self, count: int, wide: bool, what: str) -> None:
+        """Skip ``count`` length-prefixed strings (token vocabularies: the hot loop).  Lengths
+        are read chunk by chunk; the position is checked against the file and the budget after
+        every chunk, before anything past it is read."""
+        size = 8 if wide else 4
+        unpack = struct.Struct("<Q" if wide else "<I").unpack_from
+        while count:
+            self._need(size, what)
+            offset = self.pos - self._start
+            if offset < 0 or offset + size > len(self._buf):
+                self._start, self._buf, offset = self.pos, self.source.read(self.pos, CHUNK), 0
+            buf, end = self._buf, len(self._buf)
+            while count and offset + size <= end:
+                offset += size + unpack(buf, offset)[0]
+                count -= 1
+            target = self._start + offset
+            if target > self.size or target > self.budget:
+                self.pos = target - 1  # report where the last string would have ended
+                raise (Truncated if target > self.size else HeaderTooLarge)(
+                    f"{what}: a string runs to byte {target}, past the end of the header")
+            self.pos = target
+
     def unpack(self, code: str, what: str) -> int | float | bool:
         data = self.read(struct.calcsize(code), what)
         value: int | float | bool = struct.unpack(code, data)[0]

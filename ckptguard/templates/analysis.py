@@ -266,8 +266,8 @@ def analyse_template(source: str, location: Location, limits: Limits, *,
     lines = source.splitlines()
     risks = list(dict.fromkeys(analyser.risks))  # one per (problem, name, line, detail)
     facts = [Fact.of("template.risk", _at(where, risk.line), problem=risk.problem,
-                     name=risk.name, line=risk.line, snippet=_snippet(lines, risk.line), detail=risk.detail,
-                     origin=label)
+                     name=risk.name, line=risk.line, snippet=_snippet(lines, risk.line),
+                     detail=risk.detail, origin=label)
              for risk in risks]
     if analyser.nodes_seen >= limits.max_template_nodes:
         facts.append(Fact.of("limit.hit", where, limit="max_template_nodes",
