@@ -197,15 +197,20 @@ def multitool() -> Path | None:
 
 @pytest.mark.skipif(multitool() is None, reason="SARIF multitool not installed (npm install "
                     "--prefix .ci-tools @microsoft/sarif-multitool)")
-def test_multitool_finds_no_errors_or_warnings(tmp_path: Path) -> None:
+def test_multitool_finds_no_errors_or_warnings(tmp_path: Path, make_fixture: Any,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     tool = multitool()
     assert tool is not None
-    log = tmp_path / "ckptguard.sarif"
-    log.write_text(render(synthetic_result(), rules=RULES, category="ckpt"), encoding="utf-8")
+    synthetic = tmp_path / "synthetic.sarif"
+    synthetic.write_text(render(synthetic_result(), rules=RULES, category="ckpt"),
+                         encoding="utf-8")
+    real_log, _ = scan_sarif(make_fixture, monkeypatch, *REAL_FIXTURES)
+    real = tmp_path / "real.sarif"
+    real.write_text(json.dumps(real_log), encoding="utf-8")
     out = tmp_path / "validation.sarif"
     completed = subprocess.run(
         [str(tool), "validate", "--rule-kind", "Sarif;Ghas", "--level", "Error;Warning",
-         "--output", str(out), str(log)],
+         "--output", str(out), str(synthetic), str(real)],
         capture_output=True, text=True, timeout=600, check=False,
         env={**os.environ, "DOTNET_CLI_TELEMETRY_OPTOUT": "1"})
     assert out.is_file(), completed.stdout + completed.stderr
