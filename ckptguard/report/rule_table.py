@@ -21,7 +21,8 @@ def shipped_rules() -> RuleTable:
 def stand_in(item: Finding) -> Rule:
     """A minimal rule describing ``item`` when its rule id is not in the table."""
     return Rule(
-        id=item.rule_id, name=item.rule_id.lower(), family="unknown", severity=item.severity,
+        id=item.rule_id, name=f"unlisted-rule-{item.rule_id.lower()}", family="unknown",
+        severity=item.severity,
         confidence=item.confidence, category=item.category, cwe=(),
         summary=f"Finding reported under rule {item.rule_id}.",
         description="This rule is not in the rule table the report was rendered with; the "

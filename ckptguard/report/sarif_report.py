@@ -188,7 +188,7 @@ def artifact_location(path: str, root: str | None) -> dict[str, Any]:
         if candidate.is_relative_to(base):
             candidate = candidate.relative_to(base)
     if candidate.is_absolute() or PureWindowsPath(path).drive:
-        return {"uri": "file://" + quote(_absolute_posix(posix))}
+        return {"uri": "file://" + quote(_absolute_posix(posix), safe="/:")}
     relative = posixpath.normpath(candidate.as_posix())
     return {"uri": quote(relative, safe="/"), "uriBaseId": SRCROOT}
 
@@ -199,7 +199,8 @@ def _absolute_posix(path: str) -> str:
 
 def _srcroot(root: str | None) -> dict[str, Any]:
     if root:
-        uri = "file://" + quote(_absolute_posix(root.replace("\\", "/")).rstrip("/") + "/")
+        uri = "file://" + quote(_absolute_posix(root.replace("\\", "/")).rstrip("/") + "/",
+                                safe="/:")
         return {"uri": uri}
     return {"description": {"text": "The directory ckptguard was run from."}}
 
