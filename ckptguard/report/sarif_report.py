@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 from collections.abc import Mapping
 from importlib import metadata
-from pathlib import PurePosixPath, PureWindowsPath
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
@@ -31,6 +32,7 @@ FALLBACK_URI = "https://example.invalid/ckptguard"
 
 LEVELS = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning",
           Severity.LOW: "note", Severity.INFO: "note"}
+_WINDOWS_ABSOLUTE = re.compile(r"^[A-Za-z]:[\\/]")
 PRECISION = {Confidence.HIGH: "high", Confidence.MEDIUM: "medium", Confidence.LOW: "low"}
 
 
@@ -181,27 +183,27 @@ def _message(item: Finding) -> str:
 def artifact_location(path: str, root: str | None) -> dict[str, Any]:
     """A URI relative to ``%SRCROOT%`` with forward slashes; absolute paths are made relative to
     ``root`` when they lie below it, and otherwise kept as ``file://`` URIs (no base)."""
-    posix = path.replace("\\", "/") if PureWindowsPath(path).drive else path
-    candidate = PurePosixPath(posix)
+    candidate = PurePosixPath(_posix(path))
     if candidate.is_absolute() and root:
-        base = PurePosixPath(root.replace("\\", "/"))
+        base = PurePosixPath(_posix(root))
         if candidate.is_relative_to(base):
             candidate = candidate.relative_to(base)
-    if candidate.is_absolute() or PureWindowsPath(path).drive:
-        return {"uri": "file://" + quote(_absolute_posix(posix), safe="/:")}
+    if candidate.is_absolute():
+        return {"uri": "file://" + quote(candidate.as_posix(), safe="/:")}
     relative = posixpath.normpath(candidate.as_posix())
     return {"uri": quote(relative, safe="/"), "uriBaseId": SRCROOT}
 
 
-def _absolute_posix(path: str) -> str:
-    return path if path.startswith("/") else f"/{path}"
+def _posix(path: str) -> str:
+    """Forward slashes; a Windows drive path ``C:\\x`` becomes the absolute ``/C:/x``."""
+    if _WINDOWS_ABSOLUTE.match(path):
+        return "/" + path.replace("\\", "/")
+    return path
 
 
 def _srcroot(root: str | None) -> dict[str, Any]:
     if root:
-        uri = "file://" + quote(_absolute_posix(root.replace("\\", "/")).rstrip("/") + "/",
-                                safe="/:")
-        return {"uri": uri}
+        return {"uri": "file://" + quote(_posix(root).rstrip("/") + "/", safe="/:")}
     return {"description": {"text": "The directory ckptguard was run from."}}
 
 
