@@ -96,11 +96,16 @@ class Machine:
                         self.memo_put(len(memo))
                     memo[len(memo)] = stack[-1]
                     nxt = pos + 1
-                elif code == 0x71:  # BINPUT
-                    if pos + 1 >= end:
-                        raise ReadError("needs 1 byte, stream ends", truncated=True)
-                    self.memo_put(buf[pos + 1])
-                    nxt = pos + 2
+                elif code == 0x71 or code == 0x72:  # BINPUT, LONG_BINPUT
+                    nxt = pos + 2 if code == 0x71 else pos + 5
+                    if nxt > end:
+                        raise ReadError("memo index runs past the end of the stream",
+                                        truncated=True)
+                    index = buf[pos + 1] if code == 0x71 else \
+                        int.from_bytes(buf[pos + 1:nxt], "little")
+                    if len(memo) >= max_memo and index not in memo:
+                        self.memo_put(index)
+                    memo[index] = stack[-1]
                 elif code == 0x47:  # BINFLOAT
                     if pos + 9 > end:
                         raise ReadError("needs 8 bytes, stream ends", truncated=True)
