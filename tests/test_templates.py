@@ -52,6 +52,9 @@ def test_ordinary_template_files_stay_below_medium(name: str, make_fixture) -> N
      ("dunder-access", "__globals__")),
     ("{{ x|map('attr', '__class__')|list }}", ("dunder-access", "__class__")),
     ("{{ x|attr(name) }}", ("computed-attribute", "|attr")),
+    ("{{ x[prefix ~ name] }}", ("computed-attribute", "[…]")),
+    ("{{ x['__' + name + '__'] }}", ("computed-attribute", "[…]")),
+    ("{{ x[parts|join] }}", ("computed-attribute", "[…]")),
     ("{{ config.items() }}", ("global-internals", "config")),
     ("{{ request.application }}", ("global-internals", "request")),
     ("{{ self.__dict__ }}", ("dunder-access", "__dict__")),
@@ -61,6 +64,15 @@ def test_ordinary_template_files_stay_below_medium(name: str, make_fixture) -> N
 ])
 def test_injection_patterns(source: str, expected: tuple[str, str]) -> None:
     assert expected in risks(source)
+
+
+def test_numeric_indexing_and_common_filters_are_ordinary() -> None:
+    source = "{{ messages[loop.index0 + 1].role }}{{ messages[-1]['content'] }}" \
+             "{{ tools | map(attribute='function') | list | tojson }}" \
+             "{{ messages | selectattr('role', 'equalto', 'system') | list | length }}" \
+             "{{ message.content.split('</think>')[-1].lstrip('\\n') }}" \
+             "{% set ns = namespace(system='') %}{% set ns.system = 'x' %}{{ ns.system }}"
+    assert risks(source) == set()
 
 
 def test_assigned_names_are_not_globals() -> None:

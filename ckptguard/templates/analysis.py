@@ -19,7 +19,8 @@ from ckptguard.templates.folding import Value, fold
 from ckptguard.templates.names import (
     ESCAPE_DUNDERS,
     FRAMEWORK_GLOBALS,
-    PROCESS_NAMES,
+    PROCESS_ATTRIBUTES,
+    PROCESS_GLOBALS,
     TEMPLATE_GLOBALS,
     TEMPLATE_LOADING,
     is_dunder,
@@ -106,10 +107,11 @@ class _Analyser:
             self.visit(node)
         self._macro_recursion()
 
-    def _name_used(self, name: str, node: nodes.Node, via: str) -> None:
+    def _name_used(self, name: str, node: nodes.Node, via: str,
+                   process_names: frozenset[str] = PROCESS_ATTRIBUTES) -> None:
         if name in ESCAPE_DUNDERS or is_dunder(name):
             self.add("dunder-access", name, node, f"reaches Python internals through {via}")
-        elif name in PROCESS_NAMES:
+        elif name in process_names:
             self.add("process-access", name, node, f"names {name!r} through {via}")
 
     def visit(self, node: nodes.Node) -> None:
@@ -145,8 +147,7 @@ class _Analyser:
         key = fold(node.arg, self.env)
         if isinstance(key, str):
             self._name_used(key, node, "item access")
-        elif key is None and isinstance(node.arg, (nodes.Concat, nodes.Add, nodes.Mod,
-                                                   nodes.Filter, nodes.Call)):
+        elif key is None and _builds_string(node.arg):
             self.add("computed-attribute", "[…]", node,
                      "item key built at render time from strings")
         self._on_global(node.node, node)
@@ -184,7 +185,7 @@ class _Analyser:
         if node.name in FRAMEWORK_GLOBALS:
             self.add("global-internals", node.name, node,
                      f"uses the framework global {node.name!r}, which chat templates never need")
-        self._name_used(node.name, node, "a template global")
+        self._name_used(node.name, node, "a template global", PROCESS_GLOBALS)
 
     def _call(self, node: nodes.Call) -> None:
         if isinstance(node.node, nodes.Name) and node.node.name == "range" \
@@ -221,6 +222,24 @@ class _Analyser:
             if _reaches(calls, name, name):
                 self.add("macro-recursion", name, macro,
                          f"macro {name!r} calls itself; its depth depends on the input")
+
+
+STRING_BUILDERS = frozenset({"join", "replace", "format", "reverse", "lower", "upper", "string",
+                             "trim", "title", "capitalize"})
+
+
+def _builds_string(node: nodes.Node) -> bool:
+    """Whether an expression assembles a string (``a ~ b``, ``'x' + y``, ``l|join``)."""
+    if isinstance(node, nodes.Concat):
+        return True
+    if isinstance(node, (nodes.Add, nodes.Mod)):
+        return any((isinstance(side, nodes.Const) and isinstance(side.value, str))
+                   or _builds_string(side) for side in (node.left, node.right))
+    if isinstance(node, nodes.Filter):
+        return node.name in STRING_BUILDERS
+    if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
+        return node.node.attr in STRING_BUILDERS
+    return False
 
 
 def _reaches(calls: dict[str, set[str]], start: str, target: str) -> bool:

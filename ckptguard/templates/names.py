@@ -16,14 +16,21 @@ TEMPLATE_GLOBALS = frozenset({
 FRAMEWORK_GLOBALS = frozenset({
     "self", "config", "request", "url_for", "get_flashed_messages", "session", "application",
 })
-# Python modules, builtins and attributes that run processes, import code or open files.
-PROCESS_NAMES = frozenset({
-    "os", "subprocess", "sys", "builtins", "importlib", "posix", "nt", "pty", "ctypes", "shutil",
-    "socket", "pickle", "marshal", "popen", "system", "Popen", "check_output", "check_call",
-    "getoutput", "getstatusoutput", "spawnv", "spawnl", "execv", "execve", "execl", "execvp",
-    "fork", "eval", "exec", "compile", "open", "file", "import_module", "load_module",
-    "getattr", "setattr", "globals", "locals", "vars", "breakpoint", "func_globals",
-    "f_globals", "f_locals", "f_back", "gi_frame", "gi_code", "cr_frame", "tb_frame", "co_code",
+# Undefined (global) names a template would need to reach modules and builtins.  Names a chat
+# template may receive as render variables (``system``, ``file``) are deliberately absent.
+PROCESS_GLOBALS = frozenset({
+    "os", "subprocess", "sys", "builtins", "importlib", "posix", "nt", "pty", "ctypes",
+    "shutil", "socket", "pickle", "marshal", "eval", "exec", "compile", "open", "getattr",
+    "setattr", "globals", "locals", "vars", "breakpoint", "import_module",
+})
+# Attribute and key names that only exist on modules, functions and frames that run processes or
+# import code; ordinary message fields never use them.
+PROCESS_ATTRIBUTES = frozenset({
+    "subprocess", "builtins", "importlib", "ctypes", "pty", "popen", "Popen", "check_output",
+    "check_call", "getoutput", "getstatusoutput", "spawnv", "spawnve", "spawnl", "spawnlp",
+    "execv", "execve", "execl", "execlp", "execvp", "fork", "forkpty", "import_module",
+    "load_module", "func_globals", "f_globals", "f_locals", "f_back", "f_builtins", "gi_frame",
+    "gi_code", "cr_frame", "tb_frame", "co_code",
 })
 # Dunder names a sandbox escape walks through (any other dunder is flagged too).
 ESCAPE_DUNDERS = frozenset({
