@@ -1,0 +1,156 @@
+"""ckptguard side by side with peer scanners, installed from PyPI as a user would.
+
+    python bench/compare_peers.py [--real DIR] [--only NAME ...] [--timeout 120]
+
+Creates one virtual environment per peer under bench/.cache/peers/ (modelscan, picklescan,
+fickling, modelaudit, pinned below), builds the fixture corpus (hostile and benign, labelled by
+``Fixture.hostile``) under bench/out/corpus/, and runs every tool on every file, one process per
+file, with the same timeout.  ``--real DIR`` adds a folder of real published model files (all
+benign; bench/real_files.py downloads such a corpus).  Prints per tool: malicious files caught,
+false alarms, errors, files the tool does not support, and total time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import venv
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CACHE = ROOT / "bench" / ".cache" / "peers"
+CORPUS = ROOT / "bench" / "out" / "corpus"
+
+# tool -> (pip requirements, command builder, exit codes meaning clean, flagged, unsupported)
+PEERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "modelscan": (("modelscan==0.8.8",), ("modelscan", "-p", "{file}")),
+    "picklescan": (("picklescan==1.0.5",), ("picklescan", "-p", "{file}")),
+    # fickling 0.1.12 imports typing_extensions without declaring it.
+    "fickling": (("fickling==0.1.12", "typing_extensions"), ("fickling", "--check-safety",
+                                                             "{file}")),
+    "modelaudit": (("modelaudit==0.2.54",), ("modelaudit", "scan", "{file}")),
+}
+CLEAN = {"modelscan": {0}, "picklescan": {0}, "fickling": {0}, "modelaudit": {0}, "ckptguard": {0}}
+FLAGGED = {"modelscan": {1}, "picklescan": {1}, "fickling": {1}, "modelaudit": {1},
+           "ckptguard": {1}}
+UNSUPPORTED = {"modelscan": {3}}
+
+
+@dataclass
+class Tally:
+    caught: int = 0
+    missed: list[str] = field(default_factory=list)
+    false_alarms: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    unsupported: int = 0
+    seconds: float = 0.0
+
+
+def ensure_peer(name: str) -> Path:
+    """The peer's executable, installing it into its own environment on first use."""
+    requirements, command = PEERS[name]
+    env_dir = CACHE / name
+    executable = env_dir / "bin" / command[0]
+    if not executable.exists():
+        print(f"installing {name} into {env_dir} ...", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
+        subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                        *requirements], check=True)
+    return executable
+
+
+def build_corpus() -> list[tuple[Path, bool]]:
+    """Every available fixture, built fresh: (path of each file, hostile?)."""
+    import shutil
+
+    from fixtures.registry import all_fixtures
+
+    if CORPUS.exists():
+        shutil.rmtree(CORPUS)
+    canary = CORPUS / "CANARY"
+    files: list[tuple[Path, bool]] = []
+    for name, fixture in sorted(all_fixtures().items()):
+        if not fixture.available():
+            continue
+        target = CORPUS / ("hostile" if fixture.hostile else "benign") / name
+        target.mkdir(parents=True, exist_ok=True)
+        built = fixture.build(target, canary)
+        members = [built] if built.is_file() else sorted(p for p in built.rglob("*")
+                                                         if p.is_file())
+        files.extend((p, fixture.hostile) for p in members)
+    return files
+
+
+def run_tool(name: str, command: Sequence[str], files: Sequence[tuple[Path, bool]],
+             timeout: float) -> Tally:
+    tally = Tally()
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    start = time.perf_counter()
+    for path, hostile in files:
+        args = [part.replace("{file}", str(path)) for part in command]
+        try:
+            code = subprocess.run(args, capture_output=True, timeout=timeout, env=env,
+                                  check=False).returncode
+        except subprocess.TimeoutExpired:
+            code = -1
+        shown = str(path.relative_to(CORPUS)) if path.is_relative_to(CORPUS) else str(path)
+        if code in FLAGGED[name]:
+            if hostile:
+                tally.caught += 1
+            else:
+                tally.false_alarms.append(shown)
+        elif code in CLEAN[name] or code in UNSUPPORTED.get(name, set()):
+            if code in UNSUPPORTED.get(name, set()):
+                tally.unsupported += 1
+            if hostile:
+                tally.missed.append(shown)
+        else:
+            tally.errors.append(f"{shown} (exit {code})")
+            if hostile:
+                tally.missed.append(shown)
+    tally.seconds = time.perf_counter() - start
+    return tally
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--real", type=Path, help="a folder of real (benign) model files")
+    parser.add_argument("--only", nargs="*", help="run only these tools")
+    parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--verbose", action="store_true", help="list misses and false alarms")
+    args = parser.parse_args()
+    files = build_corpus()
+    if args.real is not None:
+        files.extend((p, False) for p in sorted(args.real.rglob("*")) if p.is_file())
+    hostile = sum(1 for _, h in files if h)
+    print(f"corpus: {len(files)} files, {hostile} hostile, {len(files) - hostile} benign")
+    tools: dict[str, tuple[str, ...]] = {
+        "ckptguard": (sys.executable, "-m", "ckptguard.cli", "scan", "--quiet", "{file}")}
+    for name, (_, command) in PEERS.items():
+        if args.only and name not in args.only:
+            continue
+        tools[name] = (str(ensure_peer(name)), *command[1:])
+    print(f"{'tool':12} {'caught':>10} {'false alarms':>13} {'errors':>7} "
+          f"{'unsupported':>12} {'time (s)':>9}")
+    for name, command in tools.items():
+        tally = run_tool(name, command, files, args.timeout)
+        print(f"{name:12} {tally.caught:>4}/{hostile:<5} {len(tally.false_alarms):>13} "
+              f"{len(tally.errors):>7} {tally.unsupported:>12} {tally.seconds:>9.1f}",
+              flush=True)
+        if args.verbose:
+            for label, items in (("missed", tally.missed), ("false alarm", tally.false_alarms),
+                                 ("error", tally.errors)):
+                for item in items:
+                    print(f"    {label}: {item}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
