@@ -121,3 +121,12 @@ def test_any_corruption_is_a_fact_not_a_crash(noise: bytes, cut: int) -> None:
     if data != VALID and "safetensors.violation" not in judged:
         header = json.loads(data[8:8 + struct.unpack("<Q", data[:8])[0]])
         assert isinstance(header, dict)
+
+
+def test_many_bad_entries_cost_a_bounded_number_of_facts() -> None:
+    header = {f"t{i}": {"dtype": "F128", "shape": [1], "data_offsets": [0, 0]}
+              for i in range(5000)}
+    raw = json.dumps(header).encode()
+    output = parse_bytes("m.safetensors", struct.pack("<Q", len(raw)) + raw)
+    dtype = [f for f in output.of_kind("safetensors.violation") if f.attrs["problem"] == "dtype"]
+    assert len(dtype) == 100 and "not listed" in dtype[-1].attrs["detail"]

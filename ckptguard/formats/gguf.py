@@ -30,6 +30,7 @@ from ckptguard.source import slice_source
 from ckptguard.templates import analyse_template
 
 MAX_ARRAY_DEPTH = 8
+MAX_PER_PROBLEM = 100  # violation facts kept per kind of problem
 MAX_FACT_VALUE = 500
 KEEP_STRING = 64 * 1024  # strings longer than this are skipped unless they are chat templates
 LICENSE_KEYS = {"general.license", "general.license.name", "general.license.link"}
@@ -63,8 +64,15 @@ class _GGUF:
         self.cur = Cursor(artifact.source, ctx.limits.max_header_bytes)
         self.version = 0
         self.keys: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
 
     def violation(self, problem: str, key: str, detail: str, offset: int | None = None) -> None:
+        """Record a violation; past MAX_PER_PROBLEM of one kind only the count grows."""
+        seen = self.counts[problem] = self.counts.get(problem, 0) + 1
+        if seen > MAX_PER_PROBLEM:
+            return
+        if seen == MAX_PER_PROBLEM:
+            detail += " (further ones of this kind not listed)"
         self.out.add("gguf.violation", self.where.within(key=key or None, offset=offset),
                      problem=problem, key=key, detail=detail)
 

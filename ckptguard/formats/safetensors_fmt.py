@@ -39,6 +39,7 @@ LICENSE_KEYS = {"license", "modelspec.license", "license_name", "license_link", 
 METADATA_KEY = "__metadata__"
 MAX_FACT_VALUE = 500  # characters of a metadata value kept in a fact
 MAX_METADATA_IN_FACT = 100  # metadata entries summarised in the header fact
+MAX_PER_PROBLEM = 100  # violation facts kept per kind of problem
 ZIP_EOCD_SPAN = 65_557  # the end-of-central-directory record lies within this many final bytes
 
 
@@ -172,8 +173,16 @@ class _Emitter:
     def __init__(self, artifact: Artifact) -> None:
         self.out = ParseOutput(format="safetensors")
         self.where = artifact.location
+        self.counts: dict[str, int] = {}
 
     def violation(self, v: Violation, offset: int | None = None) -> None:
+        """Record a violation; past MAX_PER_PROBLEM of one kind only the count grows (a hostile
+        header with a million bad entries must not cost a million facts)."""
+        seen = self.counts[v.problem] = self.counts.get(v.problem, 0) + 1
+        if seen > MAX_PER_PROBLEM:
+            return
+        if seen == MAX_PER_PROBLEM:
+            v = Violation(v.problem, v.key, v.detail + " (further ones of this kind not listed)")
         tensor = None if v.key.startswith(METADATA_KEY) or not v.key else v.key
         key = v.key if tensor is None and v.key else None
         self.out.add("safetensors.violation", self.where.within(offset=offset, tensor=tensor,
