@@ -223,3 +223,15 @@ def test_multitool_finds_no_errors_or_warnings(tmp_path: Path, make_fixture: Any
                 for r in findings if r.get("level", "warning") in ("error", "warning")]
     assert messages == [], "\n".join(messages)
     assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_hostile_names_stay_valid_sarif() -> None:
+    odd = finding(rule_id="FMT003", severity=Severity.HIGH, confidence=Confidence.HIGH,
+                  category=Category.INTEGRITY, message="global \udc80 \x1b[2J",
+                  location=Location(("dir/m\udcff.pkl", "inner\x00.pkl"), key="\udc81"))
+    log = json.loads(render(ScanResult(findings=(odd,), artifacts=()), rules=RULES))
+    assert schema_errors(log) == []
+    json.dumps(log, ensure_ascii=False).encode("utf-8")
+    result = log["runs"][0]["results"][0]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == \
+        "dir/m%5Cudcff.pkl"

@@ -12,6 +12,7 @@ from typing import Any
 
 from ckptguard.engine.rules import Rule
 from ckptguard.model import Finding, ScanResult
+from ckptguard.report.safe_text import scrub
 
 SCHEMA_VERSION = 1
 SCHEMA_ID = "https://ckptguard.invalid/schemas/report-v1.json"
@@ -90,4 +91,4 @@ def _by_severity(findings: tuple[Finding, ...]) -> dict[str, int]:
 
 
 def render(result: ScanResult, *, rules: Mapping[str, Rule] | None = None) -> str:
-    return json.dumps(document(result, rules), indent=2) + "\n"
+    return json.dumps(scrub(document(result, rules)), indent=2) + "\n"

@@ -22,6 +22,7 @@ from ckptguard import __version__
 from ckptguard.engine.rules import Rule
 from ckptguard.model import Confidence, Finding, ScanResult, Severity
 from ckptguard.report.rule_table import RuleTable, rules_for, shipped_rules
+from ckptguard.report.safe_text import encodable, scrub
 from ckptguard.rule_docs import help_markdown, help_text
 
 SARIF_VERSION = "2.1.0"
@@ -76,7 +77,7 @@ def render(result: ScanResult, *, rules: RuleTable | None = None, category: str 
     if category:
         run["automationDetails"] = {"id": category if category.endswith("/") else f"{category}/"}
     log = {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
-    return json.dumps(log, indent=2) + "\n"
+    return json.dumps(scrub(log), indent=2) + "\n"
 
 
 def _driver(result: ScanResult, rules: list[Rule]) -> dict[str, Any]:
@@ -183,7 +184,7 @@ def _message(item: Finding) -> str:
 def artifact_location(path: str, root: str | None) -> dict[str, Any]:
     """A URI relative to ``%SRCROOT%`` with forward slashes; absolute paths are made relative to
     ``root`` when they lie below it, and otherwise kept as ``file://`` URIs (no base)."""
-    candidate = PurePosixPath(_posix(path))
+    candidate = PurePosixPath(_posix(encodable(path)))
     if candidate.is_absolute() and root:
         base = PurePosixPath(_posix(root))
         if candidate.is_relative_to(base):
@@ -203,7 +204,7 @@ def _posix(path: str) -> str:
 
 def _srcroot(root: str | None) -> dict[str, Any]:
     if root:
-        return {"uri": "file://" + quote(_posix(root).rstrip("/") + "/", safe="/:")}
+        return {"uri": "file://" + quote(_posix(encodable(root)).rstrip("/") + "/", safe="/:")}
     return {"description": {"text": "The directory ckptguard was run from."}}
 
 

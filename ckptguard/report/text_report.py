@@ -13,12 +13,12 @@ then one hint per distinct rule and a one-line summary with the verdict.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from itertools import groupby
 
 from ckptguard.engine.rules import Rule
 from ckptguard.model import Finding, Location, ScanResult, Severity
+from ckptguard.report.safe_text import printable
 
 COLOURS = {Severity.CRITICAL: "\033[1;31m", Severity.HIGH: "\033[31m",
            Severity.MEDIUM: "\033[33m", Severity.LOW: "\033[36m", Severity.INFO: "\033[2m"}
@@ -27,8 +27,6 @@ TAG_WIDTH = len("CRITICAL")
 MAX_EVIDENCE_ITEMS = 6
 MAX_VALUE_CHARS = 160
 MAX_MESSAGE_CHARS = 300  # the full text is in --format json
-# Control characters (terminal escapes included) in names and metadata from a hostile file.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class _Painter:
@@ -40,10 +38,8 @@ class _Painter:
 
 
 def clean(text: str) -> str:
-    """Text from a scanned file made safe to print: no terminal escapes, no unencodable
-    characters, one line."""
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """Text from a scanned file made safe to print (no terminal escapes, always encodable)."""
+    return printable(text)
 
 
 def render(result: ScanResult, *, colour: bool = False,
