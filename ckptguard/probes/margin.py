@@ -51,6 +51,14 @@ def robust_z(values: list[float]) -> tuple[int, float, float]:
 
 def max_margins(network: ProbeNetwork, seed: int, deadline: float,
                 steps: int = MARGIN_STEPS, starts: int = MARGIN_STARTS) -> MarginResult:
+    return optimise_margins(network, seed, deadline, steps, starts)[0]
+
+
+def optimise_margins(network: ProbeNetwork, seed: int, deadline: float,
+                     steps: int = MARGIN_STEPS,
+                     starts: int = MARGIN_STARTS) -> tuple[MarginResult, torch.Tensor]:
+    """The margins, and the optimised inputs: confident prototypes of every class, which the
+    single-neuron probe uses as its typical inputs when no data is given."""
     import torch
 
     classes = network.classes
@@ -74,7 +82,8 @@ def max_margins(network: ProbeNetwork, seed: int, deadline: float,
     best = final.view(classes, starts).max(dim=1).values
     per_class = [float(v) for v in best.cpu()]
     target, z, median = robust_z(per_class)
-    return MarginResult(tuple(per_class), target, z, median, MARGIN_Z, done, done == steps)
+    result = MarginResult(tuple(per_class), target, z, median, MARGIN_Z, done, done == steps)
+    return result, (low + (high - low) * torch.sigmoid(raw)).detach()
 
 
 def _margins(network: ProbeNetwork, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 
 from ckptguard.facts import ParseOutput
 from ckptguard.model import Location
-from ckptguard.probes.margin import MarginResult, max_margins
+from ckptguard.probes.margin import MarginResult, optimise_margins
 from ckptguard.probes.network import ProbeNetwork
 from ckptguard.probes.stimulate import StimulationResult, stimulate
-from ckptguard.probes.thresholds import FLIP_MEDIAN_MAX, FLIP_RATE, STIMULUS_INPUTS
+from ckptguard.probes.thresholds import FLIP_EASE, FLIP_RATE, STIMULUS_INPUTS
 
 if TYPE_CHECKING:
     import torch
@@ -31,23 +31,30 @@ def run_probes(network: ProbeNetwork, *, seed: int, time_budget: float, device: 
                data: torch.Tensor | None = None) -> ProbeReport:
     """MM-BD margins, then single-neuron stimulation on typical inputs (``data`` when given,
     uniform inputs over the domain otherwise), both bounded by ``time_budget`` seconds."""
-    import torch
 
     started = time.monotonic()
     problems: list[str] = []
-    margin = max_margins(network, seed, started + time_budget * 0.6)
+    margin, prototypes = optimise_margins(network, seed, started + time_budget * 0.6)
     if not margin.complete:
         problems.append(f"margin optimisation stopped after {margin.steps} steps "
                         "(time budget)")
-    if data is not None:
-        inputs = data.to(network.device)[:STIMULUS_INPUTS]
-    else:
-        inputs = network.random_inputs(STIMULUS_INPUTS, torch.Generator().manual_seed(seed))
+    inputs = data.to(network.device)[:STIMULUS_INPUTS] if data is not None else \
+        typical_inputs(network, prototypes, seed)
     stimulation = stimulate(network, inputs, started + time_budget)
     if not stimulation.complete:
         problems.append(f"single-neuron stimulation covered {len(stimulation.layers)} of "
                         f"{len(network.hidden)} hidden layers (time budget)")
     return ProbeReport(margin, stimulation, device, time.monotonic() - started, tuple(problems))
+
+
+def typical_inputs(network: ProbeNetwork, prototypes: torch.Tensor, seed: int) -> torch.Tensor:
+    """Without data: the margin probe's class prototypes (confidently classified inputs of every
+    class; uniform noise sits near decision boundaries, where any unit flips it)."""
+    import torch
+
+    if prototypes.shape[0] >= 2:
+        return prototypes[:STIMULUS_INPUTS]
+    return network.random_inputs(STIMULUS_INPUTS, torch.Generator().manual_seed(seed))
 
 
 def probe_facts(report: ProbeReport, where: Location) -> ParseOutput:
@@ -72,12 +79,15 @@ def probe_facts(report: ProbeReport, where: Location) -> ParseOutput:
         agree = margin is not None and margin.outlier and margin.target == item.target
         out.add("probe.neuron_flip", where, layer=item.layer, unit=item.unit, target=item.target,
                 rate=round(item.rate, 3), median_rate=round(item.median_rate, 3),
-                rate_threshold=FLIP_RATE, median_threshold=FLIP_MEDIAN_MAX,
-                stimulus=round(item.stimulus, 4), units_tested=item.units_tested,
+                rate_threshold=FLIP_RATE, ease=round(item.ease, 2), ease_threshold=FLIP_EASE,
+                stimulus=round(item.stimulus, 4), peak_activation=round(item.peak, 4),
+                units_tested=item.units_tested,
                 corroborated=agree, subject=f"neuron:{item.layer}#{item.unit}",
-                message=(f"Setting unit {item.unit} of {item.layer!r} to {item.stimulus:.3g} "
-                         f"(the layer's largest typical activation) sends {item.rate:.0%} of "
-                         f"inputs to class {item.target}, while the layer's median unit moves "
+                message=(f"Setting unit {item.unit} of layer {item.layer!r} to "
+                         f"{item.stimulus:.3g}, "
+                         f"{item.ease:.0f}x weaker than the layer's peak activation "
+                         f"{item.peak:.3g} (threshold {FLIP_EASE:g}x), sends {item.rate:.0%} of "
+                         f"inputs to class {item.target}; the layer's median unit moves "
                          f"{item.median_rate:.0%}: a neuron wired to one class, the mark of a "
                          "hand-crafted backdoor. Inspect that unit's weights"))
     for problem in report.problems:

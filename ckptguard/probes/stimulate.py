@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 from ckptguard.probes.network import HiddenLayer, ProbeNetwork
 from ckptguard.probes.thresholds import (
-    FLIP_MEDIAN_MAX,
+    FLIP_EASE,
     FLIP_RATE,
     MAX_UNITS_PER_LAYER,
-    STIMULUS_SCALE,
+    STIMULUS_LADDER,
 )
 
 if TYPE_CHECKING:
@@ -28,17 +28,25 @@ BATCH_ROWS = 8192  # inputs x units per forward pass
 
 @dataclass(frozen=True)
 class LayerFlips:
+    """The unit of one layer that flips inputs to one class with the weakest stimulus."""
+
     layer: str
-    unit: int  # the unit whose stimulation flips most inputs to one class
-    target: int  # the class it flips them to
-    rate: float  # share of inputs (not already of that class) sent to it
-    median_rate: float  # the same share for the layer's median unit
-    stimulus: float  # the value the unit was set to
+    unit: int
+    target: int  # the class it flips the inputs to
+    rate: float  # share of inputs (not already of that class) sent there at ``stimulus``
+    stimulus: float  # the weakest stimulus on the ladder that did it
+    peak: float  # the layer's largest activation on typical inputs
+    median_rate: float  # share the layer's median unit flips at the same stimulus
     units_tested: int
 
     @property
+    def ease(self) -> float:
+        """How much weaker than a typical peak activation the flipping stimulus is."""
+        return self.peak / self.stimulus if self.stimulus > 0 and self.rate >= FLIP_RATE else 0.0
+
+    @property
     def outlier(self) -> bool:
-        return self.rate >= FLIP_RATE and self.median_rate < FLIP_MEDIAN_MAX
+        return self.ease >= FLIP_EASE and self.median_rate < FLIP_RATE
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,7 @@ class StimulationResult:
 
     @property
     def strongest(self) -> LayerFlips | None:
-        return max(self.layers, key=lambda f: f.rate - f.median_rate, default=None)
+        return max(self.layers, key=lambda f: (f.ease, f.rate), default=None)
 
 
 def stimulate(network: ProbeNetwork, inputs: torch.Tensor, deadline: float) -> StimulationResult:
@@ -61,17 +69,35 @@ def stimulate(network: ProbeNetwork, inputs: torch.Tensor, deadline: float) -> S
         for layer in network.hidden:
             if time.monotonic() > deadline:
                 return StimulationResult(tuple(found), False)
-            peak = float(activations[layer.name].abs().max())
-            stimulus = STIMULUS_SCALE * (peak if peak > 0 else 1.0)
-            flips = _layer_flips(network, layer, inputs, base, stimulus, deadline)
+            values = activations[layer.name].abs()
+            if layer.spatial:  # a stimulus fills the whole map: compare with map averages
+                values = values.flatten(2).mean(dim=2)
+            peak = float(values.max()) or 1.0
+            flips = _weakest_flip(network, layer, inputs, base, peak, deadline)
             if flips is None:
                 return StimulationResult(tuple(found), False)
             found.append(flips)
     return StimulationResult(tuple(found), True)
 
 
+def _weakest_flip(network: ProbeNetwork, layer: HiddenLayer, inputs: torch.Tensor,
+                  base: torch.Tensor, peak: float, deadline: float) -> LayerFlips | None:
+    """Climb the stimulus ladder (weakest first); stop at the first rung where some unit flips
+    ``FLIP_RATE`` of the inputs to one class."""
+    last: LayerFlips | None = None
+    for fraction in STIMULUS_LADDER:
+        flips = _layer_flips(network, layer, inputs, base, peak, peak * fraction, deadline)
+        if flips is None:
+            return None
+        last = flips
+        if flips.rate >= FLIP_RATE:
+            break
+    return last
+
+
 def _layer_flips(network: ProbeNetwork, layer: HiddenLayer, inputs: torch.Tensor,
-                 base: torch.Tensor, stimulus: float, deadline: float) -> LayerFlips | None:
+                 base: torch.Tensor, peak: float, stimulus: float,
+                 deadline: float) -> LayerFlips | None:
     import torch
 
     count = inputs.shape[0]
@@ -95,8 +121,8 @@ def _layer_flips(network: ProbeNetwork, layer: HiddenLayer, inputs: torch.Tensor
             targets[first + offset] = target
     best = int(rates.argmax())
     return LayerFlips(layer=layer.name, unit=int(units[best]), target=int(targets[best]),
-                      rate=float(rates[best]), median_rate=float(rates.median()),
-                      stimulus=stimulus, units_tested=int(units.numel()))
+                      rate=float(rates[best]), stimulus=stimulus, peak=peak,
+                      median_rate=float(rates.median()), units_tested=int(units.numel()))
 
 
 def _flip_rate(preds: torch.Tensor, base: torch.Tensor, classes: int) -> tuple[float, int]:

@@ -4,21 +4,22 @@
 from __future__ import annotations
 
 # --- maximum-margin detection (MM-BD) -------------------------------------------------------------
-MARGIN_STEPS = 150  # optimisation steps per class
-MARGIN_STARTS = 4  # random starting inputs per class (the best margin counts)
+MARGIN_STEPS = 100  # optimisation steps per class
+MARGIN_STARTS = 3  # random starting inputs per class (the best margin counts)
 MARGIN_LR = 0.1
 # Robust z (median/MAD over classes) of the largest achievable margin.
 MARGIN_Z = 3.5
 
 # --- single-neuron stimulation --------------------------------------------------------------------
-STIMULUS_INPUTS = 64  # typical inputs each unit is stimulated on
-# Stimulus: this multiple of the largest activation any unit of the layer reached on typical
-# inputs (a value a natural input can produce, not an arbitrary huge one).
-STIMULUS_SCALE = 1.0
-# A unit whose stimulation sends at least this share of inputs to one class ...
+STIMULUS_INPUTS = 48  # typical inputs each unit is stimulated on
+# Stimuli tried, as fractions of the largest activation any unit of the layer reached on typical
+# inputs, weakest first.  A clean unit needs about a full peak activation to drag most inputs to
+# its class; a backdoor neuron's huge outgoing weights do it with a small fraction.
+STIMULUS_LADDER = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
+# A unit "flips" when its stimulation sends at least this share of inputs to one class.
 FLIP_RATE = 0.9
-# ... while the layer's median unit flips fewer than this share, is reported.
-FLIP_MEDIAN_MAX = 0.3
+# Reported when the flipping stimulus is this many times weaker than the layer's peak.
+FLIP_EASE = 4.0
 
 # --- resources ------------------------------------------------------------------------------------
 DEFAULT_TIME_BUDGET = 120.0  # seconds for both probes together
