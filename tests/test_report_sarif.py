@@ -235,3 +235,24 @@ def test_hostile_names_stay_valid_sarif() -> None:
     result = log["runs"][0]["results"][0]
     assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == \
         "dir/m%5Cudcff.pkl"
+
+
+def test_repo_folder_findings_point_at_the_file_inside() -> None:
+    def at(location: Location) -> Any:
+        return finding(rule_id="FMT002", severity=Severity.MEDIUM, confidence=Confidence.HIGH,
+                       category=Category.LICENSE, message="m", location=location)
+
+    source = ScanResult(findings=(
+        at(Location(("models/repo/", "README.md"), key="license", line=3)),
+        at(Location(("models/repo/", "bundle.zip", "data.pkl"), offset=2)),
+    ), artifacts=(ArtifactSummary(("models/repo/",), "hf-repo", 0),))
+    readme, nested = json.loads(render(source, rules=RULES))["runs"][0]["results"]
+    physical = readme["locations"][0]["physicalLocation"]
+    assert physical["artifactLocation"]["uri"] == "models/repo/README.md"
+    assert physical["region"] == {"startLine": 3}
+    assert "logicalLocations" not in readme["locations"][0]
+    physical = nested["locations"][0]["physicalLocation"]
+    assert physical["artifactLocation"]["uri"] == "models/repo/bundle.zip"
+    assert physical["region"] == {"startLine": 1}
+    assert nested["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == \
+        "models/repo/!bundle.zip!data.pkl"

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from ckptguard import __version__
 from ckptguard.engine.rules import Rule
-from ckptguard.model import Confidence, Finding, ScanResult, Severity
+from ckptguard.model import Confidence, Finding, Location, ScanResult, Severity
 from ckptguard.report.rule_table import RuleTable, rules_for, shipped_rules
 from ckptguard.report.safe_text import encodable, scrub
 from ckptguard.rule_docs import help_markdown, help_text
@@ -118,13 +118,14 @@ def _problem_severity(level: Severity) -> str:
 def _result(item: Finding, index: Mapping[str, int], *, suppressed: bool,
             root: str | None) -> dict[str, Any]:
     loc = item.location
+    path, nested = on_disk(loc)
     location: dict[str, Any] = {
         "physicalLocation": {
-            "artifactLocation": artifact_location(loc.path, root),
-            "region": {"startLine": loc.line if loc.line and not loc.members else 1},
+            "artifactLocation": artifact_location(path, root),
+            "region": {"startLine": loc.line if loc.line and not nested else 1},
         },
     }
-    if loc.members:
+    if nested:
         location["logicalLocations"] = [{
             "name": loc.members[-1],
             "fullyQualifiedName": loc.artifact,
@@ -144,6 +145,14 @@ def _result(item: Finding, index: Mapping[str, int], *, suppressed: bool,
                                 "justification": "Suppressed by the project's ckptguard "
                                                  "baseline or ignore configuration."}]
     return out
+
+
+def on_disk(loc: Location) -> tuple[str, tuple[str, ...]]:
+    """The file on disk a location is in, and the archive members inside it.  A repo folder
+    (a path ending in '/') is not a file: its first member is, so the alert lands on it."""
+    if loc.path.endswith("/") and loc.members:
+        return loc.path + loc.members[0], loc.members[1:]
+    return loc.path, loc.members
 
 
 def _properties(item: Finding) -> dict[str, Any]:
