@@ -16,7 +16,8 @@ STRUCT_CODES: Mapping[int, str] = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 
                                    6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 STRING, ARRAY = 8, 9
 
-# ggml type id -> (name, elements per block, bytes per block).
+# ggml type id -> (name, elements per block, bytes per block).  Q8_1 follows ggml-common.h
+# (two halves + 32 quants = 36 bytes); gguf-py's table says 40, but no file stores Q8_1 tensors.
 GGML_TYPES: Mapping[int, tuple[str, int, int]] = {
     0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20),
     6: ("Q5_0", 32, 22), 7: ("Q5_1", 32, 24), 8: ("Q8_0", 32, 34), 9: ("Q8_1", 32, 36),
@@ -27,6 +28,7 @@ GGML_TYPES: Mapping[int, tuple[str, int, int]] = {
     22: ("IQ2_S", 256, 82), 23: ("IQ4_XS", 256, 136), 24: ("I8", 1, 1), 25: ("I16", 1, 2),
     26: ("I32", 1, 4), 27: ("I64", 1, 8), 28: ("F64", 1, 8), 29: ("IQ1_M", 256, 56),
     30: ("BF16", 1, 2), 34: ("TQ1_0", 256, 54), 35: ("TQ2_0", 256, 66), 39: ("MXFP4", 32, 17),
+    40: ("NVFP4", 64, 36), 41: ("Q1_0", 128, 18),
 }
 NUMPY_NAMES: Mapping[str, str] = {"F32": "float32", "F16": "float16", "BF16": "bfloat16",
                                   "F64": "float64", "I8": "int8", "I16": "int16",
