@@ -1,5 +1,9 @@
-"""The pre-commit hook, for real: ``pre-commit try-repo`` installs this repository into its own
-environment and runs the hook in a scratch git repository."""
+"""The pre-commit hook, for real: pre-commit installs this repository (a clone of its committed
+state) into its own environment and runs the hook in a scratch git repository.
+
+``pre-commit run`` with a ``.pre-commit-config.yaml`` naming the clone is used rather than
+``try-repo``, because try-repo builds a fresh environment in a temporary store on every call
+(minutes each), while ``run`` caches it in PRE_COMMIT_HOME, shared by this module."""
 
 from __future__ import annotations
 
@@ -41,31 +45,36 @@ def _git(cwd: Path, *args: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def hook_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
-    """A clone of this repository's committed state (try-repo needs commits) and an environment
-    whose PRE_COMMIT_HOME is shared by the module, so the hook's venv is built once."""
+def hook_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """The pre-commit configuration naming a clone of this repository's committed state, and an
+    environment whose PRE_COMMIT_HOME is shared by the module, so the hook's venv is built once."""
     base = tmp_path_factory.mktemp("precommit")
     source = base / "ckptguard-src"
     _git(base, "clone", "--quiet", "--no-hardlinks", str(ROOT), str(source))
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    config = yaml.safe_dump({"repos": [{"repo": str(source), "rev": head,
+                                        "hooks": [{"id": "ckptguard"}]}]})
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PRE_COMMIT"))}
     env.update(PRE_COMMIT_HOME=str(base / "cache"), GIT_AUTHOR_NAME="t",
                GIT_AUTHOR_EMAIL="t@example.invalid", GIT_COMMITTER_NAME="t",
                GIT_COMMITTER_EMAIL="t@example.invalid")
-    yield source, env
+    yield config, env
 
 
-def _try_hook(hook_env: tuple[Path, dict[str, str]], workdir: Path, name: str,
+def _try_hook(hook_env: tuple[str, dict[str, str]], workdir: Path, name: str,
               content: bytes) -> subprocess.CompletedProcess[str]:
-    source, env = hook_env
+    config, env = hook_env
     workdir.mkdir()
     _git(workdir, "init", "--quiet")
+    (workdir / ".pre-commit-config.yaml").write_text(config)
     target = workdir / name
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(content)
-    _git(workdir, "add", name)
+    _git(workdir, "add", ".pre-commit-config.yaml", name)
     return subprocess.run(
-        [sys.executable, "-m", "pre_commit", "try-repo", str(source), "ckptguard",
-         "--files", name, "--color", "never"],
+        [sys.executable, "-m", "pre_commit", "run", "ckptguard", "--files", name,
+         "--color", "never"],
         cwd=workdir, env=env, capture_output=True, text=True, timeout=1200, check=False)
 
 
@@ -78,7 +87,7 @@ def test_hook_definition() -> None:
 
 
 @needs_pickle_parser
-def test_malicious_pickle_is_refused(hook_env: tuple[Path, dict[str, str]], tmp_path: Path,
+def test_malicious_pickle_is_refused(hook_env: tuple[str, dict[str, str]], tmp_path: Path,
                                      canary: Path) -> None:
     run = _try_hook(hook_env, tmp_path / "repo", "model.pkl", system_pickle(canary))
     assert run.returncode != 0, run.stdout + run.stderr
@@ -87,21 +96,21 @@ def test_malicious_pickle_is_refused(hook_env: tuple[Path, dict[str, str]], tmp_
 
 
 @needs_pickle_parser
-def test_plain_data_pickle_passes(hook_env: tuple[Path, dict[str, str]],
+def test_plain_data_pickle_passes(hook_env: tuple[str, dict[str, str]],
                                   tmp_path: Path) -> None:
     run = _try_hook(hook_env, tmp_path / "repo", "model.pkl", plain_pickle())
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Passed" in run.stdout
 
 
-def test_unscannable_archive_is_refused(hook_env: tuple[Path, dict[str, str]],
+def test_unscannable_archive_is_refused(hook_env: tuple[str, dict[str, str]],
                                         tmp_path: Path) -> None:
     run = _try_hook(hook_env, tmp_path / "repo", "weights/bundle.7z", sevenzip())
     assert run.returncode != 0, run.stdout + run.stderr
     assert "FMT004" in run.stdout and "Traceback" not in run.stdout + run.stderr
 
 
-def test_model_config_passes(hook_env: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+def test_model_config_passes(hook_env: tuple[str, dict[str, str]], tmp_path: Path) -> None:
     run = _try_hook(hook_env, tmp_path / "repo", "config.json", b'{"model_type": "bert"}\n')
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Passed" in run.stdout
