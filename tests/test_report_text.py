@@ -141,3 +141,12 @@ def test_cli_text_report(make_fixture: Any, monkeypatch: pytest.MonkeyPatch) -> 
     assert "→ ckptguard rules show FMT004" in outcome.stdout
     assert lines[-1].startswith("FAIL  1 finding in 1 artifact")
     assert "\033[" not in outcome.stdout
+
+
+def test_one_group_per_file_whatever_the_order() -> None:
+    text = render(result_of(make("FMT001", Severity.HIGH, Location(("a.zip",))),
+                            make("FMT002", Severity.HIGH, Location(("a.zip x",))),
+                            make("FMT003", Severity.HIGH, Location(("a.zip", "m.pkl")))))
+    headers = [line for line in text.splitlines() if line and not line.startswith(" ")
+               and "→" not in line and not line.startswith(("FAIL", "PASS"))]
+    assert headers == ["a.zip", "a.zip x"]

@@ -14,7 +14,6 @@ then one hint per distinct rule and a one-line summary with the verdict.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from itertools import groupby
 
 from ckptguard.engine.rules import Rule
 from ckptguard.model import Finding, Location, ScanResult, Severity
@@ -47,7 +46,10 @@ def render(result: ScanResult, *, colour: bool = False,
     """The report as text; ``colour`` adds ANSI colours, ``rules`` adds rule names to hints."""
     paint = _Painter(colour)
     lines: list[str] = []
-    for path, items in groupby(result.findings, key=lambda f: f.location.path):
+    by_file: dict[str, list[Finding]] = {}
+    for item in result.findings:
+        by_file.setdefault(item.location.path, []).append(item)
+    for path, items in by_file.items():
         lines.append(paint(BOLD, clean(path) or "<unnamed>"))
         for item in items:
             lines += finding_lines(item, paint)
