@@ -51,8 +51,9 @@ def test_py2_fixtures_break_pickletools_but_not_ckptguard(make_fixture) -> None:
     assert not any(f.rule_id == "PKL004" for f in result.findings)
 
 
-def test_nested_payload_is_reported_in_the_child(make_fixture) -> None:  # type: ignore[no-untyped-def]
-    path = make_fixture("pkl_nested_loads")
+@pytest.mark.parametrize("name", ["pkl_nested_loads", "pkl_nested_codecs"])
+def test_nested_payload_is_reported_in_the_child(name: str, make_fixture) -> None:  # type: ignore[no-untyped-def]
+    path = make_fixture(name)
     result = scan([path], Config(), root=path.parent)
     inner = [f for f in result.findings if f.location.members and
              f.location.members[-1].startswith("<nested pickle @")]

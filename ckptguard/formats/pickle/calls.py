@@ -97,6 +97,8 @@ def _nested(m: Machine, callee: str, items: tuple[Any, ...], offset: int) -> Non
     data = items[0] if items else None
     if isinstance(data, Obj) and data.cls in ("io.BytesIO", "_io.BytesIO") and data.args:
         data = data.args[0]
+    if isinstance(data, Obj):
+        data = special.bytes_built_at_load(data)
     if isinstance(data, Blob):
         pickle_like = DESERIALIZERS.get(canonical(callee), DESERIALIZERS.get(callee, True))
         m.trace.nested.append(NestedEvent(callee, data.offset if data.contiguous else -1,

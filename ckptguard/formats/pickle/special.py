@@ -3,14 +3,24 @@ torch tensor rebuild calls (tensor facts) and joblib arrays stored raw between o
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 from typing import TYPE_CHECKING, Any
 
-from ckptguard.formats.pickle.names import storage_dtype
+from ckptguard.formats.pickle.names import canonical, storage_dtype
 from ckptguard.formats.pickle.reader import ReadError
 from ckptguard.formats.pickle.trace import LimitHit
-from ckptguard.formats.pickle.values import DictV, Obj, PersRef, Ref, TensorInfo, render, text_of
+from ckptguard.formats.pickle.values import (
+    Blob,
+    DictV,
+    Obj,
+    PersRef,
+    Ref,
+    TensorInfo,
+    render,
+    text_of,
+)
 
 if TYPE_CHECKING:
     from ckptguard.formats.pickle.interpreter import Machine
@@ -49,6 +59,35 @@ def rebuild_tensor(args: tuple[Any, ...], offset: int) -> TensorInfo | None:
     key = text_of(pid[2])
     return TensorInfo(offset, key if key is not None else render(pid[2], 60), dtype,
                       text_of(pid[3]) or "", shape, stride, storage_offset)
+
+
+def bytes_built_at_load(value: Obj) -> Any:
+    """Bytes a pickle builds from text while loading (how nested payloads are usually carried:
+    ``_codecs.encode(text, 'latin1')``, ``base64.b64decode(text)``, ``bytes.fromhex(text)``), as a
+    Blob; the value itself when it is not one of those."""
+    args = value.args if isinstance(value.args, tuple) else ()
+    source = text_of(args[0]) if args else None
+    if source is None or value.cls is None:
+        return value
+    name = canonical(value.cls)
+    try:
+        if name in ("_codecs.encode", "codecs.encode"):
+            encoding = text_of(args[1]) if len(args) > 1 else "utf-8"
+            if encoding is None or encoding.lower().replace("-", "") not in _TEXT_CODECS:
+                return value
+            data = source.encode(encoding)
+        elif name in ("base64.b64decode", "base64.decodebytes", "binascii.a2b_base64"):
+            data = base64.b64decode(source)
+        elif name in ("builtins.bytes.fromhex", "binascii.unhexlify", "binascii.a2b_hex"):
+            data = bytes.fromhex(source)
+        else:
+            return value
+    except (ValueError, LookupError):
+        return value
+    return Blob(value.offset, len(data), memoryview(data), contiguous=False)
+
+
+_TEXT_CODECS = frozenset({"latin1", "iso88591", "utf8", "ascii", "l1"})
 
 
 def _dtype_size(dtype: Any) -> tuple[int, bool] | None:
