@@ -249,3 +249,41 @@ def test_storage_records_are_not_read() -> None:
                    replace(ParseContext(), want_tensors=True))
     # With tensors wanted, a mapping failure is a fact, never an exception.
     assert all(f.kind in ("torch.tensor_skipped",) for f in broken.facts)
+
+
+def test_torchscript_records_and_code_are_handed_on() -> None:
+    records = [("m/data.pkl", plain_data_pickle()), ("m/constants.pkl", plain_data_pickle()),
+               ("m/code/__torch__/model.py", b"def forward(self, x):\n  return x\n"),
+               ("m/code/__torch__/model.py.debug_pkl", plain_data_pickle()),
+               ("m/version", b"3\n")]
+    output = parse(Artifact(("s.pt",), MemorySource(zip_bytes(records))), ParseContext())
+    assert output.format == "torchscript"
+    hints = {c.chain[-1]: c.format_hint for c in output.children}
+    assert hints == {"m/data.pkl": "pickle", "m/constants.pkl": "pickle",
+                     "m/code/__torch__/model.py": None,
+                     "m/code/__torch__/model.py.debug_pkl": "pickle"}
+    assert "torch.extra_pickle" not in kinds(output)
+
+
+def test_keras_archive_hands_configs_to_their_parsers() -> None:
+    records = [("metadata.json", b'{"keras_version": "3.0.0"}'),
+               ("config.json", b'{"class_name": "Sequential"}'),
+               ("model.weights.h5", b"\x89HDF\r\n\x1a\n" + bytes(64))]
+    output = parse(Artifact(("m.keras",), MemorySource(zip_bytes(records))), ParseContext())
+    assert output.format == "keras"
+    assert {c.chain[-1]: c.format_hint for c in output.children} == {
+        "metadata.json": "json", "config.json": "keras-config", "model.weights.h5": None}
+
+
+def test_compressed_members_are_inflated_and_checked() -> None:
+    data = zip_bytes([("data.pkl", plain_data_pickle())], zipfile.ZIP_DEFLATED)
+    output = parse(Artifact(("b.zip",), MemorySource(data)), ParseContext())
+    assert output.children[0].source.read(0, 1000) == plain_data_pickle()
+    assert output.facts == []
+    bz = zip_bytes([("data.pkl", plain_data_pickle())], zipfile.ZIP_BZIP2)
+    output = parse(Artifact(("b.zip",), MemorySource(bz)), ParseContext())
+    assert output.children[0].source.read(0, 1000) == plain_data_pickle()
+    lz = zip_bytes([("data.pkl", plain_data_pickle())], zipfile.ZIP_LZMA)
+    output = parse(Artifact(("b.zip",), MemorySource(lz)), ParseContext())
+    assert [f.attrs["reason"] for f in output.of_kind("archive.unreadable_member")] == \
+        ["lzma compression is not supported"]
