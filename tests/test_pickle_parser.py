@@ -198,3 +198,13 @@ def test_decompiled_view_is_evidence_for_suspect_imports() -> None:
 def test_decompiled_view_is_bounded() -> None:
     big = proto(2) + call(glob("os", "system"), binunicode("x" * 70_000)) + STOP
     assert str(one(run(big), "pickle.import")["decompiled"]).startswith("unavailable")
+
+
+def test_import_records_are_bounded(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from ckptguard.formats.pickle import interpreter
+
+    monkeypatch.setattr(interpreter, "MAX_IMPORTS", 5)
+    stream = proto(2) + (glob("collections", "OrderedDict") + b"0") * 10 + b"N" + STOP
+    output = run(stream)
+    assert one(output, "limit.hit")["limit"] == "pickle imports"
+    assert len(list(output.of_kind("pickle.import"))) == 5

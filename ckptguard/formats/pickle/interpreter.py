@@ -16,7 +16,7 @@ from ckptguard.formats.pickle.containers import extend_list, set_items
 from ckptguard.formats.pickle.names import fix_imports, walk_target
 from ckptguard.formats.pickle.opcodes import HIGHEST_PROTOCOL, OPCODES
 from ckptguard.formats.pickle.reader import ARG_READERS, DOUBLE, ReadError
-from ckptguard.formats.pickle.trace import LimitHit, Note, Trace
+from ckptguard.formats.pickle.trace import MAX_IMPORTS, LimitHit, Note, Trace
 from ckptguard.formats.pickle.values import (
     Blob,
     DictV,
@@ -187,6 +187,9 @@ class Machine:
               via: str | None = None, expr: str | None = None, owner: str | None = None) -> Ref:
         """A reference to ``module.name`` with its own import record (and where a walk lands)."""
         qualname = f"{module}.{name}" if module else name
+        if len(self.trace.records) >= MAX_IMPORTS:
+            raise LimitHit("pickle imports", MAX_IMPORTS,
+                           f"more than {MAX_IMPORTS} imports in one stream at byte {offset}")
         record = Record(qualname, module, name, raw, opcode, offset, resolved_via=via,
                         reconstruction=expr or qualname, owner=owner)
         self.trace.records.append(record)

@@ -12,6 +12,7 @@ from typing import Any
 from ckptguard.formats.pickle.values import Record, TensorInfo
 
 MAX_CALL_EVENTS = 20_000
+MAX_IMPORTS = 100_000  # import records per stream; ordinary pickles memoize their globals
 MAX_NOTES = 1_000
 
 
