@@ -61,6 +61,15 @@ def time_pickletools(path: Path) -> float:
     return time.perf_counter() - start
 
 
+def python_speed() -> float:
+    """Millions of trivial loop iterations per second: shows how loaded the machine is."""
+    start = time.perf_counter()
+    total = 0
+    for i in range(2_000_000):
+        total += i
+    return 2.0 / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=100.0, help="stream size in MB")
@@ -73,6 +82,8 @@ def main() -> None:
         del stream
         ours, opcodes = time_ckptguard(path)
         theirs = time_pickletools(path)
+    print(f"python baseline: {python_speed():.1f} M loop iterations/s "
+          "(an idle modern core does about 20-40)")
     print(f"stream: {megabytes:.1f} MB, {opcodes:,} opcodes (protocol 2 + protocol 4)")
     print(f"ckptguard parse:        {ours:7.2f} s  {megabytes / ours:8.1f} MB/s  "
           f"{opcodes / ours / 1e6:5.2f} M opcodes/s")
