@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import struct
+from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -130,3 +132,17 @@ def test_many_bad_entries_cost_a_bounded_number_of_facts() -> None:
     output = parse_bytes("m.safetensors", struct.pack("<Q", len(raw)) + raw)
     dtype = [f for f in output.of_kind("safetensors.violation") if f.attrs["problem"] == "dtype"]
     assert len(dtype) == 100 and "not listed" in dtype[-1].attrs["detail"]
+
+
+def test_torch_written_file_with_bf16_and_fp8_is_clean(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    path = tmp_path / "model.safetensors"
+    save_file({"w": torch.randn(8, 4).to(torch.bfloat16),
+               "q": torch.zeros(16).to(torch.float8_e4m3fn),
+               "i": torch.arange(5, dtype=torch.int64)}, str(path))
+    output = parse_file(path)
+    assert not list(output.of_kind("safetensors.violation"))
+    assert next(output.of_kind("safetensors.header")).attrs["dtypes"] == ("BF16", "F8_E4M3",
+                                                                          "I64")
