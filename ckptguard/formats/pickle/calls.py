@@ -101,7 +101,7 @@ def _nested(m: Machine, callee: str, items: tuple[Any, ...], offset: int) -> Non
         data = special.bytes_built_at_load(data)
     if isinstance(data, Blob):
         pickle_like = DESERIALIZERS.get(canonical(callee), DESERIALIZERS.get(callee, True))
-        m.trace.nested.append(NestedEvent(callee, data.offset if data.contiguous else -1,
+        m.trace.nested.append(NestedEvent(callee, data.offset if data.contiguous else offset,
                                           data.length, data, pickle_like))
 
 

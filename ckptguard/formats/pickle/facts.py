@@ -10,6 +10,7 @@ from ckptguard.facts import Artifact, Fact, ParseOutput
 from ckptguard.formats import ParseContext
 from ckptguard.formats.pickle.decompile import MAX_DECOMPILE_BYTES, decompiled_view, suspect
 from ckptguard.formats.pickle.trace import NestedEvent
+from ckptguard.formats.pickle.values import Blob
 from ckptguard.source import MemorySource, slice_source
 
 if TYPE_CHECKING:
@@ -81,9 +82,10 @@ def emit(result: StreamResult, buf: memoryview, artifact: Artifact, ctx: ParseCo
 
 def _nested(event: NestedEvent, artifact: Artifact, ctx: ParseContext,
             output: ParseOutput) -> None:
-    where = artifact.location.within(offset=event.offset if event.offset >= 0 else None)
+    where = artifact.location.within(offset=event.offset)
+    contiguous = isinstance(event.data, Blob) and event.data.contiguous
     output.add("pickle.nested", where, callee=event.callee, offset=event.offset, size=event.size,
-               pickle=event.pickle_like)
+               pickle=event.pickle_like, stored_as_bytes=contiguous)
     if not event.pickle_like:
         return
     depth = sum(part.startswith(NESTED_PREFIX) for part in artifact.chain)
@@ -93,7 +95,7 @@ def _nested(event: NestedEvent, artifact: Artifact, ctx: ParseContext,
                    detail=f"pickle bytes passed to {event.callee} at depth {depth + 1} were not "
                           f"scanned")
         return
-    if event.offset >= 0:
+    if contiguous:
         source = slice_source(artifact.source, event.offset, event.size)
     else:
         source = MemorySource(event.data.data())

@@ -28,7 +28,7 @@ class CallEvent:
 @dataclass(frozen=True)
 class NestedEvent:
     callee: str
-    offset: int  # where the bytes start in the stream (-1 when not contiguous)
+    offset: int  # where the bytes start in the stream (the call's offset when built at load)
     size: int
     data: Any  # Blob holding the bytes
     pickle_like: bool  # the deserializer reads pickles (children are scanned as pickles)
