@@ -41,6 +41,7 @@ PARSERS: dict[str, str] = {
     "savedmodel": "ckptguard.formats.savedmodel:parse",
     "jinja": "ckptguard.templates.parser:parse",
     "onnx": "ckptguard.formats.onnx_fmt:parse",
+    "hf-repo": "ckptguard.formats.hfrepo:parse",
 }
 
 
