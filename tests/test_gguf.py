@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ckptguard.formats import ParseContext
+from ckptguard.limits import Limits
 from ckptguard.model import Severity
 from fixtures._binary_writers import gguf_file
 from fixtures.formats_a import GGUF_KVS, Q8_BLOCK
@@ -106,3 +107,11 @@ def test_truncated_or_corrupted_files_are_findings_not_crashes(cut: int, noise: 
     output = parse_bytes("m.gguf", data, fmt="gguf")
     kinds = {f.kind for f in output.facts}
     assert kinds & {"gguf.violation", "gguf.header", "limit.hit"}
+
+
+def test_template_over_the_text_limit_is_a_limit_hit() -> None:
+    data = gguf_file([("tokenizer.chat_template", "str", "{{ x }}" * 200)], [])
+    output = parse_bytes("m.gguf", data, ParseContext(limits=Limits(max_text_file_bytes=100)))
+    (hit,) = output.of_kind("limit.hit")
+    assert hit.attrs["value"] == "tokenizer.chat_template"
+    assert not list(output.of_kind("template.summary"))

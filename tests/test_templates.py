@@ -140,3 +140,8 @@ def test_only_chat_template_files_are_judged(tmp_path: Path) -> None:
     extra.write_text("{{ request.path }}")
     result = scan([extra], Config(), root=tmp_path)
     assert {f.rule_id for f in result.findings} == {"TPL002"}
+
+
+def test_nested_macros_are_each_walked_once() -> None:
+    source = "{% macro a() %}{% macro b() %}{{ b() }}{% endmacro %}{{ b() }}{% endmacro %}"
+    assert risks(source) == {("macro-recursion", "b")}

@@ -158,6 +158,9 @@ class _GGUF:
         shown = value if not isinstance(value, str) else value[:MAX_FACT_VALUE]
         self.out.add("gguf.metadata", where, key=key, type=type_name,
                      value="<skipped: too long>" if value is None else shown)
+        if value is None and TEMPLATE_KEY.match(key):
+            self.out.add("limit.hit", where, limit="max_text_file_bytes", value=key,
+                         detail=f"chat template {key} is longer than the limit; not analysed")
         if not isinstance(value, str):
             return
         if key in LICENSE_KEYS:

@@ -67,6 +67,18 @@ def _walk(root: nodes.Node, max_nodes: int) -> Iterator[tuple[nodes.Node, int]]:
         stack.extend((child, depth + 1) for child in reversed(list(node.iter_child_nodes())))
 
 
+def _own_nodes(macro: nodes.Macro, max_nodes: int) -> Iterator[nodes.Node]:
+    """A macro's nodes, without those of macros defined inside it (each is walked once)."""
+    stack = list(macro.iter_child_nodes())
+    count = 0
+    while stack and count < max_nodes:
+        node = stack.pop()
+        count += 1
+        yield node
+        if not isinstance(node, nodes.Macro):
+            stack.extend(node.iter_child_nodes())
+
+
 def _bound_names(tree: nodes.Node, max_nodes: int) -> set[str]:
     return {n.name for n, _ in _walk(tree, max_nodes)
             if isinstance(n, nodes.Name) and n.ctx in ("store", "param")}
@@ -216,7 +228,7 @@ class _Analyser:
             if isinstance(node, nodes.Macro):
                 macros[node.name] = node
                 calls[node.name] = {
-                    c.node.name for c, _ in _walk(node, self.max_nodes)
+                    c.node.name for c in _own_nodes(node, self.max_nodes)
                     if isinstance(c, nodes.Call) and isinstance(c.node, nodes.Name)}
         for name, macro in sorted(macros.items()):
             if _reaches(calls, name, name):
