@@ -12,7 +12,13 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 def encodable(text: str) -> str:
     """The text with anything UTF-8 cannot encode (lone surrogates) written as ``\\udc80``."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def printable(text: str) -> str:

@@ -77,7 +77,8 @@ def render(result: ScanResult, *, rules: RuleTable | None = None, category: str 
     if category:
         run["automationDetails"] = {"id": category if category.endswith("/") else f"{category}/"}
     log = {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
-    return json.dumps(scrub(log), indent=2) + "\n"
+    # Compact: SARIF is read by machines, and GitHub limits the upload size.
+    return json.dumps(scrub(log), separators=(",", ":")) + "\n"
 
 
 def _driver(result: ScanResult, rules: list[Rule]) -> dict[str, Any]:
