@@ -112,6 +112,16 @@ def build(m: Machine, obj: Any, state: Any, offset: int) -> None:
             if isinstance(state[1], tuple):
                 obj.args = state[1]
         return
+    if isinstance(obj, (Ref, ModuleRef)):
+        # BUILD on a class, function or module itself: its __setstate__ or __dict__.update runs
+        # on the global, which patches process state for everything loaded afterwards.
+        name = obj.qualname if isinstance(obj, Ref) else obj.name
+        m.trace.call(CallEvent(f"{name}.__setstate__", "setstate", offset,
+                               render_call(f"{obj.expr}.__setstate__", (state,)), False,
+                               on_global=True))
+        if isinstance(obj, Ref):
+            obj.record.flags.add("called")
+        return
     if not isinstance(obj, Obj):
         return
     cls = obj.cls or "<dynamic>"

@@ -48,7 +48,8 @@ def emit(result: StreamResult, buf: memoryview, artifact: Artifact, ctx: ParseCo
         # "kind" is an attribute here, so the fact is built directly rather than via add().
         output.facts.append(Fact("pickle.call", where.within(offset=call.offset), MappingProxyType(
             {"callee": call.callee, "kind": call.kind, "offset": call.offset,
-             "reconstruction": call.reconstruction, "dynamic": call.dynamic})))
+             "reconstruction": call.reconstruction, "dynamic": call.dynamic,
+             "on_global": call.on_global})))
     for note in trace.persistent_ids:
         output.add("pickle.persistent_id", where.within(offset=note.offset), offset=note.offset,
                    value=note.detail)

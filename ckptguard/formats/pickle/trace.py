@@ -23,6 +23,7 @@ class CallEvent:
     offset: int
     reconstruction: str
     dynamic: bool  # the callee is not a named global (result of another call, ...)
+    on_global: bool = False  # BUILD applied to an imported global itself (patches it)
 
 
 @dataclass(frozen=True)
