@@ -158,6 +158,8 @@ def test_numpy_truncated(make_fixture) -> None:  # type: ignore[no-untyped-def]
     "{'descr': '<f4', 'fortran_order': 0, 'shape': ()}",
     "{'descr': '<f4', 'shape': ()}",
     "[" * 100 + "]" * 100,
+    "{'descr': '<f4', 'fortran_order': False, 'shape': (",
+    "",
     "{'descr': '<f4', 'fortran_order': False, 'shape': (), } extra",
 ])
 def test_header_parser_rejects_what_is_not_a_plain_header(text: str) -> None:

@@ -46,6 +46,8 @@ class _Literal:
         if depth > MAX_DEPTH:
             raise self.fail("nesting too deep")
         char = self.peek()
+        if not char:
+            raise self.fail("unexpected end of header")
         if char in "{[(":
             return self.container(char, depth)
         if char in "'\"":
