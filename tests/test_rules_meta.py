@@ -77,6 +77,27 @@ def test_match_is_valid(rule: Rule) -> None:
     validate(rule.match, RULESET.lists, rule.source)
 
 
+def known_formats() -> set[str]:
+    """Format names the code can produce: sniffing, parsers, the scanner's own sets, and the
+    list documented in docs/ARCHITECTURE.md (formats parsers refine to, e.g. pytorch-zip)."""
+    from ckptguard import scanner, sniff
+    from ckptguard.formats import PARSERS
+
+    doc = (RULES_DIR.parent / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    section = doc.split("### Formats", 1)[1].split("###", 1)[0] if "### Formats" in doc else ""
+    return (set(re.findall(r"`([a-z0-9-]+)`", section)) | set(sniff.EXTENSION_FORMATS.values())
+            | set(sniff.TEXT_FORMATS.values()) | set(PARSERS) | scanner.UNSUPPORTED_FORMATS
+            | scanner.PASSIVE_FORMATS)
+
+
+def test_rule_formats_are_known_format_names() -> None:
+    known = known_formats()
+    unknown = sorted(f"{r.id}: {f}" for r in ALL_RULES for f in r.formats
+                     if f != "*" and f not in known)
+    assert not unknown, (f"rules name formats no parser or sniffer produces: {unknown}; fix the "
+                         "name, or document a new format in docs/ARCHITECTURE.md (### Formats)")
+
+
 def test_checks_and_rules_name_each_other() -> None:
     registry = builtin_checks()
     missing = sorted(f"{r.id} -> {r.check}" for r in ALL_RULES
