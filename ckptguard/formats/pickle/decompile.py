@@ -18,8 +18,17 @@ SUSPECT_MODULES = frozenset({
 })
 
 
-def suspect(module: str) -> bool:
-    return module.split(".", 1)[0] in SUSPECT_MODULES
+# Names from those modules that ordinary pickles import (not worth a decompile).
+ORDINARY = frozenset({
+    "builtins.set", "builtins.frozenset", "builtins.bytearray", "builtins.complex",
+    "builtins.slice", "builtins.range", "builtins.object", "builtins.int", "builtins.float",
+    "builtins.str", "builtins.bytes", "builtins.list", "builtins.tuple", "builtins.dict",
+    "builtins.bool", "functools.partial", "functools.reduce",
+})
+
+
+def suspect(qualname: str) -> bool:
+    return qualname.split(".", 1)[0] in SUSPECT_MODULES and qualname not in ORDINARY
 
 
 def decompiled_view(data: bytes) -> str:

@@ -33,7 +33,7 @@ def emit(result: StreamResult, buf: memoryview, artifact: Artifact, ctx: ParseCo
     for record in trace.records:
         use = record.use
         extra = {}
-        if use != "resolver" and suspect(record.module):
+        if use != "resolver" and suspect(record.qualname):
             index = record.stream_index
             if index not in views and index < len(result.spans):
                 start, stop = result.spans[index]
