@@ -83,7 +83,8 @@ def known_formats() -> set[str]:
     from ckptguard import scanner, sniff
     from ckptguard.formats import PARSERS
 
-    doc = (RULES_DIR.parent / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "ARCHITECTURE.md").read_text(
+        encoding="utf-8")
     section = doc.split("### Formats", 1)[1].split("###", 1)[0] if "### Formats" in doc else ""
     return (set(re.findall(r"`([a-z0-9-]+)`", section)) | set(sniff.EXTENSION_FORMATS.values())
             | set(sniff.TEXT_FORMATS.values()) | set(PARSERS) | scanner.UNSUPPORTED_FORMATS
