@@ -67,3 +67,30 @@ def test_finding_messages_say_what_where_and_how(make_fixture) -> None:  # type:
     assert "os.system" in critical.message and "import_module('os')" in critical.message
     assert critical.location.offset is not None
     assert critical.severity == Severity.CRITICAL
+
+
+def _scan_bytes(tmp_path: Path, data: bytes, config: Config | None = None) -> list[tuple[str, str]]:
+    path = tmp_path / "case.pkl"
+    path.write_bytes(data)
+    result = scan([path], config or Config(), root=tmp_path)
+    return [(f.rule_id, f.severity.label) for f in result.findings]
+
+
+def test_bound_method_called_is_judged_by_its_own_name(tmp_path: Path) -> None:
+    from fixtures.pickle_asm import STOP, binunicode, call, glob, proto, tup
+
+    method = call(glob("builtins", "getattr"), call(glob("collections", "OrderedDict")),
+                  binunicode("update"))
+    assert ("PKL002", "high") in _scan_bytes(tmp_path, proto(2) + method + tup(b"}") + b"R" +
+                                              STOP)
+
+
+def test_bound_method_of_unlisted_class_is_medium(tmp_path: Path) -> None:
+    from fixtures.pickle_asm import STOP, binunicode, call, glob, proto
+
+    method = call(glob("builtins", "getattr"), glob("pkg", "Thing") + b")\x81",
+                  binunicode("forward"))
+    found = _scan_bytes(tmp_path, proto(2) + method + STOP)
+    assert ("PKL003", "medium") in found and not any(s in ("high", "critical") for _, s in found)
+    allowed = Config(allowed_globals=("pkg.Thing",))
+    assert _scan_bytes(tmp_path, proto(2) + method + STOP, allowed) == []
