@@ -42,6 +42,8 @@ PARSERS: dict[str, str] = {
     "jinja": "ckptguard.templates.parser:parse",
     "onnx": "ckptguard.formats.onnx_fmt:parse",
     "hf-repo": "ckptguard.formats.hfrepo:parse",
+    "keras-config": "ckptguard.formats.keras_fmt:parse",
+    "hdf5": "ckptguard.formats.keras_h5:parse",
 }
 
 

@@ -1,0 +1,228 @@
+"""Keras model configs: ``config.json`` of a ``.keras`` zip (format ``keras-config``), and the
+``model_config`` / ``training_config`` JSON of Keras-2 HDF5 files (via ``keras_h5``).
+
+The config is walked as plain JSON, depth- and size-bounded; nothing is deserialised by Keras.
+Lambda layers carry marshalled Python bytecode that runs on load: the bytes are base64-decoded
+only to list the printable names they contain, never unmarshalled.  Objects whose ``module``,
+``registered_name`` or ``class_name`` point outside Keras/TensorFlow are custom code the loader
+imports.
+
+Facts: ``keras.model``, ``keras.lambda``, ``keras.custom_object``, ``keras.version``,
+``parse.error``, ``limit.hit``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ckptguard.facts import Artifact, ParseOutput
+from ckptguard.formats import ParseContext
+from ckptguard.model import Location
+
+# Packages maintained by the Keras/TensorFlow teams: importing them runs no publisher code.
+KERAS_ROOTS = frozenset({"keras", "tensorflow", "tf_keras", "keras_core", "keras_hub", "keras_nlp",
+                         "keras_cv", "tensorflow_addons", "tensorflow_hub"})
+MAX_DEPTH = 64
+MAX_NODES = 2_000_000
+MAX_FACTS = 1_000
+MAX_CODE_BYTES = 1024**2  # bytecode decoded to look for names
+NAME_RUN = re.compile(rb"[\x20-\x7e]{3,200}")
+
+
+@dataclass
+class _Walk:
+    output: ParseOutput
+    where: Location
+    nodes: int = 0
+    facts: int = 0
+    limited: set[str] = field(default_factory=set)
+
+    def add(self, kind: str, path: str, **attrs: Any) -> None:
+        if self.facts >= MAX_FACTS:
+            self.limited.add("facts")
+            return
+        self.facts += 1
+        self.output.add(kind, self.where.within(key=path), path=path, **attrs)
+
+
+def bytecode_names(encoded: str, limit: int = 24) -> tuple[str, tuple[str, ...], int]:
+    """``(encoding, printable strings, size)`` of a marshalled code object stored as base64
+    (Keras 3 and tf.keras) or latin-1 text (old Keras).  Never unmarshals anything."""
+    text = encoded[: MAX_CODE_BYTES * 2]
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+        encoding = "base64"
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raw = text.encode("latin-1", "replace")
+        encoding = "latin-1"
+    found: list[str] = []
+    for run in NAME_RUN.findall(raw[:MAX_CODE_BYTES]):
+        value = run.decode("ascii")
+        if value not in found:
+            found.append(value)
+        if len(found) >= limit:
+            break
+    return encoding, tuple(found), len(raw)
+
+
+def is_keras_module(module: str) -> bool:
+    return module.split(".")[0] in KERAS_ROOTS
+
+
+def _qualname(node: dict[str, Any]) -> tuple[str | None, str]:
+    module = node.get("module")
+    class_name = str(node.get("class_name", ""))
+    if class_name == "function" and isinstance(node.get("config"), str):
+        class_name = node["config"]  # Keras 3 serialises plain functions this way
+    return (module if isinstance(module, str) else None), class_name
+
+
+def _custom_reason(node: dict[str, Any]) -> str | None:
+    module, class_name = _qualname(node)
+    registered = node.get("registered_name")
+    if module is not None and module and not is_keras_module(module):
+        return f"module {module!r} is not part of Keras/TensorFlow"
+    if isinstance(registered, str) and ">" in registered and \
+            not is_keras_module(registered.split(">")[0]):
+        return f"registered custom object {registered!r}"
+    if ">" in class_name and not is_keras_module(class_name.split(">")[0]):
+        return f"class name {class_name!r} names a registered custom package"
+    return None
+
+
+def _lambda(walk: _Walk, node: dict[str, Any], path: str) -> None:
+    config = node.get("config")
+    if not isinstance(config, dict):
+        return
+    function = config.get("function")
+    function_type = config.get("function_type")
+    code: str | None = None
+    if isinstance(function, dict) and function.get("class_name") == "__lambda__":
+        inner = function.get("config")
+        code = inner.get("code") if isinstance(inner, dict) else None
+    elif function_type == "lambda" and isinstance(function, (list, tuple)) and function and \
+            isinstance(function[0], str):
+        code = function[0]
+    elif function_type == "lambda" and isinstance(function, str):
+        code = function
+    elif function_type == "function" and isinstance(function, str):
+        module = str(config.get("module") or "")
+        if not is_keras_module(module):
+            walk.add("keras.custom_object", path, class_name=function, module=module,
+                     qualname=f"{module}.{function}" if module else function,
+                     registered_name=None, reason="Lambda layer calls a named function",
+                     role="Lambda function")
+        return
+    if code is None:
+        return
+    encoding, names, size = bytecode_names(str(code))
+    walk.add("keras.lambda", path, layer=str(config.get("name", "")), encoding=encoding,
+             code_size=size, names=names, module=str(config.get("module") or ""))
+
+
+def _walk(walk: _Walk, node: Any, path: str, depth: int, in_lambda: bool = False) -> None:
+    walk.nodes += 1
+    if walk.nodes > MAX_NODES:
+        walk.limited.add("nodes")
+        return
+    if depth > MAX_DEPTH:
+        walk.limited.add("depth")
+        return
+    if isinstance(node, list):
+        for index, item in enumerate(node):
+            _walk(walk, item, f"{path}[{index}]", depth + 1, in_lambda)
+        return
+    if not isinstance(node, dict):
+        return
+    class_name = node.get("class_name")
+    if isinstance(class_name, str):
+        here = f"{path}/{_label(node)}" if path else _label(node)
+        if class_name == "Lambda" or class_name.endswith(">Lambda"):
+            _lambda(walk, node, here)
+            in_lambda = True  # its __lambda__ function was reported with the layer
+        elif class_name == "__lambda__" and not in_lambda:
+            inner = node.get("config")
+            code = inner.get("code") if isinstance(inner, dict) else None
+            if isinstance(code, str):
+                encoding, names, size = bytecode_names(code)
+                walk.add("keras.lambda", here, layer="", encoding=encoding, code_size=size,
+                         names=names, module="")
+        reason = _custom_reason(node)
+        if reason is not None:
+            module, name = _qualname(node)
+            walk.add("keras.custom_object", here, class_name=name, module=module or "",
+                     qualname=f"{module}.{name}" if module else name,
+                     registered_name=node.get("registered_name"), reason=reason,
+                     role=path.rsplit("/", 1)[-1] or "model")
+        path = here
+    for key, value in node.items():
+        if isinstance(value, (dict, list)):
+            _walk(walk, value, f"{path}.{key}" if path else str(key), depth + 1, in_lambda)
+
+
+def _label(node: dict[str, Any]) -> str:
+    config = node.get("config")
+    name = config.get("name") if isinstance(config, dict) else None
+    return f"{node.get('class_name')}({name})" if isinstance(name, str) else \
+        str(node.get("class_name"))
+
+
+def _layers(config: Any) -> Iterator[Any]:
+    inner = config.get("config") if isinstance(config, dict) else None
+    layers = inner.get("layers") if isinstance(inner, dict) else None
+    if isinstance(layers, list):
+        yield from layers
+
+
+def analyse_config(data: Any, output: ParseOutput, where: Location, origin: str) -> None:
+    """Facts for one decoded model config (``origin`` says where it came from)."""
+    walk = _Walk(output, where)
+    if isinstance(data, dict):
+        output.add("keras.model", where, class_name=str(data.get("class_name", "")),
+                   module=str(data.get("module") or ""), layers=sum(1 for _ in _layers(data)),
+                   origin=origin)
+    _walk(walk, data, "", 0)
+    for which in sorted(walk.limited):
+        output.add("limit.hit", where, limit=f"keras config {which}", value=walk.nodes,
+                   detail=f"{origin}: the config is larger or deeper than the limits "
+                          f"({MAX_NODES} nodes, depth {MAX_DEPTH}, {MAX_FACTS} findings); "
+                          "the rest was not examined")
+
+
+def decode_json(text: bytes, output: ParseOutput, where: Location, fmt: str) -> Any:
+    """The decoded JSON object; anything else (invalid JSON, a list, null) is a parse.error
+    fact and None."""
+    try:
+        data = json.loads(text.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        output.add("parse.error", where, format=fmt, error=f"invalid JSON: {exc}"[:300],
+                   offset=None, read=len(text))
+        return None
+    if not isinstance(data, dict):
+        output.add("parse.error", where, format=fmt,
+                   error=f"the Keras config is a JSON {type(data).__name__}, not an object",
+                   offset=None, read=len(text))
+        return None
+    return data
+
+
+def parse(artifact: Artifact, context: ParseContext) -> ParseOutput:
+    """``config.json`` of a ``.keras`` archive."""
+    output = ParseOutput(format="keras-config")
+    where = artifact.location
+    size = artifact.source.size
+    if size > context.limits.max_header_bytes:
+        output.add("limit.hit", where, limit="max_header_bytes", value=size,
+                   detail=f"Keras config of {size} bytes was not examined")
+        return output
+    data = decode_json(artifact.source.read(0, size), output, where, "keras-config")
+    if data is None:
+        return output
+    analyse_config(data, output, where, "config.json")
+    return output
