@@ -172,3 +172,9 @@ def test_stack_global_requires_text_operands() -> None:
 def test_stack_underflow_is_a_parse_error() -> None:
     errors = list(run(proto(2) + REDUCE + STOP).of_kind("parse.error"))
     assert errors and "underflow" in errors[0].attrs["error"]
+
+
+def test_absurdly_long_names_stop_the_load() -> None:
+    stream = proto(4) + stack_global("os", "x" * 5000) + STOP
+    errors = list(run(stream).of_kind("parse.error"))
+    assert errors and "cannot be imported" in errors[0].attrs["error"]

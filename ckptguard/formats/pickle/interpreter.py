@@ -31,6 +31,7 @@ from ckptguard.formats.pickle.values import (
 from ckptguard.limits import Limits
 
 Handler = Callable[[Any, int], None]
+MAX_NAME = 1000  # characters of a module.name that is still worth importing
 
 
 class Machine:
@@ -187,6 +188,9 @@ class Machine:
               via: str | None = None, expr: str | None = None, owner: str | None = None) -> Ref:
         """A reference to ``module.name`` with its own import record (and where a walk lands)."""
         qualname = f"{module}.{name}" if module else name
+        if len(qualname) > MAX_NAME:
+            # No importable module has such a name: the load stops here with ImportError.
+            raise ReadError(f"global name of {len(qualname)} characters cannot be imported")
         if len(self.trace.records) >= MAX_IMPORTS:
             raise LimitHit("pickle imports", MAX_IMPORTS,
                            f"more than {MAX_IMPORTS} imports in one stream at byte {offset}")
