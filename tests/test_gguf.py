@@ -115,3 +115,17 @@ def test_template_over_the_text_limit_is_a_limit_hit() -> None:
     (hit,) = output.of_kind("limit.hit")
     assert hit.attrs["value"] == "tokenizer.chat_template"
     assert not list(output.of_kind("template.summary"))
+
+
+def test_appended_pickle_is_a_polyglot_scanned_as_a_member(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fixtures.basic_formats import plain_data_pickle
+
+    path = tmp_path / "model.gguf"
+    path.write_bytes(VALID + plain_data_pickle())
+    output = parse_file(path)
+    (poly,) = output.of_kind("format.polyglot")
+    assert poly.attrs["formats"] == ("gguf", "pickle")
+    assert output.children[0].source.read(0, 2) == b"\x80\x02"
+    result = scan_path(path)
+    assert "FMT003" in {f.rule_id for f in result.findings}
+    assert not list(parse_bytes("m.gguf", VALID).of_kind("format.polyglot"))

@@ -15,6 +15,7 @@ from typing import Any
 
 from ckptguard.facts import Artifact, ParseOutput, TensorRef
 from ckptguard.formats import ParseContext
+from ckptguard.formats.appended import appended_formats
 from ckptguard.formats.gguf_reader import Cursor, HeaderTooLarge, Truncated
 from ckptguard.formats.gguf_types import (
     ARRAY,
@@ -221,6 +222,23 @@ class _GGUF:
         for (_, end, first), (begin, _, second) in itertools.pairwise(spans):
             if begin < end:
                 self.violation("tensor-overlap", second, f"overlaps tensor {first!r}")
+        used = max((end for _, end, _ in spans), default=0)
+        self.appended(data_start + used, data_start + -(-used // alignment) * alignment)
+
+    def appended(self, end: int, padded: int) -> None:
+        """Another format right after the last tensor, or after its padding, is a polyglot."""
+        start, formats = end, appended_formats(self.artifact.source, end, "gguf")
+        if not formats and padded > end:
+            start, formats = padded, appended_formats(self.artifact.source, padded, "gguf")
+        if not formats:
+            return
+        count = self.cur.size - start
+        self.out.add("format.polyglot", self.where.within(offset=start),
+                     formats=("gguf", *formats),
+                     detail=f"{', '.join(formats)} data appended after the tensor data at byte "
+                            f"{start}")
+        self.out.children.append(self.artifact.child(
+            f"trailing@{start}", slice_source(self.artifact.source, start, count)))
 
     def tensor_bytes(self, info: TensorInfo) -> int | None:
         if info.ggml_type not in GGML_TYPES:

@@ -18,8 +18,8 @@ from typing import Any
 
 from ckptguard.facts import Artifact, ParseOutput, TensorRef
 from ckptguard.formats import ParseContext
-from ckptguard.sniff import magic_format
-from ckptguard.source import ByteSource, slice_source
+from ckptguard.formats.appended import appended_formats
+from ckptguard.source import slice_source
 
 # dtype -> bits per element (safetensors 0.6+: sub-byte floats pack densely).
 DTYPE_BITS: Mapping[str, int] = {
@@ -40,7 +40,6 @@ METADATA_KEY = "__metadata__"
 MAX_FACT_VALUE = 500  # characters of a metadata value kept in a fact
 MAX_METADATA_IN_FACT = 100  # metadata entries summarised in the header fact
 MAX_PER_PROBLEM = 100  # violation facts kept per kind of problem
-ZIP_EOCD_SPAN = 65_557  # the end-of-central-directory record lies within this many final bytes
 
 
 class HeaderError(ValueError):
@@ -159,16 +158,6 @@ def check_metadata(value: object) -> tuple[dict[str, str], list[Violation]]:
     return kept, problems
 
 
-def trailing_formats(source: ByteSource, start: int) -> list[str]:
-    """Formats recognisable in the bytes after the data buffer."""
-    size = source.size - start
-    found = [f for f in magic_format(source.read(start, 4096), size, "") if f != "safetensors"]
-    tail_start = max(start, source.size - ZIP_EOCD_SPAN)
-    if "zip" not in found and b"PK\x05\x06" in source.read(tail_start, source.size - tail_start):
-        found.append("zip")
-    return found
-
-
 class _Emitter:
     def __init__(self, artifact: Artifact) -> None:
         self.out = ParseOutput(format="safetensors")
@@ -260,7 +249,7 @@ def _judge(artifact: Artifact, ctx: ParseContext, emit: _Emitter, header: dict[s
 
 
 def _trailing(artifact: Artifact, emit: _Emitter, start: int, count: int) -> None:
-    formats = trailing_formats(artifact.source, start)
+    formats = appended_formats(artifact.source, start, "safetensors")
     detail = f"{count} bytes after the last tensor"
     if formats:
         detail += f" hold {', '.join(formats)} content"
