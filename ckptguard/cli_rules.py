@@ -47,12 +47,15 @@ def table(rules: Mapping[str, Rule]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@click.group("rules", invoke_without_command=True)
+@click.group("rules", invoke_without_command=True, short_help="List and explain the rules.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="How to list the rules.")
 @click.pass_context
 def rules_group(ctx: click.Context, output_format: str) -> None:
-    """List the rules (id, severity, category, name, summary); see the subcommands for more."""
+    """List the rules: id, severity, category, name and summary.
+
+    `ckptguard rules show ID` prints one rule's documentation; `ckptguard rules docs --output
+    DIR` writes them all as Markdown."""
     if ctx.invoked_subcommand is not None:
         return
     rules = _load()
@@ -63,10 +66,10 @@ def rules_group(ctx: click.Context, output_format: str) -> None:
         click.echo(table(rules), nl=False)
 
 
-@rules_group.command("show")
+@rules_group.command("show", short_help="Print one rule's documentation.")
 @click.argument("rule_id")
 def show_command(rule_id: str) -> None:
-    """Print one rule's documentation: what it detects, why, an example, the fix."""
+    """Print a rule's documentation: what it detects, why it matters, an example, the fix."""
     rules = _load()
     rule = rules.get(rule_id.strip().upper())
     if rule is None:
@@ -78,7 +81,7 @@ def show_command(rule_id: str) -> None:
     click.echo(to_text(rule), nl=False)
 
 
-@rules_group.command("docs")
+@rules_group.command("docs", short_help="Write the rule pages as Markdown.")
 @click.option("--output", "-o", "output", required=True,
               type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the Markdown pages (one per rule, plus README.md).")
