@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ckptguard.probes.network import ProbeNetwork
-from ckptguard.probes.thresholds import MARGIN_LR, MARGIN_STARTS, MARGIN_STEPS, MARGIN_Z
+from ckptguard.probes.thresholds import (
+    MARGIN_LR,
+    MARGIN_STARTS,
+    MARGIN_STEPS,
+    MARGIN_Z,
+    MIN_CLASSES,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -31,8 +37,12 @@ class MarginResult:
     complete: bool  # False when the time budget cut the optimisation short
 
     @property
+    def enough_classes(self) -> bool:
+        return len(self.margins) >= MIN_CLASSES
+
+    @property
     def outlier(self) -> bool:
-        return self.z >= self.threshold
+        return self.enough_classes and self.z >= self.threshold
 
 
 def robust_z(values: list[float]) -> tuple[int, float, float]:

@@ -12,7 +12,7 @@ from ckptguard.model import Location
 from ckptguard.probes.margin import MarginResult, optimise_margins
 from ckptguard.probes.network import ProbeNetwork
 from ckptguard.probes.stimulate import StimulationResult, stimulate
-from ckptguard.probes.thresholds import FLIP_EASE, FLIP_RATE, STIMULUS_INPUTS
+from ckptguard.probes.thresholds import FLIP_EASE, FLIP_RATE, MIN_CLASSES, STIMULUS_INPUTS
 
 if TYPE_CHECKING:
     import torch
@@ -35,6 +35,9 @@ def run_probes(network: ProbeNetwork, *, seed: int, time_budget: float, device: 
     started = time.monotonic()
     problems: list[str] = []
     margin, prototypes = optimise_margins(network, seed, started + time_budget * 0.6)
+    if not margin.enough_classes:
+        problems.append(f"margin probe not judged: {len(margin.margins)} classes (an outlier "
+                        f"score over classes needs at least {MIN_CLASSES})")
     if not margin.complete:
         problems.append(f"margin optimisation stopped after {margin.steps} steps "
                         "(time budget)")

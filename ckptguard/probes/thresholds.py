@@ -9,6 +9,9 @@ MARGIN_STARTS = 3  # random starting inputs per class (the best margin counts)
 MARGIN_LR = 0.1
 # Robust z (median/MAD over classes) of the largest achievable margin.
 MARGIN_Z = 3.5
+# Below this many classes a robust score over classes means nothing: the margin probe is skipped
+# (and reported as not examined).
+MIN_CLASSES = 6
 
 # --- single-neuron stimulation --------------------------------------------------------------------
 STIMULUS_INPUTS = 48  # typical inputs each unit is stimulated on

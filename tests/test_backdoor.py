@@ -1,0 +1,89 @@
+"""Backdoor rules end to end: safetensors files through ckptguard.scan with weights on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ckptguard.api import scan
+from ckptguard.config import Config
+from ckptguard.model import Category, Severity
+from fixtures.backdoor import clean_mlp, neuron_backdoor, safetensors_file
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def findings(path: Path, **config: object) -> list:  # type: ignore[type-arg]
+    result = scan([path], Config(**config), root=path.parent)  # type: ignore[arg-type]
+    return [f for f in result.findings if f.rule_id.startswith("BKD")]
+
+
+def test_hand_crafted_neuron_is_high_with_its_evidence(tmp_path: Path) -> None:
+    path = write(tmp_path, "model.safetensors",
+                 safetensors_file(neuron_backdoor(unit=17, target=3)))
+    hits = [f for f in findings(path, weights=True) if f.rule_id == "BKD002"]
+    first = next(f for f in hits if f.location.tensor == "fc1.weight")
+    evidence = first.evidence_dict()
+    assert first.severity is Severity.HIGH and first.category is Category.BACKDOOR
+    assert evidence["neuron"] == "17" and evidence["consumer"] == "fc2.weight"
+    assert float(evidence["z"]) > float(evidence["threshold"])
+    assert "Neuron 17" in first.message and "ckptguard probe" in first.message
+
+
+def test_weights_off_means_no_weight_findings(tmp_path: Path) -> None:
+    path = write(tmp_path, "model.safetensors", safetensors_file(neuron_backdoor()))
+    assert findings(path) == []
+
+
+def test_bfloat16_nan_is_an_integrity_finding(tmp_path: Path) -> None:
+    values = clean_mlp()["fc1.weight"]
+    values[2, 3] = np.nan
+    bf16 = (values.view(np.uint32) >> 16).astype(np.uint16)
+    data = safetensors_file({}, extra={"fc1.weight": ("BF16", bf16.tobytes(), values.shape)})
+    hits = findings(write(tmp_path, "model.safetensors", data), weights=True)
+    nan = [f for f in hits if f.rule_id == "BKD001"]
+    assert len(nan) == 1 and nan[0].category is Category.INTEGRITY
+    assert nan[0].evidence_dict()["nan"] == "1"
+    assert nan[0].evidence_dict()["first_flat_index"] == str(2 * 64 + 3)
+
+
+def test_missing_base_fails_closed(tmp_path: Path) -> None:
+    path = write(tmp_path, "model.safetensors", safetensors_file(clean_mlp()))
+    hits = findings(path, weights=True, base=str(tmp_path / "nowhere.safetensors"))
+    assert [(f.rule_id, f.severity) for f in hits] == [("BKD006", Severity.HIGH)]
+
+
+def test_identical_to_base_is_silent(tmp_path: Path) -> None:
+    base = write(tmp_path, "base.safetensors", safetensors_file(clean_mlp(3)))
+    path = write(tmp_path, "model.safetensors", safetensors_file(clean_mlp(3)))
+    assert findings(path, weights=True, base=str(base)) == []
+
+
+def test_edit_of_one_row_is_concentrated(tmp_path: Path) -> None:
+    tensors = clean_mlp(3)
+    base = write(tmp_path, "base.safetensors", safetensors_file(tensors))
+    edited = dict(tensors)
+    edited["fc2.weight"] = tensors["fc2.weight"].copy()
+    edited["fc2.weight"][11] += 0.5
+    path = write(tmp_path, "model.safetensors", safetensors_file(edited))
+    hits = [f for f in findings(path, weights=True, base=str(base)) if f.rule_id == "BKD005"]
+    assert [f.location.tensor for f in hits] == ["fc2.weight"]
+    assert hits[0].severity is Severity.HIGH
+    assert hits[0].evidence_dict()["most_changed_row"] == "11"
+    assert hits[0].evidence_dict()["rows_changed"] == "1/64"
+
+
+def test_the_scan_never_imports_torch(tmp_path: Path) -> None:
+    path = write(tmp_path, "model.safetensors", safetensors_file(neuron_backdoor()))
+    code = ("import sys; from ckptguard.api import scan; from ckptguard.config import Config; "
+            f"r = scan([{str(path)!r}], Config(weights=True)); "
+            "assert any(f.rule_id == 'BKD002' for f in r.findings); "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(tmp_path))
