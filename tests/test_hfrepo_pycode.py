@@ -6,6 +6,8 @@ import ast
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ckptguard.engine.namelists import load_list_file
 from ckptguard.engine.ruleset import rules_directory
@@ -141,3 +143,12 @@ def test_analysis_never_touches_files(tmp_path: Path) -> None:
     analyse_python(f"open({str(target)!r}, 'w').write('x')\n", "m.py", Location(("m.py",)),
                    lists)
     assert not target.exists()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet="osi()[]'\"+.=:\n abc_gtr", max_size=200))
+def test_arbitrary_source_never_crashes(source: str) -> None:
+    lists = code_lists(load_list_file(rules_directory() / "lists" / "remote_code_calls.yaml"))
+    facts = analyse_python(source, "m.py", Location(("m.py",)), lists)
+    assert all(f.kind in {"pycode.call", "pycode.builtins_patch", "parse.error", "limit.hit"}
+               for f in facts)

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ckptguard.facts import Artifact, ParseOutput
 from ckptguard.formats import ParseContext, keras_fmt, keras_h5
@@ -188,3 +190,29 @@ def test_keras_zip_members_reach_the_config_parser(make_fixture) -> None:  # typ
     assert "KER001" in rules
     lam = next(f for f in result.findings if f.rule_id == "KER001")
     assert lam.location.chain[-1] == "config.json"
+
+
+def test_keras_metadata_version() -> None:
+    raw = json.dumps({"keras_version": "3.6.0", "date_saved": "2025-01-01@00:00:00"}).encode()
+    output = keras_fmt.parse_metadata(Artifact(("m.keras", "metadata.json"), MemorySource(raw)),
+                                      ParseContext())
+    version = next(output.of_kind("keras.version"))
+    assert (version.attrs["keras_version"], version.attrs["source"]) == ("3.6.0", "metadata.json")
+    broken = keras_fmt.parse_metadata(Artifact(("m.keras", "metadata.json"), MemorySource(b"[")),
+                                      ParseContext())
+    assert _kinds(broken) == ["parse.error"]
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                     lambda children: st.lists(children, max_size=4) |
+                     st.dictionaries(st.sampled_from(["class_name", "config", "module",
+                                                      "function", "function_type", "layers",
+                                                      "registered_name", "name", "code"]),
+                                     children, max_size=5), max_leaves=30)
+
+
+@settings(max_examples=80, deadline=None)
+@given(_JSON)
+def test_arbitrary_configs_never_crash(data: Any) -> None:
+    output = _config({"class_name": "Sequential", "config": {"layers": [data]}})
+    assert "keras.model" in _kinds(output)

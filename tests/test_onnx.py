@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ckptguard.facts import Artifact, ParseOutput
 from ckptguard.formats import ParseContext
@@ -187,3 +189,19 @@ def test_archive_member_external_data_is_judged_by_text_only() -> None:
     output = _parse_bytes(helper.make_model(graph).SerializeToString())
     fact = next(output.of_kind("onnx.external_data"))
     assert fact.attrs["problem"] == UNCHECKED
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=512))
+def test_arbitrary_bytes_never_crash(data: bytes) -> None:
+    output = _parse_bytes(data)
+    assert all(f.kind in {"parse.error", "onnx.model", "onnx.metadata", "metadata.license",
+                          "onnx.custom_op", "onnx.op_domain", "onnx.external_data",
+                          "limit.hit"} for f in output.facts)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=0, max_value=10_000))
+def test_truncated_models_never_crash(cut: int) -> None:
+    data = _nested_if(3)
+    _parse_bytes(data[: cut % (len(data) + 1)])

@@ -43,6 +43,7 @@ PARSERS: dict[str, str] = {
     "onnx": "ckptguard.formats.onnx_fmt:parse",
     "hf-repo": "ckptguard.formats.hfrepo:parse",
     "keras-config": "ckptguard.formats.keras_fmt:parse",
+    "keras-metadata": "ckptguard.formats.keras_fmt:parse_metadata",
     "hdf5": "ckptguard.formats.keras_h5:parse",
 }
 

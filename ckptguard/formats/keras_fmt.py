@@ -226,3 +226,21 @@ def parse(artifact: Artifact, context: ParseContext) -> ParseOutput:
         return output
     analyse_config(data, output, where, "config.json")
     return output
+
+
+def parse_metadata(artifact: Artifact, context: ParseContext) -> ParseOutput:
+    """``metadata.json`` of a ``.keras`` archive (format ``keras-metadata``): the Keras version
+    and date that saved it, as a ``keras.version`` fact."""
+    output = ParseOutput(format="keras-metadata")
+    where = artifact.location
+    size = artifact.source.size
+    if size > context.limits.max_text_file_bytes:
+        output.add("limit.hit", where, limit="max_text_file_bytes", value=size,
+                   detail=f"Keras metadata of {size} bytes was not examined")
+        return output
+    data = decode_json(artifact.source.read(0, size), output, where, "keras-config")
+    if data is not None:
+        output.add("keras.version", where, keras_version=str(data.get("keras_version", "")),
+                   backend=str(data.get("backend", "")),
+                   date_saved=str(data.get("date_saved", "")), source="metadata.json")
+    return output
