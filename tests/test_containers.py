@@ -287,3 +287,11 @@ def test_compressed_members_are_inflated_and_checked() -> None:
     output = parse(Artifact(("b.zip",), MemorySource(lz)), ParseContext())
     assert [f.attrs["reason"] for f in output.of_kind("archive.unreadable_member")] == \
         ["lzma compression is not supported"]
+
+
+def test_names_differing_only_in_case_are_duplicates_for_torch() -> None:
+    records = [*torch_records("archive", plain_data_pickle()), ("archive/DATA.pkl", b"cos\n")]
+    output = parse(Artifact(("m.pt",), MemorySource(zip_bytes(records))), ParseContext())
+    (dup,) = output.of_kind("zip.duplicate_name")
+    assert "differ only in case" in dup.attrs["detail"]
+    assert "archive/DATA.pkl" in [c.chain[-1] for c in output.children]

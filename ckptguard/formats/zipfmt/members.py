@@ -116,16 +116,23 @@ def structure_facts(directory: Directory, where: Location, output: ParseOutput,
                     head: bytes) -> dict[int, int]:
     """Facts about the archive as a whole; returns each entry's copy number (0 = first)."""
     copy_of: dict[int, int] = {}
+    exact: dict[bytes, int] = defaultdict(int)
+    # torch's reader (miniz, no case-sensitive flag) matches names ignoring ASCII case.
     groups: dict[bytes, list[Entry]] = defaultdict(list)
     for entry in directory.entries:
-        copy_of[entry.position] = len(groups[entry.raw_name])
-        groups[entry.raw_name].append(entry)
+        copy_of[entry.position] = exact[entry.raw_name]
+        exact[entry.raw_name] += 1
+        groups[entry.raw_name.lower()].append(entry)
     duplicates = [copies for copies in groups.values() if len(copies) > 1]
     for copies in duplicates[:MAX_REPORTED]:
+        spellings = sorted({e.name for e in copies})
+        detail = "Python's zipfile reads the last copy; torch (miniz) finds names by binary " \
+            "search over a sorted index and may take either"
+        if len(spellings) > 1:
+            detail = f"names {spellings} differ only in case, which torch's reader ignores " \
+                "while zipfile does not"
         output.add("zip.duplicate_name", where.child(copies[0].name), name=copies[0].name,
-                   copies=len(copies),
-                   detail="Python's zipfile reads the last copy; torch (miniz) finds names by "
-                          "binary search over a sorted index and may take either")
+                   copies=len(copies), detail=detail)
     _overlaps(directory, where, output)
     _unsafe_names(directory, where, output)
     first = min((e.header_offset for e in directory.entries), default=directory.central_offset)
