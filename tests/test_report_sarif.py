@@ -165,6 +165,7 @@ def test_run_level_fields() -> None:
     ("/srv/repo/m/x.bin", "/srv/repo", {"uri": "m/x.bin", "uriBaseId": "%SRCROOT%"}),
     ("/elsewhere/x.bin", "/srv/repo", {"uri": "file:///elsewhere/x.bin"}),
     ("m#1.pt", None, {"uri": "m%231.pt", "uriBaseId": "%SRCROOT%"}),
+    ("models/repo/", None, {"uri": "models/repo/", "uriBaseId": "%SRCROOT%"}),
     ("x:y.pt", None, {"uri": "x%3Ay.pt", "uriBaseId": "%SRCROOT%"}),  # not a scheme
     ("C:\\work\\m.pt", None, {"uri": "file:///C:/work/m.pt"}),
     ("C:\\repo\\sub\\m.pt", "C:\\repo", {"uri": "sub/m.pt", "uriBaseId": "%SRCROOT%"}),

@@ -150,3 +150,13 @@ def test_one_group_per_file_whatever_the_order() -> None:
     headers = [line for line in text.splitlines() if line and not line.startswith(" ")
                and "→" not in line and not line.startswith(("FAIL", "PASS"))]
     assert headers == ["a.zip", "a.zip x"]
+
+
+def test_low_confidence_is_said() -> None:
+    doubtful = finding(rule_id="FMT005", severity=Severity.MEDIUM, confidence=Confidence.LOW,
+                       category=Category.SCANNER, message="unrecognised content",
+                       location=Location(("m.pt",)))
+    sure = make("FMT001", Severity.HIGH, Location(("n.pt",)))
+    text = render(result_of(doubtful, sure))
+    assert "unrecognised content  (low confidence)" in text
+    assert text.count("(low confidence)") == 1

@@ -202,6 +202,8 @@ def artifact_location(path: str, root: str | None) -> dict[str, Any]:
     if candidate.is_absolute():
         return {"uri": "file://" + quote(candidate.as_posix(), safe="/:")}
     relative = posixpath.normpath(candidate.as_posix())
+    if path.endswith(("/", "\\")) and relative != ".":
+        relative += "/"  # a folder (a repo judged as a whole) keeps its trailing slash
     return {"uri": quote(relative, safe="/"), "uriBaseId": SRCROOT}
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ckptguard.engine.rules import Rule
-from ckptguard.model import Finding, Location, ScanResult, Severity
+from ckptguard.model import Confidence, Finding, Location, ScanResult, Severity
 from ckptguard.report.safe_text import printable
 
 COLOURS = {Severity.CRITICAL: "\033[1;31m", Severity.HIGH: "\033[31m",
@@ -64,7 +64,8 @@ def finding_lines(item: Finding, paint: _Painter) -> list[str]:
     tag = paint(COLOURS[item.severity], f"{item.severity.label.upper():<{TAG_WIDTH}}")
     indent = " " * (2 + TAG_WIDTH + 2 + len(item.rule_id) + 2)
     message = compact(item.message, MAX_MESSAGE_CHARS)
-    out = [f"  {tag}  {paint(BOLD, clean(item.rule_id))}  {message}"]
+    doubt = paint(DIM, "  (low confidence)") if item.confidence is Confidence.LOW else ""
+    out = [f"  {tag}  {paint(BOLD, clean(item.rule_id))}  {message}{doubt}"]
     where = where_inside(item.location)
     if where:
         out.append(f"{indent}{paint(DIM, 'at')} {where}")
