@@ -139,6 +139,8 @@ class _Analyser:
             self._call(node)
         elif isinstance(node, nodes.Const) and isinstance(node.value, str):
             self._string(node.value, node, "a string literal")
+        elif isinstance(node, nodes.Keyword) and is_dunder(node.key):
+            self.add("dunder-string", node.key, node, "a keyword argument name spells a dunder")
         elif isinstance(node, nodes.Mul):
             self._repeat(node)
         elif type(node).__name__ in TEMPLATE_LOADING:
@@ -184,6 +186,8 @@ class _Analyser:
             if is_dunder(name) and attr_name is None:
                 self._name_used(name, node, f"the |{node.name} filter")
         if attr_name is not None:
+            if node.node is not None:
+                self._on_global(node.node, node)
             value = fold(attr_name, self.env)
             if not isinstance(value, str):
                 self.add("computed-attribute", f"|{node.name}", node,

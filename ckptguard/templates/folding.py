@@ -64,6 +64,10 @@ def _filter(node: nodes.Filter, base: Value | None, env: Mapping[str, Value]) ->
         if node.name == "trim":
             return base.strip()
         return base if node.name == "string" else str(getattr(base, node.name)())
+    if node.name in ("first", "last") and isinstance(base, tuple) and base and not clean:
+        return base[0] if node.name == "first" else base[-1]
+    if node.name == "list" and isinstance(base, (str, tuple)) and not clean:
+        return tuple(base)
     if node.name == "join" and isinstance(base, tuple):
         sep = clean[0] if clean and isinstance(clean[0], str) else ""
         return _str_method("join", sep, [base])
@@ -124,6 +128,9 @@ def fold(node: nodes.Node | None, env: Mapping[str, Value]) -> Value | None:
         args = [fold(a, env) for a in node.args]
         if isinstance(base, str) and None not in args and not node.kwargs:
             result = _str_method(node.node.attr, base, [a for a in args if a is not None])
+    elif isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) \
+            and node.node.name == "dict" and not node.args and "dict" not in env:
+        result = tuple(kw.key for kw in node.kwargs)  # dict(__cla=1) spells its keys
     elif isinstance(node, nodes.Getitem):
         base, key = fold(node.node, env), fold(node.arg, env)
         if isinstance(base, (str, tuple)) and isinstance(key, int) \
