@@ -83,7 +83,7 @@ def _looks_like_safetensors(head: bytes, size: int, ext: str = "") -> bool:
         return False
     (length,) = struct.unpack("<Q", head[:8])
     # Under a .safetensors name a header length past the end is the parser's to report.
-    return head[8:9] == b"{" and 2 <= length and (length <= size - 8 or ext == ".safetensors")
+    return head[8:9] == b"{" and length >= 2 and (length <= size - 8 or ext == ".safetensors")
 
 
 def _looks_like_onnx(head: bytes) -> bool:
