@@ -257,3 +257,13 @@ def test_repo_folder_findings_point_at_the_file_inside() -> None:
     assert physical["region"] == {"startLine": 1}
     assert nested["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == \
         "models/repo/!bundle.zip!data.pkl"
+
+
+def test_security_severity_follows_the_reported_severity() -> None:
+    raised = finding(rule_id="FMT002", severity=Severity.CRITICAL, confidence=Confidence.HIGH,
+                     category=Category.INTEGRITY, message="m", location=Location(("a.npy",)))
+    run = json.loads(render(ScanResult(findings=(raised,), artifacts=()), rules=RULES))["runs"][0]
+    rule = run["tool"]["driver"]["rules"][0]
+    assert RULES["FMT002"].severity is Severity.MEDIUM
+    assert rule["properties"]["security-severity"] == "9.5"
+    assert run["results"][0]["level"] == "error"

@@ -13,6 +13,7 @@ import json
 import posixpath
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from importlib import metadata
 from pathlib import PurePosixPath
 from typing import Any
@@ -64,7 +65,8 @@ def render(result: ScanResult, *, rules: RuleTable | None = None, category: str 
     results = [_result(item, index, suppressed=False, root=root) for item in result.findings]
     results += [_result(item, index, suppressed=True, root=root) for item in result.suppressed]
     run: dict[str, Any] = {
-        "tool": {"driver": _driver(result, list(used.values()))},
+        "tool": {"driver": _driver(result, [_as_reported(rule, result) for rule in
+                                            used.values()])},
         "invocations": [{"executionSuccessful": True}],
         "originalUriBaseIds": {SRCROOT: _srcroot(root)},
         "results": results,
@@ -79,6 +81,14 @@ def render(result: ScanResult, *, rules: RuleTable | None = None, category: str 
     log = {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
     # Compact: SARIF is read by machines, and GitHub limits the upload size.
     return json.dumps(scrub(log), separators=(",", ":")) + "\n"
+
+
+def _as_reported(rule: Rule, result: ScanResult) -> Rule:
+    """The rule at the worst severity its findings were reported with: a project's severity
+    override (or a check's stronger evidence) then shows in GitHub's alert severity too."""
+    seen = [f.severity for f in result.findings if f.rule_id == rule.id]
+    worst = max(seen, default=rule.severity)
+    return rule if worst == rule.severity else replace(rule, severity=worst)
 
 
 def _driver(result: ScanResult, rules: list[Rule]) -> dict[str, Any]:
