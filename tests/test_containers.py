@@ -285,8 +285,13 @@ def test_compressed_members_are_inflated_and_checked() -> None:
     assert output.children[0].source.read(0, 1000) == plain_data_pickle()
     lz = zip_bytes([("data.pkl", plain_data_pickle())], zipfile.ZIP_LZMA)
     output = parse(Artifact(("b.zip",), MemorySource(lz)), ParseContext())
+    assert output.children[0].source.read(0, 1000) == plain_data_pickle()
+    assert output.facts == []
+    broken = bytearray(lz)
+    broken[broken.index(b"data.pkl") + 8 + 2] = 7  # properties size 7: not LZMA1
+    output = parse(Artifact(("b.zip",), MemorySource(bytes(broken))), ParseContext())
     assert [f.attrs["reason"] for f in output.of_kind("archive.unreadable_member")] == \
-        ["lzma compression is not supported"]
+        ["lzma compression with an unknown properties header"]
 
 
 def test_names_differing_only_in_case_are_duplicates_for_torch() -> None:

@@ -35,7 +35,7 @@ _RESTART_MAGIC = {"gzip": b"\x1f\x8b", "bz2": b"BZh", "xz": b"\xfd7zXZ\x00"}
 class _Stream:
     """One decompressor behind a single interface (zlib's and bz2/lzma's APIs differ)."""
 
-    def __init__(self, method: str) -> None:
+    def __init__(self, method: str, filters: list[dict[str, int]] | None = None) -> None:
         self.method = method
         self._zlib: zlib._Decompress | None = None
         self._other: bz2.BZ2Decompressor | lzma.LZMADecompressor | None = None
@@ -48,6 +48,8 @@ class _Stream:
             self._other = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
         elif method == "lzma":
             self._other = lzma.LZMADecompressor(format=lzma.FORMAT_ALONE)
+        elif method == "lzma-raw" and filters is not None:  # zip's LZMA: header parsed by caller
+            self._other = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=filters)
         else:
             raise ValueError(f"unknown compression method {method!r}")
 
@@ -101,7 +103,8 @@ def _limit(limits: Limits, budget: int) -> tuple[int, str]:
 
 
 def decompress(source: ByteSource, start: int, length: int, method: str, limits: Limits,
-               budget: int) -> Inflated:
+               budget: int, *, filters: list[dict[str, int]] | None = None,
+               expected: int | None = None) -> Inflated:
     """Decompress ``length`` bytes of ``source`` from ``start`` with ``method``.
 
     ``budget`` is how many decompressed bytes the caller may still spend (its share of
@@ -109,7 +112,7 @@ def decompress(source: ByteSource, start: int, length: int, method: str, limits:
     """
     cap, cap_name = _limit(limits, budget)
     out = bytearray()
-    stream = _Stream(method)
+    stream = _Stream(method, filters)
     pos = 0
     streams = 1
     pending = b""
@@ -121,6 +124,8 @@ def decompress(source: ByteSource, start: int, length: int, method: str, limits:
             else:
                 data = source.read(start + pos, min(CHUNK, length - pos))
                 pos += len(data)
+                if not data and expected is not None and len(out) == expected:
+                    return Inflated(bytes(out), pos, True, streams=streams)  # no end marker
                 if not data:
                     return Inflated(bytes(out), pos, False, error="truncated: the compressed "
                                     "stream ends before its end marker", streams=streams)

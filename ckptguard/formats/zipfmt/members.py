@@ -4,6 +4,7 @@ limits; local headers compared with the central directory and CRCs checked on wh
 from __future__ import annotations
 
 import itertools
+import lzma
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from ckptguard.formats.zipfmt.reader import (
 from ckptguard.model import Location
 from ckptguard.source import ByteSource, MemorySource, slice_source
 
-METHODS = {0: None, 8: "deflate", 12: "bz2"}
+METHODS = {0: None, 8: "deflate", 12: "bz2", 14: "lzma-raw"}
 METHOD_NAMES = {0: "stored", 8: "deflate", 9: "deflate64", 12: "bzip2", 14: "lzma", 93: "zstd",
                 95: "xz", 98: "ppmd", 99: "aes"}
 CRC_STORED_MAX = 64 << 20  # stored members read only to check their CRC are bounded
@@ -43,6 +44,16 @@ class Member:
     entry: Entry
     source: ByteSource
     stored: bool
+
+
+def lzma_filters(header: bytes) -> list[dict[str, int]] | None:
+    """The LZMA1 filter of a zip LZMA member: version (2 bytes), properties size (2, always 5),
+    then lc/lp/pb packed in one byte and the dictionary size."""
+    if len(header) < 9 or int.from_bytes(header[2:4], "little") != 5 or header[4] >= 9 * 5 * 5:
+        return None
+    packed = header[4]
+    return [{"id": lzma.FILTER_LZMA1, "lc": packed % 9, "lp": packed // 9 % 5,
+             "pb": packed // 45, "dict_size": int.from_bytes(header[5:9], "little")}]
 
 
 def member_location(where: Location, entry: Entry) -> Location:
@@ -90,8 +101,17 @@ def open_member(source: ByteSource, entry: Entry, where: Location, ctx: ParseCon
                        central=str(entry.size), local=str(entry.compressed_size))
         check = verify_crc and data.size <= CRC_STORED_MAX
     else:
-        result = decompress(source, local.data_offset, entry.compressed_size, codec,
-                            ctx.limits, budget.remaining)
+        start, length = local.data_offset, entry.compressed_size
+        filters = None
+        if codec == "lzma-raw":
+            filters = lzma_filters(source.read(start, 9))
+            if filters is None:
+                output.add("archive.unreadable_member", here, name=entry.name,
+                           reason="lzma compression with an unknown properties header")
+                return None
+            start, length = start + 9, length - 9
+        result = decompress(source, start, length, codec, ctx.limits, budget.remaining,
+                            filters=filters, expected=entry.size)
         budget.remaining -= len(result.data)
         report_inflated(output, here, "zip", result, f"member {entry.name!r}")
         data = MemorySource(result.data)
