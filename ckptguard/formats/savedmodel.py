@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 from collections.abc import Iterable
 
 from ckptguard.facts import Artifact, ParseOutput
@@ -24,6 +25,8 @@ from ckptguard.formats.savedmodel_graph import (
     read_saved_model,
 )
 
+LAMBDA_CONFIG = re.compile(rb'"class_name":\s*"Lambda"')
+MAX_LAMBDA_MATCHES = 1000
 MAX_FIELDS = 20_000_000  # protobuf fields read per file (a large SavedModel has ~10^6)
 
 
@@ -121,6 +124,21 @@ def _keras_metadata(out: ParseOutput, artifact: Artifact, buf: Buffer, budget: B
                 class_name=class_name, count=count, example=example)
 
 
+def _legacy_lambdas(out: ParseOutput, artifact: Artifact, buf: Buffer) -> None:
+    """Keras before TF 2.5 kept layer configs as JSON inside saved_model.pb (the object graph's
+    user objects); a Lambda layer there is found by its serialised class name."""
+    count = 0
+    first = -1
+    for match in LAMBDA_CONFIG.finditer(buf):
+        count += 1
+        first = match.start() if first < 0 else first
+        if count >= MAX_LAMBDA_MATCHES:
+            break
+    if count:
+        out.add("savedmodel.keras_layer", artifact.location.within(offset=first),
+                class_name="Lambda", count=count, example=f"layer config at byte {first}")
+
+
 def parse(artifact: Artifact, ctx: ParseContext) -> ParseOutput:
     out = ParseOutput(format="savedmodel")
     buf = artifact.source.view()
@@ -140,6 +158,7 @@ def parse(artifact: Artifact, ctx: ParseContext) -> ParseOutput:
             out.add("savedmodel.header", artifact.location, container="SavedModel", version=version,
                     meta_graphs=len(graphs))
         _graph_facts(out, artifact, graphs)
+        _legacy_lambdas(out, artifact, buf)
     except WireError as exc:
         if budget.left < 0:
             out.add("limit.hit", artifact.location, limit="protobuf fields", value=MAX_FIELDS,
