@@ -94,10 +94,21 @@ def to_text(rule: Rule, *, width: int = 88) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def looks_like_code(text: str) -> bool:
+    """An example written as bare code (a template, an expression) rather than as prose with
+    `code spans`: Markdown would eat its underscores and braces unless it is fenced."""
+    text = text.strip()
+    return "`" not in text and (text.startswith(("{", "<", "$", "[")) or
+                                any(mark in text for mark in ("__", "{{", "{%", "()")))
+
+
 def _markdown_body(rule: Rule, heading: str) -> list[str]:
     lines: list[str] = []
     for title, body in sections(rule):
-        lines += [f"{heading} {title}", "", body.strip(), ""]
+        text = body.strip()
+        if title == "Example" and looks_like_code(text):
+            text = f"```\n{text}\n```"
+        lines += [f"{heading} {title}", "", text, ""]
     lines += [f"{heading} References", ""]
     lines += [f"- <{url}>" for url in references(rule)]
     return lines

@@ -94,3 +94,15 @@ def test_rules_docs_writes_pages_and_prunes_only_rule_pages(tmp_path: Path) -> N
     for name, text in pages(RULES).items():
         assert (tmp_path / name).read_text(encoding="utf-8") == text
     assert write_docs(RULES, tmp_path) == len(RULES) + 1
+
+
+def test_code_examples_are_fenced_in_markdown() -> None:
+    from dataclasses import replace
+
+    from ckptguard.rule_docs import looks_like_code
+
+    assert looks_like_code("{{ cycler.__init__.__globals__.os.popen('id').read() }}")
+    assert not looks_like_code("`model.safetensors` whose first bytes are `\\x80`.")
+    assert not looks_like_code("A tensor at offset 4096 in a 66-byte data section.")
+    rule = replace(RULES["FMT001"], example="{{ x.__class__ }}")
+    assert "## Example\n\n```\n{{ x.__class__ }}\n```\n" in to_markdown(rule)
