@@ -37,6 +37,9 @@ def guarded(debug: bool) -> Iterator[None]:
         raise SystemExit(EXIT_ERROR) from None
     except click.ClickException:
         raise
+    except KeyboardInterrupt:
+        click.echo("ckptguard: interrupted; the scan is incomplete", err=True)
+        raise SystemExit(EXIT_ERROR) from None
     except Exception as exc:  # the one place where unexpected errors become exit code 2
         if debug:
             raise

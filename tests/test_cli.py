@@ -129,3 +129,13 @@ def test_version_and_help() -> None:
     assert code == 0 and "ckptguard" in out
     code, out, _ = run("scan", "--help")
     assert code == 0 and "--hf-cache" in out and "--baseline" in out
+
+
+def test_interrupt_is_an_error_not_a_finding(project: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("ckptguard.cli.scan", interrupted)
+    code, _, err = run("scan", "models")
+    assert code == 2 and "interrupted" in err
