@@ -231,3 +231,17 @@ def test_number_fields_in_tar_headers() -> None:
     with pytest.raises(TarError):
         _number(b"12x4", 0)
     assert struct.calcsize("<I") == 4
+
+
+def test_raw_pickle_under_bin_name_goes_to_the_pickle_engine(make_fixture, canary: Path) -> None:  # type: ignore[no-untyped-def]
+    path = make_fixture("pickle_named_bin")
+    result = scan([path], Config(), root=path.parent)
+    assert {a.name: a.format for a in result.artifacts}["pytorch_model.bin"] == "pickle"
+    assert not canary.exists()
+
+
+def test_zip_appended_to_a_pickle_is_a_polyglot(tmp_path: Path) -> None:
+    path = tmp_path / "model.pkl"
+    path.write_bytes(plain_data_pickle() + zip_bytes([("archive/data.pkl", b"x")]))
+    result = scan([path], Config(), root=tmp_path)
+    assert "FMT003" in {f.rule_id for f in result.findings}
