@@ -14,6 +14,7 @@ from ckptguard.engine.checks import Check
 # Modules holding checks.  Add a module here when you add one; a test asserts every rule that
 # names a check finds it, and every check belongs to a rule.
 CHECK_MODULES: tuple[str, ...] = (
+    "argument_callers",
     "backdoor",
     "license",
 )
