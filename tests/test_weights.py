@@ -121,7 +121,7 @@ def test_rank_one_structure_is_found_even_in_a_sample() -> None:
     edited = clean + (np.outer(u, v) / np.linalg.norm(u) / np.linalg.norm(v)
                       * np.linalg.norm(clean)).astype(np.float32)
     spectrum = tensor_spectrum(ref("big.weight", edited))
-    assert spectrum.sampled_rows <= 1024 and spectrum.sampled_cols <= 4096
+    assert spectrum.sampled_rows <= 512 and spectrum.sampled_cols <= 2048
     assert spectrum.gap > 10 and spectrum.top_share > 0.4
 
 

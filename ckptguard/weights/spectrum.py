@@ -63,8 +63,8 @@ def sample_matrix(ref: TensorRef, max_rows: int = SPECTRAL_SAMPLE_ROWS,
     rows = evenly_spaced(array.shape[0], max_rows)
     cols = evenly_spaced(array.shape[1], max_cols)
     sample = array[rows][:, cols] if cols.size < array.shape[1] else array[rows]
-    values = to_float32(np.ascontiguousarray(sample), ref.dtype).astype(np.float64)
-    return np.where(np.isfinite(values), values, 0.0), rows
+    values = to_float32(np.ascontiguousarray(sample), ref.dtype)
+    return np.where(np.isfinite(values), values, np.float32(0.0)), rows
 
 
 def top_singular_values(matrix: np.ndarray, rank: int = SPECTRAL_RANK,
@@ -79,7 +79,7 @@ def top_singular_values(matrix: np.ndarray, rank: int = SPECTRAL_RANK,
         u, s, _ = np.linalg.svd(matrix, full_matrices=False)
         return s[:k], u[:, 0]
     rng = np.random.default_rng(seed)
-    probe = rng.standard_normal((cols, k + 8))
+    probe = rng.standard_normal((cols, k + 8)).astype(matrix.dtype)
     basis, _ = np.linalg.qr(matrix @ probe)
     for _ in range(iterations):
         basis, _ = np.linalg.qr(matrix.T @ basis)
@@ -92,11 +92,11 @@ def top_singular_values(matrix: np.ndarray, rank: int = SPECTRAL_RANK,
 def spectrum_of(matrix: np.ndarray, rows: np.ndarray | None = None, *,
                 centre: bool = True) -> Spectrum:
     """Singular values of ``matrix`` (mean-centred unless told otherwise)."""
-    data = matrix - matrix.mean() if centre and matrix.size else matrix
+    data = matrix - matrix.mean(dtype=np.float64) if centre and matrix.size else matrix
     values, top_vector = top_singular_values(data)
     picked = rows if rows is not None else np.arange(matrix.shape[0])
     top_row = int(picked[int(np.argmax(np.abs(top_vector)))]) if top_vector.size else 0
-    return Spectrum(tuple(float(v) for v in values), float((data * data).sum()),
+    return Spectrum(tuple(float(v) for v in values), float(np.vdot(data, data)),
                     matrix.shape[0], matrix.shape[1], top_row)
 
 

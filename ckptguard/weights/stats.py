@@ -106,7 +106,8 @@ def tensor_stats(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> TensorStats:
     for block in iter_blocks(ref, block_bytes):
         values = block.values
         finite = np.isfinite(values)
-        if not finite.all():
+        all_finite = bool(finite.all())
+        if not all_finite:
             bad = ~finite
             n = int(np.isnan(values).sum())
             pos = int(np.isposinf(values).sum())
@@ -116,17 +117,20 @@ def tensor_stats(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> TensorStats:
                 r, c = np.unravel_index(int(np.argmax(bad)), values.shape)
                 first_bad = (block.first_row + int(r)) * cols + block.first_col + int(c)
             values = np.where(finite, values, np.float32(0.0))
-        wide = values.astype(np.float64)
-        squares = wide * wide
+        # float32 element work, float64 accumulation: one squared array serves every statistic.
+        squares = np.square(values)
         end = block.first_row + values.shape[0]
-        row_sq[block.first_row:end] += squares.sum(axis=1)
-        np.maximum(row_max[block.first_row:end], np.abs(wide).max(axis=1),
-                   out=row_max[block.first_row:end])
-        col_sq[block.first_col:block.first_col + values.shape[1]] += squares.sum(axis=0)
-        moments += (wide.sum(), squares.sum(), (squares * wide).sum(), (squares * squares).sum())
-        finite_count += int(finite.sum())
-        if values.size:
-            max_abs = max(max_abs, float(np.abs(wide).max()))
+        row_sq[block.first_row:end] += squares.sum(axis=1, dtype=np.float64)
+        block_max = np.abs(values).max(axis=1)
+        np.maximum(row_max[block.first_row:end], block_max, out=row_max[block.first_row:end])
+        col_sq[block.first_col:block.first_col + values.shape[1]] += \
+            squares.sum(axis=0, dtype=np.float64)
+        moments += (values.sum(dtype=np.float64), squares.sum(dtype=np.float64),
+                    np.vdot(squares, values).astype(np.float64),
+                    np.vdot(squares, squares).astype(np.float64))
+        finite_count += values.size if all_finite else int(finite.sum())
+        if block_max.size:
+            max_abs = max(max_abs, float(block_max.max()))
     mean, std, kurt = _moments(moments, finite_count)
     several_rows = rows >= 3
     return TensorStats(

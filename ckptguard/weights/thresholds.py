@@ -26,10 +26,10 @@ NEURON_Z_STRONG = 40.0
 KURTOSIS_STRONG = 50.0
 
 # --- spectral concentration (rank-one edits) ----------------------------------------------------
-SPECTRAL_SAMPLE_ROWS = 1024  # rows (evenly spaced) used for the estimate
-SPECTRAL_SAMPLE_COLS = 4096  # columns (evenly spaced) used for the estimate
+SPECTRAL_SAMPLE_ROWS = 512  # rows (evenly spaced) used for the estimate
+SPECTRAL_SAMPLE_COLS = 2048  # columns (evenly spaced) used for the estimate
 SPECTRAL_RANK = 8  # singular values estimated
-SPECTRAL_POWER_ITERATIONS = 3
+SPECTRAL_POWER_ITERATIONS = 2
 # sigma1 / sigma2 of the mean-centred layer.  Clean trained layers in the zoo stay below 3;
 # a rank-one edit strong enough to change behaviour pushes it far higher.
 SPECTRAL_GAP = 4.0
