@@ -129,3 +129,14 @@ def test_appended_pickle_is_a_polyglot_scanned_as_a_member(tmp_path) -> None:  #
     result = scan_path(path)
     assert "FMT003" in {f.rule_id for f in result.findings}
     assert not list(parse_bytes("m.gguf", VALID).of_kind("format.polyglot"))
+
+
+def test_metadata_facts_are_capped_but_licenses_and_templates_are_not(  # type: ignore[no-untyped-def]
+        monkeypatch) -> None:
+    from ckptguard.formats import gguf as gguf_module
+
+    monkeypatch.setattr(gguf_module, "MAX_METADATA_FACTS", 2)
+    output = parse_bytes("m.gguf", VALID)
+    assert len(list(output.of_kind("gguf.metadata"))) == 2
+    assert len(list(output.of_kind("metadata.license"))) == 1
+    assert len(list(output.of_kind("template.summary"))) == 2

@@ -99,3 +99,12 @@ def test_corruption_is_a_fact_not_a_crash(cut: int, noise: bytes) -> None:
     output = parse_bytes("saved_model.pb", CLEAN[:cut] + noise, fmt="savedmodel")
     assert {f.kind for f in output.facts} & {"savedmodel.violation", "savedmodel.header",
                                              "limit.hit"}
+
+
+def test_too_many_distinct_ops_is_a_limit_hit(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from ckptguard.formats import savedmodel
+
+    monkeypatch.setattr(savedmodel, "MAX_OP_FACTS", 3)
+    output = parse_bytes("saved_model.pb", CLEAN)
+    assert len(list(output.of_kind("savedmodel.op"))) == 3
+    assert [f.attrs["limit"] for f in output.of_kind("limit.hit")] == ["distinct ops"]

@@ -32,6 +32,7 @@ from ckptguard.templates import analyse_template
 
 MAX_ARRAY_DEPTH = 8
 MAX_PER_PROBLEM = 100  # violation facts kept per kind of problem
+MAX_METADATA_FACTS = 2000  # gguf.metadata facts per file (real files have under 100 keys)
 MAX_FACT_VALUE = 500
 KEEP_STRING = 64 * 1024  # strings longer than this are skipped unless they are chat templates
 LICENSE_KEYS = {"general.license", "general.license.name", "general.license.link"}
@@ -152,13 +153,18 @@ class _GGUF:
         self.metadata_fact(key, VALUE_TYPES.get(vtype, ("?", 0))[0], value)
 
     def metadata_fact(self, key: str, type_name: str, value: Any) -> None:
+        """A gguf.metadata fact (the first MAX_METADATA_FACTS keys: they describe, rules do not
+        judge them), plus the license, base-model and chat-template facts for every key."""
         where = self.where.within(key=key)
+        described = len(self.keys) <= MAX_METADATA_FACTS
         if isinstance(value, dict):
-            self.out.add("gguf.metadata", where, key=key, type=type_name, **value)
+            if described:
+                self.out.add("gguf.metadata", where, key=key, type=type_name, **value)
             return
         shown = value if not isinstance(value, str) else value[:MAX_FACT_VALUE]
-        self.out.add("gguf.metadata", where, key=key, type=type_name,
-                     value="<skipped: too long>" if value is None else shown)
+        if described:
+            self.out.add("gguf.metadata", where, key=key, type=type_name,
+                         value="<skipped: too long>" if value is None else shown)
         if value is None and TEMPLATE_KEY.match(key):
             self.out.add("limit.hit", where, limit="max_text_file_bytes", value=key,
                          detail=f"chat template {key} is longer than the limit; not analysed")

@@ -27,6 +27,7 @@ from ckptguard.formats.savedmodel_graph import (
 
 LAMBDA_CONFIG = re.compile(rb'"class_name":\s*"Lambda"')
 MAX_LAMBDA_MATCHES = 1000
+MAX_OP_FACTS = 10_000  # distinct (op, context) pairs judged per graph (TF has ~1,500 ops)
 MAX_FIELDS = 20_000_000  # protobuf fields read per file (a large SavedModel has ~10^6)
 
 
@@ -76,7 +77,12 @@ def op_contexts(graph: Graph) -> dict[tuple[str, str], tuple[int, str]]:
 def _graph_facts(out: ParseOutput, artifact: Artifact, graphs: list[Graph]) -> None:
     for graph in graphs:
         tags = tuple(graph.tags)
-        for (op, context), (count, example) in sorted(op_contexts(graph).items()):
+        contexts = sorted(op_contexts(graph).items())
+        if len(contexts) > MAX_OP_FACTS:
+            out.add("limit.hit", artifact.location, limit="distinct ops", value=len(contexts),
+                    detail=f"{len(contexts)} distinct (op, context) pairs; only "
+                           f"{MAX_OP_FACTS} were judged")
+        for (op, context), (count, example) in contexts[:MAX_OP_FACTS]:
             out.add("savedmodel.op", artifact.location.within(key=example), op=op,
                     context=context, count=count, example=example, tags=tags)
         out.add("savedmodel.graph", artifact.location, tags=tags,

@@ -12,6 +12,7 @@ CUSTOM = 32  # BuiltinOperator.CUSTOM
 VERSION, OPERATOR_CODES, SUBGRAPHS, DESCRIPTION, BUFFERS, METADATA = 0, 1, 2, 3, 4, 6
 LICENSE_FIELD = 5  # ModelMetadata.license in TFLITE_METADATA ("M001")
 MAX_OPERATORS = 10_000_000
+MAX_OPERATOR_CODES = 10_000  # the builtin op set is ~200; each code becomes a fact
 MAX_VALUE = 500
 
 
@@ -44,7 +45,11 @@ class _TFLite:
 
     def operator_codes(self, model: Table) -> list[Table]:
         codes = self.fb.tables(model, OPERATOR_CODES)
-        for index, code in enumerate(codes):
+        if len(codes) > MAX_OPERATOR_CODES:
+            self.out.add("limit.hit", self.where, limit="tflite operator codes",
+                         value=len(codes), detail=f"only the first {MAX_OPERATOR_CODES} "
+                                                  "operator codes were judged")
+        for index, code in enumerate(codes[:MAX_OPERATOR_CODES]):
             builtin = max(self.fb.scalar(code, 0, "<b"), self.fb.scalar(code, 3, "<i"))
             custom = self.fb.string(code, 1)
             where = self.where.within(key=f"operator_codes[{index}]")
