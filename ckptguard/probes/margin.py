@@ -84,7 +84,7 @@ def optimise_margins(network: ProbeNetwork, seed: int, deadline: float,
             break
         optimiser.zero_grad()
         margins = _margins(network, low + (high - low) * torch.sigmoid(raw), targets)
-        (-margins.sum()).backward()
+        (-margins.sum()).backward()  # type: ignore[no-untyped-call]
         optimiser.step()
         done += 1
     with torch.no_grad():

@@ -101,9 +101,8 @@ def _layer_flips(network: ProbeNetwork, layer: HiddenLayer, inputs: torch.Tensor
     import torch
 
     count = inputs.shape[0]
-    units = torch.arange(layer.width)
-    if layer.width > MAX_UNITS_PER_LAYER:
-        units = torch.linspace(0, layer.width - 1, MAX_UNITS_PER_LAYER).round().long().unique()
+    step = -(-layer.width // MAX_UNITS_PER_LAYER)  # wider layers: every step-th unit
+    units = torch.arange(0, layer.width, step)
     per_pass = max(1, BATCH_ROWS // count)
     rates = torch.zeros(units.numel())
     targets = torch.zeros(units.numel(), dtype=torch.long)
