@@ -153,7 +153,7 @@ def test_limits_become_facts() -> None:
     assert one(run(data, max_pickle_opcodes=50), "limit.hit")["limit"] == "pickle opcodes"
     memo = pickle.dumps([str(i) for i in range(50)], protocol=4)
     assert one(run(memo, max_pickle_memo=10), "limit.hit")["limit"] == "pickle memo"
-    deep = proto(2) + b"K\x01" * 100 + STOP
+    deep = proto(2) + b"K\x01" * 3000 + STOP  # the bound is checked every 1024 opcodes
     assert one(run(deep, max_pickle_stack=20), "limit.hit")["limit"] == "pickle stack"
     nested = b"(" * 30 + b"N."
     assert one(run(nested, max_pickle_nesting=10), "limit.hit")["limit"] == "pickle nesting"

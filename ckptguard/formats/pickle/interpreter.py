@@ -31,6 +31,7 @@ from ckptguard.formats.pickle.values import (
 from ckptguard.limits import Limits
 
 Handler = Callable[[Any, int], None]
+CHECK_EVERY = 1024  # opcodes between two checks of the stack bound
 MAX_NAME = 1000  # characters of a module.name that is still worth importing
 
 
@@ -66,6 +67,7 @@ class Machine:
         unpack_double = DOUBLE.unpack_from
         frame_end = self.frame_end
         count = 0
+        next_check = min(budget, CHECK_EVERY)
         try:
             while True:
                 if pos >= end:
@@ -78,6 +80,11 @@ class Machine:
                         raise ReadError("needs 1 byte, stream ends", truncated=True)
                     stack.append(buf[pos + 1])
                     nxt = pos + 2
+                elif code == 0x47:  # BINFLOAT
+                    if pos + 9 > end:
+                        raise ReadError("needs 8 bytes, stream ends", truncated=True)
+                    stack.append(unpack_double(buf, pos + 1)[0])
+                    nxt = pos + 9
                 elif code == 0x8C or code == 0x58:  # SHORT_BINUNICODE, BINUNICODE
                     if code == 0x8C:
                         if pos + 1 >= end:
@@ -107,11 +114,6 @@ class Machine:
                     if len(memo) >= max_memo and index not in memo:
                         self.memo_put(index)
                     memo[index] = stack[-1]
-                elif code == 0x47:  # BINFLOAT
-                    if pos + 9 > end:
-                        raise ReadError("needs 8 bytes, stream ends", truncated=True)
-                    stack.append(unpack_double(buf, pos + 1)[0])
-                    nxt = pos + 9
                 elif code == 0x28:  # MARK
                     marks.append(len(stack))
                     if len(marks) > max_marks:
@@ -146,13 +148,17 @@ class Machine:
                     self._frame_crossed(pos)
                     frame_end = -1
                 count += 1
-                if count >= budget:
-                    raise LimitHit("pickle opcodes", limits.max_pickle_opcodes,
-                                   f"more than {limits.max_pickle_opcodes} opcodes; "
-                                   f"stopped at byte {nxt}")
-                if len(stack) > max_stack:
-                    raise LimitHit("pickle stack", max_stack,
-                                   f"stack deeper than {max_stack} at byte {pos}")
+                if count >= next_check:
+                    # Limits are checked every CHECK_EVERY opcodes (and at the opcode budget):
+                    # the stack may pass its bound by at most that many entries.
+                    if count >= budget:
+                        raise LimitHit("pickle opcodes", limits.max_pickle_opcodes,
+                                       f"more than {limits.max_pickle_opcodes} opcodes; "
+                                       f"stopped at byte {nxt}")
+                    if len(stack) > max_stack:
+                        raise LimitHit("pickle stack", max_stack,
+                                       f"stack deeper than {max_stack} at byte {pos}")
+                    next_check = min(budget, count + CHECK_EVERY)
                 pos = nxt
         except ReadError as exc:
             exc.offset = pos  # type: ignore[attr-defined]
