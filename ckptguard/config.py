@@ -32,7 +32,7 @@ class Config:
 
     def as_dict(self) -> dict[str, Any]:
         """The effective configuration as plain data, keyed as in the configuration file."""
-        changed_limits = {name.replace("_", "-"): value
+        limits = {name.replace("_", "-"): value
                           for name, value in asdict(self.limits).items()}
         return {
             "fail-on": self.fail_on.label,
@@ -47,6 +47,6 @@ class Config:
             "base": self.base,
             "baseline": self.baseline,
             "license": dict(self.license_policy),
-            "limits": changed_limits,
+            "limits": limits,
             "source": self.source,
         }
