@@ -33,7 +33,7 @@ class Config:
     def as_dict(self) -> dict[str, Any]:
         """The effective configuration as plain data, keyed as in the configuration file."""
         limits = {name.replace("_", "-"): value
-                          for name, value in asdict(self.limits).items()}
+                  for name, value in asdict(self.limits).items()}
         return {
             "fail-on": self.fail_on.label,
             "enable": list(self.enable) if self.enable is not None else None,
