@@ -13,6 +13,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 
 from ckptguard.engine.ruleset import RuleSet
 from ckptguard.model import Category, Confidence, Finding, Location, ScanResult, Severity, finding
@@ -49,7 +50,7 @@ def main() -> None:
     base, _ = timed(lambda: json.dumps([finding_dict(f) for f in result.findings]))
     print(f"{args.findings} findings; baseline json.dumps of finding dicts: {base:.3f}s")
     for name in RENDERERS:
-        seconds, size = timed(lambda name=name: render_report(name, result, rules=rules))
+        seconds, size = timed(partial(render_report, name, result, rules=rules))
         print(f"  {name:6} {seconds:7.3f}s  {size / 1e6:6.2f} MB  {seconds / base:5.1f}x baseline")
 
 
