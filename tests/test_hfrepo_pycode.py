@@ -46,6 +46,11 @@ def _names(source: str, lists: CodeLists) -> list[str]:
     ("import socket\ns = socket.socket()\n", "socket.socket"),
     ("from urllib.request import urlopen\nurlopen('http://x')", "urllib.request.urlopen"),
     ("import ctypes\nctypes.CDLL('libx.so')", "ctypes.CDLL"),
+    ("from subprocess import *\ncall('id')", "subprocess.call"),
+    ("__builtins__['ex' + 'ec']('x')", "builtins.exec"),
+    ("__builtins__.eval(x)", "builtins.eval"),
+    ("import builtins\nbuiltins.exec(x)", "builtins.exec"),
+    ("getattr(__import__('os'), 'system')('id')", "os.system"),
 ])
 def test_resolves_aliased_and_hidden_calls(source: str, expected: str, lists: CodeLists) -> None:
     assert expected in _names(source, lists)

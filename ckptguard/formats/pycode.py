@@ -79,6 +79,7 @@ class _Aliases(ast.NodeVisitor):
 
     def __init__(self) -> None:
         self.names: dict[str, str] = {}
+        self.star: list[str] = []  # modules imported with "from m import *"
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -92,7 +93,9 @@ class _Aliases(ast.NodeVisitor):
         if node.level or not node.module:
             return  # relative imports stay inside the repo
         for alias in node.names:
-            if alias.name != "*":
+            if alias.name == "*":
+                self.star.append(node.module)
+            else:
                 self.names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
 
 
@@ -119,6 +122,7 @@ class _Analyser:
         collector = _Aliases()
         collector.visit(tree)
         self.aliases = collector.names
+        self.star = collector.star
         self.decoded_names: set[str] = set()
         self._assignments(tree)
 
@@ -150,8 +154,14 @@ class _Analyser:
         if isinstance(node, ast.Name):
             if node.id in self.aliases:
                 return self.aliases[node.id]
-            return f"builtins.{node.id}" if node.id in BUILTIN_CALLS or node.id == "builtins" \
-                else None
+            if node.id == "__builtins__":
+                return "builtins"
+            if node.id in BUILTIN_CALLS or node.id == "builtins":
+                return f"builtins.{node.id}"
+            for module in self.star:  # from subprocess import *; call(...)
+                if self.lists.calls.lookup(f"{module}.{node.id}") is not None:
+                    return f"{module}.{node.id}"
+            return None
         if isinstance(node, ast.Attribute):
             base = self.resolve(node.value, depth + 1)
             if base == "builtins.builtins":
@@ -175,6 +185,8 @@ class _Analyser:
             if key is not None and isinstance(value, ast.Attribute) and value.attr == "__dict__":
                 base = self.resolve(value.value, depth + 1)
                 return f"{base}.{key}" if base is not None else None
+            if key is not None and isinstance(value, ast.Name) and value.id == "__builtins__":
+                return f"builtins.{key}"
             if key is not None and isinstance(value, ast.Call) and \
                     self.resolve(value.func, depth + 1) == "builtins.vars" and value.args:
                 base = self.resolve(value.args[0], depth + 1)
