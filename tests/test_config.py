@@ -165,3 +165,13 @@ def test_allowed_globals_reach_the_pickle_rules(tmp_path: Path) -> None:
     write(tmp_path / ".ckptguard.toml", 'allowed-globals = ["mycompany.models.**"]\n')
     allowed = scan([model], resolve_config(start=tmp_path), root=tmp_path)
     assert not any("mycompany.models.Net" in f.message for f in allowed.findings)
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/configuration.md"])
+def test_documented_examples_are_valid(tmp_path: Path, document: str) -> None:
+    text = (Path(__file__).resolve().parent.parent / document).read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0] for b in text.split("```toml\n")[1:]]
+    assert blocks, f"{document} has no TOML example"
+    for block in blocks:
+        write(tmp_path / "pyproject.toml", block)
+        assert resolve_config(start=tmp_path).source is not None
