@@ -21,7 +21,7 @@ from ckptguard.formats.pickle.names import (
     TORCH_REBUILD,
     canonical,
 )
-from ckptguard.formats.pickle.trace import CallEvent, NestedEvent
+from ckptguard.formats.pickle.trace import CallEvent, NestedEvent, Trace
 from ckptguard.formats.pickle.values import (
     Blob,
     DictV,
@@ -85,11 +85,12 @@ def invoke(m: Machine, callee: Any, args: Any, kind: str, offset: int,
     return Obj(callee, record.qualname, record, reconstruction, offset, args=items)
 
 
-def method_call(m: Machine, target: Any, method: str, args: tuple[Any, ...], offset: int) -> None:
+def method_call(trace: Trace, target: Any, method: str, args: tuple[Any, ...],
+                offset: int) -> None:
     """APPENDS/SETITEMS on something that is not a plain container call one of its methods."""
     owner = target.cls if isinstance(target, Obj) and target.cls else render(target, 80)
     dynamic = not (isinstance(target, Obj) and target.cls)
-    m.trace.call(CallEvent(f"{owner}.{method}", "reduce", offset,
+    trace.call(CallEvent(f"{owner}.{method}", "reduce", offset,
                            render_call(f"{render(target, 80)}.{method}", args), dynamic))
 
 
