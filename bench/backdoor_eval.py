@@ -260,7 +260,10 @@ def main() -> None:
     elapsed = time.perf_counter() - started
     report = (f"# Backdoor detection on the digits zoo\n\n{len(items)} models, "
               f"{elapsed:.0f} s total on the CPU (1 thread).  Thresholds for TPR@FPR come from "
-              "the calibration models (clean-cal, honest-cal), never from test models.\n\n"
+              "the calibration models (clean-cal, honest-cal), never from test models.  Rule "
+              f"thresholds: NEURON_Z={T.NEURON_Z}, SPECTRAL_GAP={T.SPECTRAL_GAP} (share >= "
+              f"{T.SPECTRAL_SHARE}), DIFF_TOP_SHARE={T.DIFF_TOP_SHARE}, DIFF_ROW_SHARE="
+              f"{T.DIFF_ROW_SHARE}, MARGIN_Z={MARGIN_Z}, FLIP_EASE={FLIP_EASE}.\n\n"
               f"{text}\n")
     out = HERE / "out"
     out.mkdir(exist_ok=True)

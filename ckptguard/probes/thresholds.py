@@ -7,8 +7,9 @@ from __future__ import annotations
 MARGIN_STEPS = 100  # optimisation steps per class
 MARGIN_STARTS = 3  # random starting inputs per class (the best margin counts)
 MARGIN_LR = 0.1
-# Robust z (median/MAD over classes) of the largest achievable margin.
-MARGIN_Z = 3.5
+# Robust z (median/MAD over classes) of the largest achievable margin.  The 16 clean zoo models
+# reach at most 3.8 (median 1.8); BadNets and blended targets reach 3.4-15.
+MARGIN_Z = 4.0
 # Below this many classes a robust score over classes means nothing: the margin probe is skipped
 # (and reported as not examined).
 MIN_CLASSES = 6
