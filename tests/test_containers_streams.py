@@ -104,6 +104,8 @@ def test_gzip_original_name_and_concatenated_members() -> None:
     garbage = gzip.compress(b"abc", mtime=0) + b"trailing!"
     output = parse_gzip(Artifact(("x.gz",), MemorySource(garbage)), ParseContext())
     assert next(output.of_kind("compressed.trailing_data")).attrs["bytes"] == 9
+    trailing = {c.chain[-1]: c for c in output.children}["<trailing data>"]
+    assert trailing.source.read(0, 100) == b"trailing!"
 
 
 def test_decompression_budget_and_ratio() -> None:

@@ -21,7 +21,7 @@ from ckptguard.formats import ParseContext
 from ckptguard.limits import Limits
 from ckptguard.model import Location
 from ckptguard.sniff import PICKLE_LOADER_EXTENSIONS, extension_of
-from ckptguard.source import ByteSource, MemorySource
+from ckptguard.source import ByteSource, MemorySource, slice_source
 
 CHUNK = 1 << 20  # compressed bytes read at a time
 STEP = 4 << 20  # decompressed bytes produced at a time
@@ -161,6 +161,7 @@ def decompress(source: ByteSource, start: int, length: int, method: str, limits:
 # joblib < 0.10 wrote zlib files as b"ZF" + the uncompressed length in hex, space padded to 19
 # characters, then a zlib stream.
 JOBLIB_ZF_HEADER = 21
+TRAILING = "<trailing data>"  # chain name of bytes found after the end of a stream or array
 _STRIP = {".gz": "", ".tgz": ".tar", ".bz2": "", ".tbz2": ".tar", ".xz": "", ".txz": ".tar",
           ".z": "", ".zlib": "", ".lzma": ""}
 
@@ -247,8 +248,12 @@ def _parse(artifact: Artifact, ctx: ParseContext, fmt: str) -> ParseOutput:
                         ctx.limits.max_total_decompressed)
     report_inflated(output, artifact.location, fmt, result, f"{method} stream")
     if result.trailing:
-        output.add("compressed.trailing_data", artifact.location, format=fmt,
-                   bytes=result.trailing, offset=result.consumed)
+        offset = source.size - result.trailing
+        output.add("compressed.trailing_data", artifact.location.within(offset=offset),
+                   format=fmt, bytes=result.trailing)
+        # Loaders stop at the end of the stream; whatever follows is scanned in its own right.
+        output.children.append(artifact.child(TRAILING, slice_source(source, offset,
+                                                                     result.trailing)))
     if joblib_zf:
         declared = head[2:JOBLIB_ZF_HEADER].strip()
         try:

@@ -11,6 +11,7 @@ from typing import Any
 
 from ckptguard.facts import Artifact, ParseOutput, TensorRef
 from ckptguard.formats import ParseContext
+from ckptguard.formats.compressed import TRAILING
 from ckptguard.source import slice_source
 
 MAGIC = b"\x93NUMPY"
@@ -182,7 +183,9 @@ def parse(artifact: Artifact, ctx: ParseContext) -> ParseOutput:
         return output
     if available > expected:
         output.add("numpy.trailing_data", where.within(offset=data_start + expected),
-                   bytes=available - expected)
+                   format="numpy", bytes=available - expected)
+        output.children.append(artifact.child(
+            TRAILING, slice_source(source, data_start + expected, available - expected)))
     if ctx.want_tensors:
         _tensor(artifact, output, dtype, shape, fortran, data_start, expected)
     return output
