@@ -141,7 +141,8 @@ def magic_format(head: bytes, size: int, name: str) -> list[str]:
         found.append("onnx")
     if not found and ext in TEXT_FORMATS:
         found.append(TEXT_FORMATS[ext])
-    if not found and ext in (".safetensors", ".gguf", ".tflite") and size > 0:
+    if not found and ext in (".safetensors", ".gguf", ".tflite") and size > 0 \
+            and not head.startswith(b"version https://git-lfs"):  # an LFS pointer is no model
         found.append(ext[1:])  # no known signature: let the parser report what is wrong
     if not found and ext == ".onnx" and size > 0:
         found.append("onnx")  # protobuf has no magic: let the ONNX parser judge (fail closed)

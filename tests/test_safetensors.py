@@ -146,3 +146,15 @@ def test_torch_written_file_with_bf16_and_fp8_is_clean(tmp_path: Path) -> None:
     assert not list(output.of_kind("safetensors.violation"))
     assert next(output.of_kind("safetensors.header")).attrs["dtypes"] == ("BF16", "F8_E4M3",
                                                                           "I64")
+
+
+def test_git_lfs_pointer_is_not_reported_as_a_broken_model(tmp_path: Path) -> None:
+    path = tmp_path / "model.safetensors"
+    path.write_text("version https://git-lfs.github.com/spec/v1\n"
+                    "oid sha256:" + "0" * 64 + "\nsize 1234\n")
+    result = scan_path(path)  # the scanner may still note the name/content mismatch
+    assert not any(f.rule_id.startswith("SFT") for f in result.findings)
+    assert not result.at_or_above(Severity.HIGH)
+    garbage = tmp_path / "other.safetensors"
+    garbage.write_bytes(b"\x01" * 64)
+    assert {f.rule_id for f in scan_path(garbage).findings} == {"SFT001"}
