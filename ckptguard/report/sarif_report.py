@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from importlib import metadata
 from pathlib import PurePosixPath
@@ -65,8 +65,7 @@ def render(result: ScanResult, *, rules: RuleTable | None = None, category: str 
     results = [_result(item, index, suppressed=False, root=root) for item in result.findings]
     results += [_result(item, index, suppressed=True, root=root) for item in result.suppressed]
     run: dict[str, Any] = {
-        "tool": {"driver": _driver(result, [_as_reported(rule, result) for rule in
-                                            used.values()])},
+        "tool": {"driver": _driver(result, _as_reported(used.values(), result))},
         "invocations": [{"executionSuccessful": True}],
         "originalUriBaseIds": {SRCROOT: _srcroot(root)},
         "results": results,
@@ -83,12 +82,14 @@ def render(result: ScanResult, *, rules: RuleTable | None = None, category: str 
     return json.dumps(scrub(log), separators=(",", ":")) + "\n"
 
 
-def _as_reported(rule: Rule, result: ScanResult) -> Rule:
-    """The rule at the worst severity its findings were reported with: a project's severity
+def _as_reported(rules: Iterable[Rule], result: ScanResult) -> list[Rule]:
+    """Each rule at the worst severity its findings were reported with: a project's severity
     override (or a check's stronger evidence) then shows in GitHub's alert severity too."""
-    seen = [f.severity for f in result.findings if f.rule_id == rule.id]
-    worst = max(seen, default=rule.severity)
-    return rule if worst == rule.severity else replace(rule, severity=worst)
+    worst: dict[str, Severity] = {}
+    for item in result.findings:
+        worst[item.rule_id] = max(worst.get(item.rule_id, item.severity), item.severity)
+    return [replace(rule, severity=worst[rule.id])
+            if worst.get(rule.id, rule.severity) != rule.severity else rule for rule in rules]
 
 
 def _driver(result: ScanResult, rules: list[Rule]) -> dict[str, Any]:
