@@ -190,3 +190,31 @@ def test_exact_names_exist_in_the_installed_library(library: str) -> None:
     missing = [e.pattern for e in load_list_file(SAFE_FOLDER / f"{library}.yaml").entries()
                if "*" not in e.pattern and not _resolves(e.pattern)]
     assert not missing, missing
+
+
+def test_argument_callers_are_allowlisted_helpers() -> None:
+    # ALW001's list exists because these helpers are allowed; a helper that is not allowed is
+    # already reported as called (PKL002), so listing it there would say nothing.
+    helpers = RULES.lists["argument_callers"]
+    for entry in helpers.entries():
+        probe = entry.pattern.replace("*", "ball_tree")
+        assert probe in SAFE, f"{entry.pattern} is in argument_callers but not in safe_globals"
+
+
+def _unicode(text: str) -> bytes:
+    raw = text.encode()
+    return b"X" + len(raw).to_bytes(4, "little") + raw
+
+
+def test_padding_cannot_hide_the_callable_from_alw001(tmp_path: Path) -> None:
+    # __randomstate_ctor((40 long strings), zz_fixture.helpers.touch): the call's rendering is cut
+    # short before the callable; ALW001 fails closed instead of missing it.
+    padding = b"(" + b"".join(_unicode("A" * 50) for _ in range(40)) + b"t"
+    data = (b"\x80\x02cnumpy.random._pickle\n__randomstate_ctor\n" + padding
+            + b"czz_fixture.helpers\ntouch\n\x86R.")
+    path = tmp_path / "padded.pkl"
+    path.write_bytes(data)
+    result = scan([path], rules=RULES, root=tmp_path)
+    assert result.failed
+    assert any(f.rule_id == "ALW001" and "zz_fixture.helpers.touch" in f.message
+               for f in result.findings), result.findings
