@@ -208,3 +208,19 @@ def test_import_records_are_bounded(monkeypatch) -> None:  # type: ignore[no-unt
     output = run(stream)
     assert one(output, "limit.hit")["limit"] == "pickle imports"
     assert len(list(output.of_kind("pickle.import"))) == 5
+
+
+def test_legacy_torch_tensor_bytes_are_file_slices(tmp_path: Path) -> None:
+    import struct as _struct
+
+    path = tmp_path / "legacy.pt"
+    path.write_bytes(torch_legacy(CANARY))
+    artifact = Artifact(("legacy.pt",), FileSource(str(path)))
+    output = parse(artifact, ParseContext(want_tensors=True))
+    refs = {ref.name: ref for ref in output.tensors}
+    assert set(refs) == {"layer1.weight", "layer1.bias"}
+    weight = refs["layer1.weight"]
+    assert (weight.dtype, weight.shape) == ("float32", (2, 2))
+    assert isinstance(weight.source, FileSource)
+    assert _struct.unpack("<4f", weight.source.read(0, 16)) == (1.0, 2.0, 3.0, 4.0)
+    assert not parse(artifact, ParseContext()).tensors

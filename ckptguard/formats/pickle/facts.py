@@ -60,7 +60,7 @@ def emit(result: StreamResult, buf: memoryview, artifact: Artifact, ctx: ParseCo
         output.add("pickle.divergence", where.within(offset=note.offset), offset=note.offset,
                    detail=note.detail)
     for tensor in trace.tensors:
-        name = ".".join(reversed(tensor.rpath)) or f"tensor@{tensor.offset}"
+        name = tensor.name
         output.add("torch.tensor", where.within(offset=tensor.offset, tensor=name), name=name,
                    storage_key=tensor.storage_key, storage_dtype=tensor.storage_dtype,
                    dtype=tensor.storage_dtype, shape=tensor.shape, stride=tensor.stride,

@@ -13,6 +13,7 @@ from ckptguard.facts import Artifact, ParseOutput
 from ckptguard.formats import ParseContext
 from ckptguard.formats.pickle.facts import emit
 from ckptguard.formats.pickle.interpreter import Machine
+from ckptguard.formats.pickle.legacy import storage_keys, tensor_refs
 from ckptguard.formats.pickle.reader import ARG_READERS, ReadError
 from ckptguard.formats.pickle.trace import LimitHit, Trace
 
@@ -99,6 +100,11 @@ def parse(artifact: Artifact, ctx: ParseContext) -> ParseOutput:
     output = ParseOutput()
     result = interpret_stream(buf, ctx)
     emit(result, buf, artifact, ctx, output)
+    if ctx.want_tensors and result.layout == "torch-legacy" and result.trailing_offset >= 0 \
+            and len(result.spans) >= TORCH_LEGACY_PICKLES:
+        keys = storage_keys(buf, result.spans[TORCH_LEGACY_PICKLES - 1][0])
+        output.tensors.extend(tensor_refs(artifact, buf, keys, result.trailing_offset,
+                                          result.trace.tensors))
     if result.layout != "plain":
         output.format = result.layout
     return output

@@ -48,6 +48,10 @@ class TensorInfo:
     rpath: list[str] = field(default_factory=list)  # key path, innermost first
     attached: bool = False
 
+    @property
+    def name(self) -> str:
+        return ".".join(reversed(self.rpath)) or f"tensor@{self.offset}"
+
 
 @dataclass(eq=False, slots=True)
 class Record:
