@@ -44,6 +44,7 @@ def test_hand_built_torch_zip_routes_by_content_not_name(make_fixture) -> None: 
     # Only the pickle record is handed on: storages and metadata records are never read.
     assert [(c.chain[-1], c.format_hint) for c in output.children] == \
         [("my model (v2)/data.pkl", "pickle")]
+    assert isinstance(output.children[0].source, FileSource)  # a slice of the file, no copy
     assert output.facts == []
 
 
