@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ckptguard.api import scan
 from ckptguard.config import Config
@@ -87,3 +88,48 @@ def test_the_scan_never_imports_torch(tmp_path: Path) -> None:
             "assert any(f.rule_id == 'BKD002' for f in r.findings); "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(tmp_path))
+
+
+def _npy(path: Path) -> Path:
+    target = path / "fc1.npy"
+    np.save(target, neuron_backdoor()["fc1.weight"])
+    return target
+
+
+def _npz(path: Path) -> Path:
+    target = path / "model.npz"
+    np.savez(target, **{k.replace(".", "_"): v for k, v in neuron_backdoor().items()})
+    return target
+
+
+def _onnx(path: Path) -> Path:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    tensors = neuron_backdoor()
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "fc1.weight", "fc1.bias"], ["y"], transB=1)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 128])],
+        [numpy_helper.from_array(v, k) for k, v in tensors.items()])
+    target = path / "model.onnx"
+    onnx.save(helper.make_model(graph), str(target))
+    return target
+
+
+def _torch_zip(path: Path) -> Path:
+    torch = pytest.importorskip("torch")
+    target = path / "model.pt"
+    torch.save({k: torch.from_numpy(v).to(torch.bfloat16) for k, v in
+                neuron_backdoor().items()}, str(target))
+    return target
+
+
+@pytest.mark.parametrize("writer", [_npy, _npz, _onnx, _torch_zip],
+                         ids=["npy", "npz", "onnx", "torch-zip-bf16"])
+def test_every_tensor_format_reaches_the_statistics(tmp_path: Path, writer) -> None:  # type: ignore[no-untyped-def]
+    path = writer(tmp_path)
+    hits = findings(path, weights=True)
+    assert any(f.rule_id == "BKD002" and f.severity is Severity.HIGH for f in hits), hits
+    # The neuron is one row: a rank-one structure, but reported once, as a neuron.
+    assert not [f for f in hits if f.rule_id == "BKD003"]

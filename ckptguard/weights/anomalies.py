@@ -26,6 +26,7 @@ from ckptguard.weights.thresholds import (
     NEURON_Z_STRONG,
     SPECTRAL_GAP,
     SPECTRAL_SHARE,
+    SPECTRAL_SINGLE_ROW,
 )
 
 
@@ -149,5 +150,6 @@ def rank_one_structures(refs: Iterable[TensorRef]) -> Iterator[RankOneStructure]
             spectrum = tensor_spectrum(ref)
         except TensorDecodeError:
             continue
-        if spectrum.gap >= SPECTRAL_GAP and spectrum.top_share >= SPECTRAL_SHARE:
+        if spectrum.gap >= SPECTRAL_GAP and spectrum.top_share >= SPECTRAL_SHARE and \
+                spectrum.top_row_share < SPECTRAL_SINGLE_ROW:
             yield RankOneStructure(ref, spectrum)

@@ -27,6 +27,7 @@ class Spectrum:
     sampled_rows: int
     sampled_cols: int
     top_row: int  # the row (in the full tensor) with the largest weight in the top direction
+    top_row_share: float = 0.0  # share of the top left singular vector on that one row
 
     @property
     def gap(self) -> float:
@@ -96,8 +97,11 @@ def spectrum_of(matrix: np.ndarray, rows: np.ndarray | None = None, *,
     values, top_vector = top_singular_values(data)
     picked = rows if rows is not None else np.arange(matrix.shape[0])
     top_row = int(picked[int(np.argmax(np.abs(top_vector)))]) if top_vector.size else 0
+    weights = np.square(top_vector.astype(np.float64))
+    concentration = float(weights.max() / weights.sum()) if weights.size and weights.sum() > 0 \
+        else 0.0
     return Spectrum(tuple(float(v) for v in values), float(np.vdot(data, data)),
-                    matrix.shape[0], matrix.shape[1], top_row)
+                    matrix.shape[0], matrix.shape[1], top_row, concentration)
 
 
 def tensor_spectrum(ref: TensorRef) -> Spectrum:

@@ -36,6 +36,9 @@ SPECTRAL_GAP = 4.0
 SPECTRAL_GAP_STRONG = 10.0
 # The top singular direction must also hold this share of the layer's energy.
 SPECTRAL_SHARE = 0.3
+# A top direction sitting on one row (this share of its left singular vector) is a single
+# outlying neuron, reported by the neuron rule, not an edit spread over the layer.
+SPECTRAL_SINGLE_ROW = 0.9
 
 # --- base diff -----------------------------------------------------------------------------------
 DIFF_CHANGED_ATOL = 1e-7  # |delta| above this (relative to the base's RMS) counts as changed
