@@ -64,3 +64,24 @@ def test_no_allowlisted_name_is_also_denylisted() -> None:
     overlap = [e.pattern for e in RULES.lists["safe_globals"].entries()
                if denied.lookup(e.pattern.replace("*", "x")) is not None]
     assert not overlap
+
+
+@pytest.mark.parametrize("list_file", ["builtins.yaml", "python_stdlib.yaml"])
+def test_stdlib_allowlist_names_exist(list_file: str) -> None:
+    """Every exact name in the stdlib allowlists is importable (no typos, no Python 2 names:
+    those are normalized before matching)."""
+    import importlib
+    from pathlib import Path
+
+    from ckptguard.engine.namelists import load_list_file
+    from ckptguard.engine.ruleset import rules_directory
+
+    names = load_list_file(Path(rules_directory()) / "lists" / "safe_globals" / list_file)
+    missing = []
+    for entry in names.entries():
+        module, _, attribute = entry.pattern.rpartition(".")
+        try:
+            getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError):
+            missing.append(entry.pattern)
+    assert not missing
