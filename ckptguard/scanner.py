@@ -19,6 +19,10 @@ UNSUPPORTED_FORMATS = {"7z", "rar", "zstd", "lz4"}
 COLLECTORS: dict[str, tuple[str, ...]] = {
     "hf-repo": ("ckptguard.license.sources:collect",),
 }
+# Formats that legitimately carry another format appended: TFLite models pack their associated
+# files (labels, vocabularies) as a zip archive after the flatbuffer.  The appended part is still
+# scanned (the parser hands it on as a member); it is just not a polyglot.
+EXPECTED_APPENDED: dict[str, frozenset[str]] = {"tflite": frozenset({"zip"})}
 # Formats that are ordinary text: scanned only as part of a repo folder.
 PASSIVE_FORMATS = {"json", "markdown", "python", "yaml", "text", "jinja", "unknown"}
 
@@ -35,8 +39,10 @@ def sniff_facts(artifact: Artifact, sniffed: Sniffed, output: ParseOutput) -> No
     if sniffed.mismatched:
         output.add("format.mismatch", where, extension=extension_of(artifact.name),
                    expected=sniffed.expected, actual=sniffed.format)
-    if sniffed.also:
-        output.add("format.polyglot", where, formats=(sniffed.format, *sniffed.also))
+    unexpected = tuple(f for f in sniffed.also
+                       if f not in EXPECTED_APPENDED.get(sniffed.format, frozenset()))
+    if unexpected:
+        output.add("format.polyglot", where, formats=(sniffed.format, *unexpected))
     if sniffed.format in UNSUPPORTED_FORMATS:
         output.add("format.unsupported", where, format=sniffed.format, size=artifact.source.size)
     elif sniffed.format == "unknown" and extension_of(artifact.name) in PICKLE_LOADER_EXTENSIONS \

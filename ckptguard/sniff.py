@@ -4,6 +4,7 @@ file whose content disagrees with its name and to pick between formats with no m
 from __future__ import annotations
 
 import posixpath
+import re
 import struct
 from dataclasses import dataclass
 
@@ -64,16 +65,24 @@ def extension_of(name: str) -> str:
     return posixpath.splitext(name.lower())[1]
 
 
-def _looks_like_pickle(head: bytes) -> bool:
+TEXT_GLOBAL = re.compile(rb"c[A-Za-z_][A-Za-z0-9_.]*\n[A-Za-z_][A-Za-z0-9_.]*\n")
+
+
+def _looks_like_pickle(head: bytes, loader_extension: bool = False) -> bool:
     if len(head) >= 2 and head[0] == 0x80:
         return 2 <= head[1] <= 5 or (head[1] <= 1 and len(head) > 2)
     if not head or head[0] not in PICKLE_START_OPS:
         return False
     # Protocol 0/1: a text global "c<module>\n<name>\n", or a container/marker opcode followed
-    # by something printable.  Confirmed (or refuted) by the pickle parser itself.
+    # by something printable.  Confirmed (or refuted) by the pickle parser itself.  Under a name
+    # a pickle loader would open, any printable first line is enough (fail closed); elsewhere
+    # the global must look like one, so that a text file starting with "c" is not a pickle.
     if head[0] == ord("c"):
+        if TEXT_GLOBAL.match(head):
+            return True
         line = head[1:].split(b"\n", 2)
-        return len(line) >= 2 and all(32 < b < 127 for b in line[0]) and line[0] != b""
+        return loader_extension and len(line) >= 3 and line[0] != b"" and \
+            all(32 < b < 127 for b in line[0])
     return head[:1] in (b"(", b"]", b"}", b")") and len(head) > 1 and head[1] in PICKLE_START_OPS \
         | {ord("d"), ord("l"), ord("t"), ord("p"), ord("."), ord("I"), ord("S"), ord("V")}
 
@@ -92,6 +101,17 @@ def _looks_like_onnx(head: bytes) -> bool:
     # training_info (20), functions (25).
     return len(head) >= 3 and head[0] == 0x08 and 1 <= head[1] <= 20 and \
         head[2] in (0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2, 0xCA)
+
+
+def _keras_json(head: bytes) -> str | None:
+    """A Keras model config (``model.to_json()`` or an unpacked ``.keras``'s config.json) or its
+    metadata.json, recognised by the keys Keras writes first."""
+    text = head.lstrip()
+    if text.startswith((b'{"module": "keras', b'{"class_name": ')):
+        return "keras-config"
+    if text.startswith(b'{"keras_version": '):
+        return "keras-metadata"
+    return None
 
 
 def magic_format(head: bytes, size: int, name: str) -> list[str]:
@@ -132,13 +152,17 @@ def magic_format(head: bytes, size: int, name: str) -> list[str]:
         found.append("lz4")
     if _looks_like_safetensors(head, size, ext):
         found.append("safetensors")
-    if _looks_like_pickle(head):
+    if _looks_like_pickle(head, ext in PICKLE_LOADER_EXTENSIONS):
         found.append("pickle")
     if base in ("saved_model.pb", "keras_metadata.pb", "saved_model.pbtxt") or ext == ".pb":
         if head[:1] in (b"\x08", b"\x12", b"\x0a"):
             found.append("savedmodel")
     elif _looks_like_onnx(head) and ext not in TEXT_FORMATS:
         found.append("onnx")
+    if not found and ext == ".json":
+        keras = _keras_json(head)
+        if keras is not None:
+            found.append(keras)
     if not found and ext in TEXT_FORMATS:
         found.append(TEXT_FORMATS[ext])
     if not found and ext in (".safetensors", ".gguf", ".tflite") and size > 0 \

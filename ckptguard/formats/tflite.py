@@ -133,10 +133,20 @@ class _TFLite:
                          key="license")
 
 
+ASSOCIATED_FILES = "<associated files>"
+
+
 def parse(artifact: Artifact, ctx: ParseContext) -> ParseOutput:
     tfl = _TFLite(artifact, ctx)
     try:
         tfl.run()
     except FlatError as exc:
         tfl.violation("flatbuffer", str(exc))
+    # TFLite models with metadata carry their associated files (labels, vocabularies) as a zip
+    # archive appended to the flatbuffer: scan it as a member, like any archive.
+    from ckptguard.formats.zipfmt.reader import has_end_record
+
+    if has_end_record(artifact.source):
+        tfl.out.children.append(artifact.child(ASSOCIATED_FILES, artifact.source,
+                                               format_hint="zip"))
     return tfl.out

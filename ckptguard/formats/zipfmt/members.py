@@ -156,8 +156,10 @@ def structure_facts(directory: Directory, where: Location, output: ParseOutput,
     _overlaps(directory, where, output)
     _unsafe_names(directory, where, output)
     first = min((e.header_offset for e in directory.entries), default=directory.central_offset)
-    if first > 0:
-        output.add("format.polyglot", where, formats=("zip", _prefix_format(head)),
+    prefix = _prefix_format(head) if first > 0 else None
+    # A TFLite model with associated files is a flatbuffer followed by a zip: by design.
+    if prefix is not None and prefix != "tflite":
+        output.add("format.polyglot", where, formats=("zip", prefix),
                    detail=f"{first} bytes precede the first zip member", bytes=first)
     return copy_of
 
