@@ -60,7 +60,8 @@ def invoke(m: Machine, callee: Any, args: Any, kind: str, offset: int,
         m.trace.call(CallEvent(expr, kind, offset, reconstruction, True))
         return Obj(callee, None, None, reconstruction, offset, args=items)
     record = callee.record
-    reconstruction = render_call(callee.expr, items)
+    reconstruction = render_call(callee.expr, items) \
+        if m.trace.worth_rendering(record.qualname) else f"{callee.expr}(…)"
     m.trace.call(CallEvent(record.qualname, kind, offset, reconstruction, False))
     name = canonical(record.qualname)
     resolver = RESOLVERS.get(name)
@@ -126,8 +127,10 @@ def build(m: Machine, obj: Any, state: Any, offset: int) -> None:
     if not isinstance(obj, Obj):
         return
     cls = obj.cls or "<dynamic>"
-    m.trace.call(CallEvent(f"{cls}.__setstate__", "setstate", offset,
-                           render_call(f"{obj.expr}.__setstate__", (state,)), obj.cls is None))
+    method = f"{cls}.__setstate__"
+    reconstruction = render_call(f"{obj.expr}.__setstate__", (state,)) \
+        if m.trace.worth_rendering(method) else f"{method}(…)"
+    m.trace.call(CallEvent(method, "setstate", offset, reconstruction, obj.cls is None))
     if obj.cls_record is not None:
         obj.cls_record.flags.add("instantiated")
     attach_state(state, obj)

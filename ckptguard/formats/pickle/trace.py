@@ -14,6 +14,7 @@ from ckptguard.formats.pickle.values import Record, TensorInfo
 MAX_CALL_EVENTS = 20_000
 MAX_IMPORTS = 100_000  # import records per stream; ordinary pickles memoize their globals
 MAX_NOTES = 1_000
+RENDER_PER_CALLEE = 50  # calls of one callee rendered in full; later ones as "callee(…)"
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,13 @@ class Trace:
     tensors: list[TensorInfo] = field(default_factory=list)
     joblib_arrays: int = 0
     opcodes: int = 0
+    rendered: dict[str, int] = field(default_factory=dict)
+
+    def worth_rendering(self, callee: str) -> bool:
+        """Whether a call of ``callee`` gets a full reconstruction (the first few do)."""
+        seen = self.rendered.get(callee, 0)
+        self.rendered[callee] = seen + 1
+        return seen < RENDER_PER_CALLEE
 
     def call(self, event: CallEvent) -> None:
         if len(self.calls) < MAX_CALL_EVENTS:
