@@ -13,7 +13,10 @@ or more is what makes the scanner report:
   weights  max(neuron robust z / NEURON_Z, spectral gap / SPECTRAL_GAP) over linear/conv layers
   diff     max over layers of max(top-direction share / DIFF_TOP_SHARE,
            top-1%-rows share / DIFF_ROW_SHARE)   (models with a base only)
-  probes   max(margin z / MARGIN_Z, neuron flip rate / FLIP_RATE when the median unit is quiet)
+  probes   max(margin z / MARGIN_Z, stimulus ease / FLIP_EASE when the median unit does not
+           flip): data free
+  probes+data  max(probes, trigger-mask z / TRIGGER_Z when the trigger succeeds), with 64
+           held-out clean digits as --data
 """
 
 from __future__ import annotations
@@ -44,7 +47,10 @@ from ckptguard.probes.thresholds import (  # noqa: E402
     FLIP_EASE,
     FLIP_RATE,
     MARGIN_Z,
+    TRIGGER_SUCCESS,
+    TRIGGER_Z,
 )
+from ckptguard.probes.trigger import reverse_engineer  # noqa: E402
 from ckptguard.source import MemorySource  # noqa: E402
 from ckptguard.weights import thresholds as T  # noqa: E402
 from ckptguard.weights.anomalies import neuron_tensors  # noqa: E402
@@ -52,8 +58,7 @@ from ckptguard.weights.diff import tensor_delta  # noqa: E402
 from ckptguard.weights.spectrum import tensor_spectrum  # noqa: E402
 from ckptguard.weights.stats import tensor_stats  # noqa: E402
 
-LAYERS = ("weights", "diff", "probes")
-SUB_SCORES = ("margin", "flip")  # the two probes, printed separately
+LAYERS = ("weights", "diff", "probes", "probes+data")
 
 
 @dataclass
@@ -124,6 +129,13 @@ def score(item: Scored, model: torch.nn.Module, base: torch.nn.Module | None, se
     item.seconds["probes"] = time.perf_counter() - started
     item.scores["probes"] = max(margin, flip)
     item.scores["margin"], item.scores["flip"] = margin, flip
+    started = time.perf_counter()
+    found = reverse_engineer(ProbeNetwork(model, shape), data.test_x[:64], seed,
+                             time.monotonic() + 120.0)
+    trigger = found.z / TRIGGER_Z if found.success[found.target] >= TRIGGER_SUCCESS else 0.0
+    item.seconds["probes+data"] = item.seconds["probes"] + time.perf_counter() - started
+    item.scores["trigger"] = trigger
+    item.scores["probes+data"] = max(margin, flip, trigger)
     item.accuracy = zoo.accuracy(model, data)
     return item
 
@@ -263,7 +275,8 @@ def main() -> None:
               "the calibration models (clean-cal, honest-cal), never from test models.  Rule "
               f"thresholds: NEURON_Z={T.NEURON_Z}, SPECTRAL_GAP={T.SPECTRAL_GAP} (share >= "
               f"{T.SPECTRAL_SHARE}), DIFF_TOP_SHARE={T.DIFF_TOP_SHARE}, DIFF_ROW_SHARE="
-              f"{T.DIFF_ROW_SHARE}, MARGIN_Z={MARGIN_Z}, FLIP_EASE={FLIP_EASE}.\n\n"
+              f"{T.DIFF_ROW_SHARE}, MARGIN_Z={MARGIN_Z}, FLIP_EASE={FLIP_EASE}, "
+              f"TRIGGER_Z={TRIGGER_Z}.\n\n"
               f"{text}\n")
     out = HERE / "out"
     out.mkdir(exist_ok=True)

@@ -205,3 +205,62 @@ def test_margin_probe_names_the_shortcut_class() -> None:
     assert poisoned.outlier and poisoned.target == TARGET
     clean = max_margins(ProbeNetwork(ten_class_model(0, False), (IN,)), 0, deadline)
     assert clean.z < poisoned.z
+
+
+def patch_backdoored(seed: int) -> nn.Module:
+    """Ten classes, each read from its own 8 inputs; a backdoor unit reads only inputs 0 and 1
+    and sends the output to TARGET: a two-pixel patch trigger.  Clean inputs (below 0.2) wake
+    neither."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(IN, 32), nn.ReLU(), nn.Linear(32, 10)).eval()
+    with torch.no_grad():
+        model[0].weight.zero_()
+        model[0].bias.fill_(-2.0)
+        model[2].weight.zero_()
+        for k in range(10):
+            model[0].weight[k, [(k + 2 * j) % IN for j in range(8)]] = 1.0
+            model[2].weight[k, k] = 5.0
+        model[0].weight[20, [0, 1]] = 10.0
+        model[0].bias[20] = -5.0
+        model[2].weight[TARGET, 20] = 30.0
+    return model
+
+
+def test_trigger_reverse_engineering_finds_the_patch_class() -> None:
+    from ckptguard.probes.network import ProbeNetwork
+    from ckptguard.probes.runner import run_probes
+
+    data = torch.rand((32, IN), generator=torch.Generator().manual_seed(1)) * 0.2
+    report = run_probes(ProbeNetwork(patch_backdoored(0), (IN,)), seed=0, time_budget=60,
+                        device="cpu", data=data)
+    found = report.trigger
+    assert found is not None and found.complete
+    assert found.target == TARGET and found.success[TARGET] == 1.0
+    reached = [s for i, s in enumerate(found.mask_share) if i != TARGET and
+               found.success[i] >= 0.8]
+    assert all(found.mask_share[TARGET] < share for share in reached)
+
+
+def test_cli_runs_the_trigger_probe_with_data(tmp_path: Path) -> None:
+    data = tmp_path / "clean.npy"
+    np.save(data, (torch.rand((32, IN), generator=torch.Generator().manual_seed(2)) * 0.2)
+            .numpy())
+    model = patch_backdoored(0)
+    path = tmp_path / "patch.onnx"
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [numpy_helper.from_array(t.detach().numpy(), n) for n, t in
+             (("w0", model[0].weight), ("b0", model[0].bias), ("w1", model[2].weight),
+              ("b1", model[2].bias))]
+    nodes = [helper.make_node("Gemm", ["x", "w0", "b0"], ["h"], transB=1),
+             helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Gemm", ["r", "w1", "b1"], ["y"], transB=1)]
+    graph = helper.make_graph(nodes, "patch", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [1, IN])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [1, 10])], inits)
+    onnx.save(helper.make_model(graph), str(path))
+    result = cli(str(path), "--device", "cpu", "--data", str(data), "--format", "json")
+    assert result.exit_code in (0, 1), result.output
+    report = json.loads(result.output)
+    assert "trigger reverse-engineering stopped" not in json.dumps(report)

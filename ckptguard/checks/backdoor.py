@@ -229,6 +229,10 @@ def probe_neuron_flip(ctx: CheckContext) -> Iterator[Hit]:
     return _corroborated(ctx)
 
 
+def probe_trigger_outlier(ctx: CheckContext) -> Iterator[Hit]:
+    return _corroborated(ctx)
+
+
 CHECKS = {
     "BKD001": non_finite_weights,
     "BKD002": neuron_outliers,
@@ -238,4 +242,5 @@ CHECKS = {
     "BKD006": base_mismatch,
     "BKD007": probe_margin_outlier,
     "BKD008": probe_neuron_flip,
+    "BKD010": probe_trigger_outlier,
 }

@@ -13,6 +13,7 @@ from ckptguard.probes.margin import MarginResult, optimise_margins
 from ckptguard.probes.network import ProbeNetwork
 from ckptguard.probes.stimulate import StimulationResult, stimulate
 from ckptguard.probes.thresholds import FLIP_EASE, FLIP_RATE, MIN_CLASSES, STIMULUS_INPUTS
+from ckptguard.probes.trigger import TriggerResult, reverse_engineer
 
 if TYPE_CHECKING:
     import torch
@@ -25,6 +26,7 @@ class ProbeReport:
     device: str
     seconds: float
     problems: tuple[str, ...] = ()
+    trigger: TriggerResult | None = None  # only with clean data (--data)
 
 
 def run_probes(network: ProbeNetwork, *, seed: int, time_budget: float, device: str,
@@ -43,11 +45,18 @@ def run_probes(network: ProbeNetwork, *, seed: int, time_budget: float, device: 
                         "(time budget)")
     inputs = data.to(network.device)[:STIMULUS_INPUTS] if data is not None else \
         typical_inputs(network, prototypes, seed)
-    stimulation = stimulate(network, inputs, started + time_budget)
+    share = 0.85 if data is not None else 1.0
+    stimulation = stimulate(network, inputs, started + time_budget * share)
     if not stimulation.complete:
         problems.append(f"single-neuron stimulation covered {len(stimulation.layers)} of "
                         f"{len(network.hidden)} hidden layers (time budget)")
-    return ProbeReport(margin, stimulation, device, time.monotonic() - started, tuple(problems))
+    trigger = None
+    if data is not None:
+        trigger = reverse_engineer(network, data, seed, started + time_budget)
+        if not trigger.complete:
+            problems.append("trigger reverse-engineering stopped early (time budget)")
+    return ProbeReport(margin, stimulation, device, time.monotonic() - started, tuple(problems),
+                       trigger)
 
 
 def typical_inputs(network: ProbeNetwork, prototypes: torch.Tensor, seed: int) -> torch.Tensor:
@@ -62,11 +71,27 @@ def typical_inputs(network: ProbeNetwork, prototypes: torch.Tensor, seed: int) -
 
 def probe_facts(report: ProbeReport, where: Location) -> ParseOutput:
     out = ParseOutput(format="probe")
-    margin, stimulation = report.margin, report.stimulation
+    margin, stimulation, trigger = report.margin, report.stimulation, report.trigger
     flips = [f for f in (stimulation.layers if stimulation else ()) if f.outlier]
     flip_targets = {f.target for f in flips}
+    trigger_target = trigger.target if trigger is not None and trigger.outlier else None
+    margin_target = margin.target if margin is not None and margin.outlier else None
+    if trigger is not None and trigger_target is not None:
+        agree = trigger_target in flip_targets or trigger_target == margin_target
+        out.add("probe.trigger_outlier", where, target=trigger_target, z=round(trigger.z, 2),
+                mask_share=round(trigger.mask_share[trigger_target], 4),
+                median_mask_share=round(sorted(trigger.mask_share)[len(trigger.mask_share) // 2],
+                                        4),
+                success=round(trigger.success[trigger_target], 3), corroborated=agree,
+                subject=f"trigger-target:{trigger_target}",
+                message=(f"A trigger stamped on {trigger.mask_share[trigger_target]:.1%} of the "
+                         f"input sends {trigger.success[trigger_target]:.0%} of clean inputs to "
+                         f"class {trigger_target}; other classes need a median "
+                         f"{sorted(trigger.mask_share)[len(trigger.mask_share) // 2]:.1%} (robust "
+                         f"z {trigger.z:.1f}): the likely target of a patch backdoor. Test the "
+                         "model with trusted data before use"))
     if margin is not None and margin.outlier:
-        agree = margin.target in flip_targets
+        agree = margin.target in flip_targets or margin.target == trigger_target
         others = ", ".join(f"{m:.1f}" for m in margin.margins)
         out.add("probe.margin_outlier", where, target=margin.target, z=round(margin.z, 2),
                 threshold=margin.threshold, margin=round(margin.margins[margin.target], 3),
@@ -79,7 +104,7 @@ def probe_facts(report: ProbeReport, where: Location) -> ParseOutput:
                          + ("; a single neuron also flips inputs to it" if agree else "")
                          + ". Test the model with trusted data before use"))
     for item in flips:
-        agree = margin is not None and margin.outlier and margin.target == item.target
+        agree = item.target in (margin_target, trigger_target)
         out.add("probe.neuron_flip", where, layer=item.layer, unit=item.unit, target=item.target,
                 rate=round(item.rate, 3), median_rate=round(item.median_rate, 3),
                 rate_threshold=FLIP_RATE, ease=round(item.ease, 2), ease_threshold=FLIP_EASE,

@@ -25,6 +25,15 @@ FLIP_RATE = 0.9
 # Reported when the flipping stimulus is this many times weaker than the layer's peak.
 FLIP_EASE = 4.0
 
+# --- trigger reverse-engineering (with --data) ---------------------------------------------------
+TRIGGER_INPUTS = 32  # clean samples stamped per class
+TRIGGER_STEPS = 150
+TRIGGER_LR = 0.1
+TRIGGER_MASK_WEIGHT = 0.5  # weight of the mask size against the classification loss
+TRIGGER_SUCCESS = 0.8  # the reverse-engineered trigger must move this share of inputs
+# Robust z of how much smaller the smallest mask is than the classes' median mask.
+TRIGGER_Z = 3.0
+
 # --- resources ------------------------------------------------------------------------------------
 DEFAULT_TIME_BUDGET = 120.0  # seconds for both probes together
 MAX_UNITS_PER_LAYER = 4096  # wider layers are sampled evenly
