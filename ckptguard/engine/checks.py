@@ -34,8 +34,13 @@ class CheckContext:
     tensors: tuple[TensorRef, ...]
     lists: Mapping[str, NameList]
     options: Mapping[str, Any]  # check options from configuration (e.g. license policy)
+    # ``facts`` grouped by kind (built by the engine); empty means "not indexed".
+    index: Mapping[str, tuple[Fact, ...]] = field(default_factory=dict)
 
     def of_kind(self, *kinds: str) -> Iterable[Fact]:
+        """Facts of these kinds, in their original order."""
+        if self.index and len(kinds) == 1:
+            return iter(self.index.get(kinds[0], ()))
         return (f for f in self.facts if f.kind in kinds)
 
 

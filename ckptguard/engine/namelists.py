@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,15 +52,20 @@ class NameList:
     description: str
     exact: Mapping[str, ListEntry]
     patterns: tuple[tuple[re.Pattern[str], ListEntry], ...]
+    # Pattern verdicts already computed (a pickle names the same globals thousands of times);
+    # a cache of pure results, private to this immutable list.
+    _seen: dict[str, ListEntry | None] = field(default_factory=dict, compare=False, repr=False)
 
     def lookup(self, name: str) -> ListEntry | None:
         hit = self.exact.get(name)
         if hit is not None:
             return hit
-        for regex, entry in self.patterns:
-            if regex.match(name):
-                return entry
-        return None
+        if name in self._seen:
+            return self._seen[name]
+        found = next((entry for regex, entry in self.patterns if regex.match(name)), None)
+        if len(self._seen) < 65_536:
+            self._seen[name] = found
+        return found
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.lookup(name) is not None

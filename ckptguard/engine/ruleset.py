@@ -13,7 +13,7 @@ from ckptguard.engine.checks import Check, CheckContext, Hit
 from ckptguard.engine.matcher import matches, render_template, validate
 from ckptguard.engine.namelists import ListEntry, NameList, load_lists
 from ckptguard.engine.rules import Rule, RuleError, load_rules
-from ckptguard.facts import Artifact, ParseOutput
+from ckptguard.facts import Artifact, Fact, ParseOutput
 from ckptguard.model import Finding, finding
 
 
@@ -60,10 +60,11 @@ class RuleSet:
         """Findings for one parsed artifact, one per (rule, fingerprint), first place first."""
         found: dict[tuple[str, str], Finding] = {}
         counts: dict[tuple[str, str], int] = {}
+        index = index_facts(output.facts)
         for rule in self.rules.values():
             if not rule.applies_to(fmt):
                 continue
-            for new in self._rule_findings(rule, fmt, artifact, output, options or {}):
+            for new in self._rule_findings(rule, fmt, artifact, output, index, options or {}):
                 key = (new.rule_id, new.fingerprint)
                 counts[key] = counts.get(key, 0) + 1
                 found.setdefault(key, new)
@@ -75,9 +76,11 @@ class RuleSet:
         return results
 
     def _rule_findings(self, rule: Rule, fmt: str, artifact: Artifact, output: ParseOutput,
+                       index: Mapping[str, tuple[Fact, ...]],
                        options: Mapping[str, Any]) -> Iterator[Finding]:
+        candidates = _candidates(rule, output, index)
         if rule.match is not None and rule.check is None:
-            for fact in output.facts:
+            for fact in candidates:
                 captures: dict[str, Any] = {}
                 if matches(fact, rule.match, self.lists, captures):
                     evidence = {k: fact.attrs[k] for k in rule.evidence if k in fact.attrs} \
@@ -91,14 +94,38 @@ class RuleSet:
                                   location=fact.location, evidence=_flatten(evidence),
                                   subject=subject)
         if rule.check is not None:
-            facts = tuple(output.facts)
             if rule.match is not None:
-                facts = tuple(f for f in facts if matches(f, rule.match, self.lists))
+                facts = tuple(f for f in candidates if matches(f, rule.match, self.lists))
+                facts_index: Mapping[str, tuple[Fact, ...]] = index_facts(facts)
+            else:
+                facts, facts_index = tuple(output.facts), index
             context = CheckContext(rule_id=rule.id, format=fmt, artifact=artifact, facts=facts,
                                    tensors=tuple(output.tensors), lists=self.lists,
-                                   options=options)
+                                   options=options, index=facts_index)
             for hit in self.checks[rule.check](context):
                 yield from_hit(rule, hit)
+
+
+def index_facts(facts: Iterable[Fact]) -> dict[str, tuple[Fact, ...]]:
+    """Facts by kind, in their original order (rules and checks read only the kinds they need)."""
+    grouped: dict[str, list[Fact]] = {}
+    for fact in facts:
+        grouped.setdefault(fact.kind, []).append(fact)
+    return {kind: tuple(items) for kind, items in grouped.items()}
+
+
+def _candidates(rule: Rule, output: ParseOutput,
+                index: Mapping[str, tuple[Fact, ...]]) -> Iterable[Fact]:
+    """The facts a rule's matcher can possibly accept: those of its kinds, when it names any."""
+    kinds = rule.match.get("fact") if rule.match is not None else None
+    if kinds is None:
+        return output.facts
+    if isinstance(kinds, str):
+        return index.get(kinds, ())
+    if len(kinds) == 1:
+        return index.get(kinds[0], ())
+    wanted = set(kinds)
+    return [f for f in output.facts if f.kind in wanted]
 
 
 @lru_cache(maxsize=1)
