@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -19,11 +20,11 @@ from tests.conftest import FixtureFactory
 class At:
     """A finding expected from ``rule`` on the member ``members`` (inside the scanned file) at
     ``offset``: an int (negative counts from the end of the file), the position of the first
-    occurrence of a byte string in the scanned file, or None (no offset)."""
+    occurrence of a byte string in the scanned file, "end" (the file's size), or None."""
 
     rule: str
     members: tuple[str, ...] = ()
-    offset: int | bytes | None = None
+    offset: int | bytes | Literal["end"] | None = None
 
 
 def scan(make_fixture: FixtureFactory, name: str) -> tuple[Path, ScanResult]:
@@ -41,6 +42,8 @@ def resolve(path: Path, expected: At) -> tuple[str, tuple[str, ...], int | None]
         data = path.read_bytes()
         assert offset in data, f"{offset!r} not in {path.name}"
         offset = data.index(offset)
+    elif offset == "end":
+        offset = path.stat().st_size
     elif offset is not None and offset < 0:
         offset += path.stat().st_size
     return expected.rule, expected.members, offset
@@ -172,3 +175,16 @@ def test_picklescan_dotted_stack_global_walk(make_fixture: FixtureFactory) -> No
     segment (torch.* allowlisted, so torch.serialization.os.system passed)."""
     assert_caught(make_fixture, "evasion_walk_torch_serialization_os",
                   At("PKL001", (), b"\x93"), only={"PKL001"})
+
+
+ADVISORY_FIXTURES = {
+    "evasion_unlisted_pip_main", "evasion_unlisted_ensurepip_run_pip",
+    "evasion_unlisted_timeit_timeit", "evasion_unlisted_timeit_timer_timeit",
+    "evasion_unlisted_pkgutil_resolve_name", "evasion_zip_crc_both", "evasion_zip_local_name",
+    "evasion_zip_flag_bits", "evasion_zip_data_descriptor", "evasion_zip_config_p",
+    "evasion_zip_odd_pickle_name", "evasion_raw_pickle_pt", "evasion_raw_pickle_ckpt",
+    "evasion_raw_pickle_safetensors_idx", "evasion_asyncio_base_subprocess",
+    "evasion_asyncio_create_subprocess", "evasion_asyncio_windows_popen",
+    "evasion_torch_tar_pickle", "evasion_stream_legacy_torch_keys",
+    "evasion_stream_legacy_torch_sysinfo", "evasion_walk_torch_serialization_os",
+}
