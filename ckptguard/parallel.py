@@ -7,16 +7,18 @@ outcomes.  Results come back in input order whatever order the workers finish in
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ckptguard.config import Config
 from ckptguard.engine.ruleset import RuleSet
 from ckptguard.facts import Artifact
 from ckptguard.scanner import ArtifactOutcome, Scanner
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 Outcomes = tuple[ArtifactOutcome, ...]
 Advance = Callable[[int], None]  # called with the size of each finished unit
@@ -82,6 +84,10 @@ def run_units(units: Sequence[ScanUnit], config: Config, rules: RuleSet, *, jobs
             if advance is not None:
                 advance(unit.size)
         return results
+    # Imported here: a single-process scan (every pre-commit run) never pays for them.
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
     gathered: dict[int, Outcomes] = {}
     context = multiprocessing.get_context(start_method)
     inherited = rules if context.get_start_method() == "fork" else None

@@ -42,27 +42,35 @@ def _segment_regex(segment: str) -> str:
                    for ch in segment)
 
 
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(r"\.".join(_segment_regex(s) for s in pattern.split(".")) + r"\Z")
-
-
 @dataclass(frozen=True)
 class NameList:
     name: str
     description: str
     exact: Mapping[str, ListEntry]
-    patterns: tuple[tuple[re.Pattern[str], ListEntry], ...]
-    # Pattern verdicts already computed (a pickle names the same globals thousands of times);
-    # a cache of pure results, private to this immutable list.
+    wildcard: tuple[ListEntry, ...]  # entries whose pattern holds "*" or "?"
+    # Compiled on the first lookup that needs it, and pattern verdicts already computed (a
+    # pickle names the same globals thousands of times): caches of pure results, private to
+    # this immutable list.
+    _compiled: list[re.Pattern[str]] = field(default_factory=list, compare=False, repr=False)
     _seen: dict[str, ListEntry | None] = field(default_factory=dict, compare=False, repr=False)
+
+    def _matcher(self) -> re.Pattern[str]:
+        if not self._compiled:
+            alternatives = "|".join(
+                f"(?P<p{i}>" + r"\.".join(_segment_regex(s) for s in entry.pattern.split("."))
+                + ")" for i, entry in enumerate(self.wildcard))
+            self._compiled.append(re.compile(f"(?:{alternatives})\\Z" if alternatives
+                                             else r"(?!)"))
+        return self._compiled[0]
 
     def lookup(self, name: str) -> ListEntry | None:
         hit = self.exact.get(name)
-        if hit is not None:
+        if hit is not None or not self.wildcard:
             return hit
         if name in self._seen:
             return self._seen[name]
-        found = next((entry for regex, entry in self.patterns if regex.match(name)), None)
+        match = self._matcher().match(name)
+        found = self.wildcard[int(match.lastgroup[1:])] if match and match.lastgroup else None
         if len(self._seen) < 65_536:
             self._seen[name] = found
         return found
@@ -72,19 +80,18 @@ class NameList:
 
     def entries(self) -> Iterable[ListEntry]:
         yield from self.exact.values()
-        for _, entry in self.patterns:
-            yield entry
+        yield from self.wildcard
 
     @staticmethod
     def build(name: str, description: str, entries: Iterable[ListEntry]) -> NameList:
         exact: dict[str, ListEntry] = {}
-        patterns: list[tuple[re.Pattern[str], ListEntry]] = []
+        wildcard: list[ListEntry] = []
         for entry in entries:
             if "*" in entry.pattern or "?" in entry.pattern:
-                patterns.append((_pattern_regex(entry.pattern), entry))
+                wildcard.append(entry)
             else:
                 exact.setdefault(entry.pattern, entry)
-        return NameList(name, description, exact, tuple(patterns))
+        return NameList(name, description, exact, tuple(wildcard))
 
     def extended(self, extra: Iterable[ListEntry]) -> NameList:
         return NameList.build(self.name, self.description, [*self.entries(), *extra])
