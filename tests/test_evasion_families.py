@@ -8,6 +8,12 @@ them (fixtures/evasion.py)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 import ckptguard
@@ -17,6 +23,7 @@ from fixtures.evasion import UNLISTED as UNLISTED_GADGETS
 from fixtures.registry import all_fixtures
 from tests.conftest import FixtureFactory
 from tests.test_evasion_advisories import ADVISORY_FIXTURES, At, assert_caught, scan, where
+from tests.test_no_payload_runs import AUDITED_SCAN
 
 UNLISTED: dict[str, tuple[At, ...]] = {
     "evasion_unlisted_lib2to3_grammar_loads": (At("PKL001", (), 2),),
@@ -418,3 +425,22 @@ def test_scanning_every_evasion_fixture_runs_no_payload(make_fixture: FixtureFac
     flagged = {f.location.chain[0] for f in result.findings if f.severity >= Severity.HIGH}
     known_gaps = {str(make_fixture(n)) for n in GAP_FIXTURES}
     assert hostile - known_gaps <= flagged, sorted(hostile - known_gaps - flagged)
+
+
+def test_audited_scan_of_evasion_set_spawns_and_imports_nothing(
+        make_fixture: FixtureFactory) -> None:
+    """The same set scanned in a child process under an audit hook: no process spawned, no canary
+    opened, and no module imported that any evasion payload names (not only denylisted ones)."""
+    paths = [str(make_fixture(f.name)) for f in FIXTURES if f.available()]
+    named = {module.split(".")[0] for module, _, _ in UNLISTED_GADGETS.values()}
+    named |= {"pip", "ensurepip", "pkgutil", "dill", "joblib", "marshal", "pdb", "commands",
+              "popen2", "cPickle", "urllib2", "_posixsubprocess", "asyncio", "copyreg"}
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    completed = subprocess.run(
+        [sys.executable, "-c", AUDITED_SCAN, json.dumps(paths), str(make_fixture.canary),
+         json.dumps(sorted(named))], capture_output=True, text=True, env=env, timeout=600,
+        check=False)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    events = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert events == [], f"the scan did something a payload asked for: {events}"
+    assert not make_fixture.canary.exists()
