@@ -120,8 +120,10 @@ def _entries_from(raw: Any, category: str, default_why: str, where: str) -> list
     return out
 
 
-def load_list_file(path: Path) -> NameList:
-    data = load_yaml(path.read_text(encoding="utf-8"))
+def load_list_file(path: Path, data: Any = None) -> NameList:
+    """A list from its file (or from ``data``, the file's already parsed content)."""
+    if data is None:
+        data = load_yaml(path.read_text(encoding="utf-8"))
     if not isinstance(data, Mapping):
         raise ListFileError(f"{path}: expected a mapping")
     description = str(data.get("description", ""))
@@ -139,17 +141,24 @@ def load_list_file(path: Path) -> NameList:
     return NameList.build(path.stem, description, entries)
 
 
-def load_lists(directory: Path) -> dict[str, NameList]:
+def load_lists(directory: Path, documents: Mapping[str, Any] | None = None
+               ) -> dict[str, NameList]:
     """The name lists under ``directory``: each ``<name>.yaml`` is a list, and every file in a
     folder ``<name>/`` is merged into one list ``<name>`` (so that a list can be curated as one
-    file per library)."""
+    file per library).  ``documents`` maps paths relative to ``directory``'s parent to parsed
+    content (see ``engine.documents``); files not in it are read."""
+
+    def read(path: Path) -> NameList:
+        key = path.relative_to(directory.parent).as_posix()
+        return load_list_file(path, (documents or {}).get(key))
+
     lists: dict[str, NameList] = {}
     for path in sorted(directory.glob("*.yaml")):
-        lists[path.stem] = load_list_file(path)
+        lists[path.stem] = read(path)
     for folder in sorted(p for p in directory.iterdir() if p.is_dir()):
         if folder.name in lists:
             raise ListFileError(f"list {folder.name!r} is both a file and a folder")
-        parts = [load_list_file(path) for path in sorted(folder.glob("*.yaml"))]
+        parts = [read(path) for path in sorted(folder.glob("*.yaml"))]
         description = " ".join(part.description for part in parts if part.description)
         lists[folder.name] = NameList.build(
             folder.name, description, [e for part in parts for e in part.entries()])

@@ -141,14 +141,18 @@ def parse_rule(data: Any, path: Path) -> Rule:
     )
 
 
-def load_rules(directory: Path) -> dict[str, Rule]:
+def load_rules(directory: Path, documents: Mapping[str, Any] | None = None) -> dict[str, Rule]:
     """Every rule under ``directory`` (``lists/`` holds name lists and ``data/`` reference
-    tables, not rules)."""
+    tables, not rules).  ``documents`` maps paths relative to ``directory`` to already parsed
+    content (see ``engine.documents``); files not in it are read."""
     rules: dict[str, Rule] = {}
     for path in sorted(directory.glob("*/*.yaml")):
         if path.parent.name in ("lists", "data") or path.parent.name.startswith("_"):
             continue
-        rule = parse_rule(load_yaml(path.read_text(encoding="utf-8")), path)
+        data = (documents or {}).get(path.relative_to(directory).as_posix())
+        if data is None:
+            data = load_yaml(path.read_text(encoding="utf-8"))
+        rule = parse_rule(data, path)
         if rule.id in rules:
             raise RuleError(f"{path}: duplicate rule id {rule.id}")
         rules[rule.id] = rule

@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ckptguard.engine.checks import Check, CheckContext, Hit
+from ckptguard.engine.documents import read_documents
 from ckptguard.engine.matcher import matches, render_template, validate
 from ckptguard.engine.namelists import ListEntry, NameList, load_lists
 from ckptguard.engine.rules import Rule, RuleError, load_rules
@@ -136,8 +137,9 @@ def _shipped_rules() -> RuleSet:
 def _load(base: Path, checks: Mapping[str, Check] | None) -> RuleSet:
     from ckptguard.checks import builtin_checks
 
-    lists = load_lists(base / "lists")
-    rules = load_rules(base)
+    documents = read_documents(base)
+    lists = load_lists(base / "lists", documents)
+    rules = load_rules(base, documents)
     registry = builtin_checks() if checks is None else checks
     for rule in rules.values():
         if rule.match is not None:
