@@ -27,7 +27,6 @@ Parser = Callable[[Artifact, ParseContext], ParseOutput]
 # format name -> "module:function".  The format names are those ``sniff`` returns.
 PARSERS: dict[str, str] = {
     "pickle": "ckptguard.formats.pickle.parser:parse",
-    "torch-legacy": "ckptguard.formats.pickle.parser:parse",  # a container's format_hint
     "zip": "ckptguard.formats.zipfmt.parser:parse",
     "tar": "ckptguard.formats.tarfmt:parse",
     "gzip": "ckptguard.formats.compressed:parse_gzip",
