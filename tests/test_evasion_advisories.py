@@ -170,6 +170,20 @@ def test_cve_2025_32434_legacy_torch_non_first_pickle(make_fixture: FixtureFacto
         assert_caught(make_fixture, name, At("PKL001", (), payload))
 
 
+@pytest.mark.parametrize(("name", "rule"), [
+    ("evasion_unlisted_osx_support_read_output", "PKL002"),
+    ("evasion_unlisted_aix_support_read_cmd_output", "PKL002"),
+    ("evasion_unlisted_pyrepl_pipe_pager", "PKL002"),
+    ("evasion_unlisted_uuid_get_command_stdout", "PKL001"),
+    ("evasion_unlisted_imaplib_imap4_stream", "PKL001"),
+])
+def test_cve_2026_56315_stdlib_command_helpers(make_fixture: FixtureFactory, name: str,
+                                               rule: str) -> None:
+    """picklescan < 1.0.4 did not block uuid, imaplib, _pyrepl.pager, _osx_support, _aix_support
+    helpers that run OS commands; allowlist-first catches those no denylist names (PKL002)."""
+    assert_caught(make_fixture, name, At(rule, (), 2), only={rule})
+
+
 def test_picklescan_dotted_stack_global_walk(make_fixture: FixtureFactory) -> None:
     """Protocol 4 STACK_GLOBAL names 'a.b.c' walked past scanners that compared only the first
     segment (torch.* allowlisted, so torch.serialization.os.system passed)."""
@@ -187,4 +201,6 @@ ADVISORY_FIXTURES = {
     "evasion_asyncio_create_subprocess", "evasion_asyncio_windows_popen",
     "evasion_torch_tar_pickle", "evasion_stream_legacy_torch_keys",
     "evasion_stream_legacy_torch_sysinfo", "evasion_walk_torch_serialization_os",
+    "evasion_unlisted_aix_support_read_cmd_output", "evasion_unlisted_pyrepl_pipe_pager",
+    "evasion_unlisted_uuid_get_command_stdout", "evasion_unlisted_imaplib_imap4_stream",
 }
