@@ -31,8 +31,9 @@ TRIGGER_STEPS = 150
 TRIGGER_LR = 0.1
 TRIGGER_MASK_WEIGHT = 0.5  # weight of the mask size against the classification loss
 TRIGGER_SUCCESS = 0.8  # the reverse-engineered trigger must move this share of inputs
-# Robust z of how much smaller the smallest mask is than the classes' median mask.
-TRIGGER_Z = 3.0
+# Robust z of how much smaller the smallest mask is than the classes' median mask.  The 32 clean
+# zoo models (trained from scratch and honest fine-tunes) reach at most 5.0 (median 1.8).
+TRIGGER_Z = 5.5
 
 # --- resources ------------------------------------------------------------------------------------
 DEFAULT_TIME_BUDGET = 120.0  # seconds for both probes together
