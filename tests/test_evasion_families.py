@@ -209,10 +209,17 @@ STREAM: dict[str, tuple[At, ...]] = {
     "evasion_stream_second_build": (At("PKL001", (), 44),),
     "evasion_stream_binpersid_call": (At("PKL001", (), 12),),
     "evasion_stream_binpersid_called": (At("PKL007", (), -2),),
+    "evasion_stream_memo_put_00": (At("PKL001", (), 0),),
+    "evasion_stream_memo_get_plus": (At("PKL001", (), 0),),
+    # the loader accepts int('0_0'); the reader stops there (PKL004), which still fails closed
+    "evasion_stream_memo_put_underscore": (At("PKL001", (), 0), At("PKL004", (), 11)),
     "evasion_stream_binpersid_type": (At("PKL001", (), 12),),
 }
 
 CONTAINERS: dict[str, tuple[At, ...]] = {
+    "evasion_zip_torchscript_constants": (At("PKL001", ("archive/constants.pkl",), 0),),
+    # the payload pickle starts right after the 17-byte clean pickle in the joined stream
+    "evasion_gzip_two_members": (At("PKL001", ("model.pkl",), 17), At("PKL010", ("model.pkl",))),
     "evasion_zip_nested_root": (At("PKL001", ("a/b/c/data.pkl",), 0),),
     "evasion_zip_no_root": (At("PKL001", ("data.pkl",), 0),),
     "evasion_zip_case_duplicate": (
@@ -287,11 +294,13 @@ def test_gap_payload_after_bytes_between_pickles(make_fixture: FixtureFactory) -
 
 @pytest.mark.xfail(strict=True, reason=(
     "sniff._looks_like_pickle: a protocol 0/1 pickle whose first opcode is not c/(/]/}/) (e.g. "
-    "'N0' NONE+POP, 'I0\\n0' INT+POP, or PERSID 'P') is not recognised as a pickle; the file is "
-    "'unknown' with FMT002/FMT005 (medium) and its os.system call is never parsed"))
+    "'N0' NONE+POP, 'I0\\n0' INT+POP, 'F1.0\\n0' FLOAT+POP, or PERSID 'P') is not recognised "
+    "as a pickle; the file is 'unknown' with FMT002/FMT005 (medium) and its os.system call is "
+    "never parsed"))
 @pytest.mark.parametrize("name", ["evasion_stream_p0_led_by_none",
                                   "evasion_stream_p0_led_by_none_bin",
                                   "evasion_stream_p0_led_by_int",
+                                  "evasion_stream_p0_led_by_float",
                                   "evasion_stream_persid_called"])
 def test_gap_protocol0_pickle_with_unusual_first_opcode(make_fixture: FixtureFactory,
                                                         name: str) -> None:
@@ -400,6 +409,7 @@ GAP_FIXTURES = {
     "evasion_stream_second_build_unlisted", "evasion_stream_gap_then_payload",
     "evasion_stream_p0_led_by_none", "evasion_stream_p0_led_by_none_bin",
     "evasion_stream_p0_led_by_int", "evasion_stream_persid_called", "evasion_res_deep_lists",
+    "evasion_stream_p0_led_by_float",
     "evasion_res_jinja_nested_loops", "evasion_res_jinja_string_mul",
     "evasion_zip_odd_pickle_name",
 }
