@@ -108,6 +108,11 @@ DYNAMIC: dict[str, tuple[At, ...]] = {
     "evasion_dyn_copyreg_newobj": (At("PKL001", (), 23),),
     "evasion_dyn_defaultdict": (At("PKL001", (), 67), At("PKL002", (), -11)),
     "evasion_dyn_defaultdict_unlisted": (At("PKL001", (), 47), At("PKL002", (), 81)),
+    # argument callers: an allowlisted or unlisted helper that calls what it is given
+    "evasion_dyn_partial_rebuilt_by_build": (At("PKL002", (), 39),),
+    "evasion_dyn_list_of_map": (At("PKL002", (), 18), At("PKL003", (), 33)),
+    "evasion_dyn_sorted_key": (At("PKL002", (), 39), At("PKL003", (), b"c_osx_support\n")),
+    "evasion_dyn_rebuild_from_type": (At("PKL002", (), 2), At("PKL003", (), 40)),
     "evasion_dyn_vars_builtins": (
         At("PKL001", (), 21),
         At("PKL001", (), 37),
