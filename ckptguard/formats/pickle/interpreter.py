@@ -16,7 +16,7 @@ from ckptguard.formats.pickle.names import fix_imports, walk_target
 from ckptguard.formats.pickle.opcodes import HIGHEST_PROTOCOL, OPCODES
 from ckptguard.formats.pickle.reader import ARG_READERS, DOUBLE, ReadError
 from ckptguard.formats.pickle.stackops import StackOps
-from ckptguard.formats.pickle.trace import MAX_IMPORTS, LimitHit, Note, Trace
+from ckptguard.formats.pickle.trace import MAX_IMPORTS, MAX_NOTES, LimitHit, Note, Trace
 from ckptguard.formats.pickle.values import (
     Blob,
     Opaque,
@@ -281,7 +281,8 @@ class Machine(StackOps):
         self._persistent(self.stack.pop(), offset)
 
     def _persistent(self, pid: Any, offset: int) -> None:
-        self.trace.note(self.trace.persistent_ids, Note(offset, render(pid, 200)))
+        if len(self.trace.persistent_ids) < MAX_NOTES:  # render only what will be kept
+            self.trace.note(self.trace.persistent_ids, Note(offset, render(pid, 200)))
         self.stack.append(PersRef(pid, offset))
 
     def _extension(self, code: int, offset: int) -> None:

@@ -40,7 +40,11 @@ def _need(pos: int, count: int, end: int) -> None:
 
 def _line(buf: memoryview, pos: int, end: int) -> tuple[bytes, int]:
     """The bytes up to (not including) the next newline, and the position after it."""
-    chunk = 128
+    head = bytes(buf[pos:min(end, pos + 64)])  # most lines are short: one copy, one search
+    found = head.find(b"\n")
+    if found >= 0:
+        return head[:found], pos + found + 1
+    chunk = 256
     while True:
         stop = min(end, pos + chunk)
         found = bytes(buf[pos:stop]).find(b"\n")
@@ -101,6 +105,8 @@ def _int_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
 
 
 def _parse_int(text: bytes) -> int:
+    if text.isdigit():  # the common case (memo indices, small ints): plain ASCII digits
+        return int(text)
     body = text.strip()
     if not body or b"_" in body:
         raise ReadError(f"invalid integer literal {text[:40]!r}")
