@@ -120,5 +120,7 @@ def probe_facts(report: ProbeReport, where: Location) -> ParseOutput:
                          "hand-crafted backdoor. Inspect that unit's weights"))
     for problem in report.problems:
         out.add("probe.incomplete", where, detail=problem, subject=problem.split(" ")[0],
-                message=f"Activation probe incomplete: {problem}; raise --time-budget")
+                message=f"Activation probe incomplete: {problem}"
+                + ("; raise --time-budget or use --device cuda" if "time budget" in problem
+                   else "; judge this part of the model by other means"))
     return out
