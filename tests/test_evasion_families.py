@@ -299,15 +299,18 @@ def test_gap_payload_after_bytes_between_pickles(make_fixture: FixtureFactory) -
 
 @pytest.mark.xfail(strict=True, reason=(
     "sniff._looks_like_pickle: a protocol 0/1 pickle whose first opcode is not c/(/]/}/) (e.g. "
-    "'N0' NONE+POP, 'I0\\n0' INT+POP, 'F1.0\\n0' FLOAT+POP, or PERSID 'P') is not recognised "
-    "as a pickle; the file is 'unknown' with FMT002/FMT005 (medium) and its os.system call is "
-    "never parsed"))
+    "'N0' NONE+POP, 'I0\\n0' INT+POP, 'F1.0\\n0' FLOAT+POP, or PERSID 'P'), or a protocol 4 "
+    "stream with no PROTO opcode (starting with SHORT_BINUNICODE or FRAME; the loader needs no "
+    "PROTO), is not recognised as a pickle; the file is 'unknown' with FMT002/FMT005 (medium) "
+    "and its os.system call is never parsed"))
 @pytest.mark.parametrize("name", ["evasion_stream_p0_led_by_none",
                                   "evasion_stream_p0_led_by_none_bin",
                                   "evasion_stream_p0_led_by_int",
                                   "evasion_stream_p0_led_by_float",
-                                  "evasion_stream_persid_called"])
-def test_gap_protocol0_pickle_with_unusual_first_opcode(make_fixture: FixtureFactory,
+                                  "evasion_stream_persid_called",
+                                  "evasion_stream_p4_without_proto",
+                                  "evasion_stream_frame_without_proto"])
+def test_gap_pickle_with_unusual_first_opcode(make_fixture: FixtureFactory,
                                                         name: str) -> None:
     assert_caught(make_fixture, name)
 
@@ -414,7 +417,8 @@ GAP_FIXTURES = {
     "evasion_stream_second_build_unlisted", "evasion_stream_gap_then_payload",
     "evasion_stream_p0_led_by_none", "evasion_stream_p0_led_by_none_bin",
     "evasion_stream_p0_led_by_int", "evasion_stream_persid_called", "evasion_res_deep_lists",
-    "evasion_stream_p0_led_by_float",
+    "evasion_stream_p0_led_by_float", "evasion_stream_p4_without_proto",
+    "evasion_stream_frame_without_proto",
     "evasion_res_jinja_nested_loops", "evasion_res_jinja_string_mul",
     "evasion_zip_odd_pickle_name",
 }
