@@ -23,6 +23,7 @@ COLLECTORS: dict[str, tuple[str, ...]] = {
 # files (labels, vocabularies) as a zip archive after the flatbuffer.  The appended part is still
 # scanned (the parser hands it on as a member); it is just not a polyglot.
 EXPECTED_APPENDED: dict[str, frozenset[str]] = {"tflite": frozenset({"zip"})}
+AS_PICKLE = "<as pickle>"
 # Formats that are ordinary text: scanned only as part of a repo folder.
 PASSIVE_FORMATS = {"json", "markdown", "python", "yaml", "text", "jinja", "unknown"}
 
@@ -122,6 +123,11 @@ class Scanner:
                 fmt = parsed.format or fmt
         for target in COLLECTORS.get(fmt, ()):
             output.extend(self._collect(target, artifact, fmt))
+        if "pickle" in sniffed.also and sniffed.format != "pickle":
+            # A pickle hidden behind another format's signature: a pickle loader reads it from
+            # byte 0, so it is scanned as the pickle it also is.
+            output.children.append(artifact.child(AS_PICKLE, artifact.source,
+                                                  format_hint="pickle"))
         findings = self.rules.evaluate(fmt, artifact, output, self.options)
         summary = ArtifactSummary(artifact.chain, fmt, artifact.source.size)
         return ArtifactOutcome(summary, tuple(findings)), output.children

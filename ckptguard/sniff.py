@@ -87,6 +87,14 @@ def _looks_like_pickle(head: bytes, loader_extension: bool = False) -> bool:
         | {ord("d"), ord("l"), ord("t"), ord("p"), ord("."), ord("I"), ord("S"), ord("V")}
 
 
+def _reads_as_pickle(head: bytes) -> bool:
+    """The opcode probe: catches pickles that begin with an unusual opcode, and pickles hidden
+    behind another format's magic bytes (a polyglot)."""
+    from ckptguard.formats.pickle.probe import reads_as_pickle
+
+    return reads_as_pickle(head)
+
+
 def _looks_like_safetensors(head: bytes, size: int, ext: str = "") -> bool:
     if len(head) < 9:
         return False
@@ -152,7 +160,8 @@ def magic_format(head: bytes, size: int, name: str) -> list[str]:
         found.append("lz4")
     if _looks_like_safetensors(head, size, ext):
         found.append("safetensors")
-    if _looks_like_pickle(head, ext in PICKLE_LOADER_EXTENSIONS):
+    if _looks_like_pickle(head, ext in PICKLE_LOADER_EXTENSIONS) or \
+            (ext not in TEXT_FORMATS and _reads_as_pickle(head)):
         found.append("pickle")
     if base in ("saved_model.pb", "keras_metadata.pb", "saved_model.pbtxt") or ext == ".pb":
         if head[:1] in (b"\x08", b"\x12", b"\x0a"):

@@ -297,29 +297,22 @@ def test_gap_payload_after_bytes_between_pickles(make_fixture: FixtureFactory) -
     assert_caught(make_fixture, "evasion_stream_gap_then_payload", At("PKL001", (), b"cos\n"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sniff._looks_like_pickle: a protocol 0/1 pickle whose first opcode is not c/(/]/}/) (e.g. "
-    "'N0' NONE+POP, 'I0\\n0' INT+POP, 'F1.0\\n0' FLOAT+POP, or PERSID 'P'), or a protocol 4 "
-    "stream with no PROTO opcode (starting with SHORT_BINUNICODE or FRAME; the loader needs no "
-    "PROTO), is not recognised as a pickle; the file is 'unknown' with FMT002/FMT005 (medium) "
-    "and its os.system call is never parsed"))
-@pytest.mark.parametrize("name", ["evasion_stream_p0_led_by_none",
-                                  "evasion_stream_p0_led_by_none_bin",
-                                  "evasion_stream_p0_led_by_int",
-                                  "evasion_stream_p0_led_by_float",
-                                  "evasion_stream_persid_called",
-                                  "evasion_stream_p4_without_proto",
-                                  "evasion_stream_frame_without_proto"])
-def test_gap_pickle_with_unusual_first_opcode(make_fixture: FixtureFactory,
-                                                        name: str) -> None:
+UNUSUAL_FIRST_OPCODE = ["evasion_stream_p0_led_by_none", "evasion_stream_p0_led_by_none_bin",
+                        "evasion_stream_p0_led_by_int", "evasion_stream_p0_led_by_float",
+                        "evasion_stream_persid_called", "evasion_stream_p4_without_proto",
+                        "evasion_stream_frame_without_proto"]
+
+
+@pytest.mark.parametrize("name", UNUSUAL_FIRST_OPCODE)
+def test_pickle_with_unusual_first_opcode(make_fixture: FixtureFactory, name: str) -> None:
+    """CPython accepts any opcode first (PROTO is optional): the sniffer's opcode probe must
+    recognise these as pickles and their os.system call must be parsed."""
     assert_caught(make_fixture, name)
 
 
-def test_protocol0_pickle_with_unusual_first_opcode_is_not_called_clean(
-        make_fixture: FixtureFactory) -> None:
-    """What does hold today: the unrecognised content under a pickle name is reported."""
+def test_protocol0_pickle_led_by_none_reports_the_call(make_fixture: FixtureFactory) -> None:
     _, result = scan(make_fixture, "evasion_stream_p0_led_by_none")
-    assert {"FMT002", "FMT005"} <= {f.rule_id for f in result.findings}
+    assert "PKL001" in {f.rule_id for f in result.findings}
 
 
 @pytest.mark.xfail(strict=True, reason=(
@@ -350,13 +343,13 @@ def test_gap_jinja_string_multiplication_fails_gate(make_fixture: FixtureFactory
     assert_caught(make_fixture, "evasion_res_jinja_string_mul", At("TPL005"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sniff/scanner polyglot detection: a pickle that starts with 'GGUF' (BINFLOAT 'G', POP) is "
-    "sniffed as GGUF only; the gate fails by luck (GGF001 impossible tensor count) but neither "
-    "FMT003 (polyglot) nor the pickle's PKL001 is reported"))
-def test_gap_pickle_behind_gguf_magic_is_parsed(make_fixture: FixtureFactory) -> None:
+def test_pickle_behind_gguf_magic_is_parsed(make_fixture: FixtureFactory) -> None:
+    """'G' is BINFLOAT: the same bytes are a GGUF header and a pickle; both readings count."""
     _, result = scan(make_fixture, "evasion_polyglot_gguf_pickle")
-    assert {"FMT003", "PKL001"} & {f.rule_id for f in result.findings}
+    rules = {f.rule_id for f in result.findings}
+    assert {"FMT003", "PKL001"} <= rules
+    assert any(f.rule_id == "PKL001" and f.location.members == ("<as pickle>",)
+               for f in result.findings)
 
 
 @pytest.mark.xfail(strict=True, reason=(
@@ -415,14 +408,11 @@ def test_gap_tensor_pickled_with_plain_pickle_passes(make_fixture: FixtureFactor
 # test_evasion_advisories.py)
 GAP_FIXTURES = {
     "evasion_stream_second_build_unlisted", "evasion_stream_gap_then_payload",
-    "evasion_stream_p0_led_by_none", "evasion_stream_p0_led_by_none_bin",
-    "evasion_stream_p0_led_by_int", "evasion_stream_persid_called", "evasion_res_deep_lists",
-    "evasion_stream_p0_led_by_float", "evasion_stream_p4_without_proto",
-    "evasion_stream_frame_without_proto",
+    "evasion_res_deep_lists",
     "evasion_res_jinja_nested_loops", "evasion_res_jinja_string_mul",
     "evasion_zip_odd_pickle_name",
 }
-DEDICATED = GAP_FIXTURES | {"evasion_res_zip_overlap_bomb"}
+DEDICATED = GAP_FIXTURES | {"evasion_res_zip_overlap_bomb"} | set(UNUSUAL_FIRST_OPCODE)
 
 
 def test_every_evasion_fixture_is_registered_and_exercised() -> None:

@@ -1,0 +1,58 @@
+"""Does a run of bytes read as a pickle?  Used by the sniffer, which must not miss a pickle that
+begins with an unusual opcode (CPython's unpickler accepts any opcode first, PROTO is optional)
+nor take a text file for one.
+
+A probe reads opcodes from the start: it accepts when it reaches STOP after at least two
+opcodes, or reads many opcodes with no error, or reads a few that only a pickle would hold (a
+PROTO header, a well-formed global with a call, memo operations), and it rejects on the first
+invalid opcode or a text "global" that is not made of identifiers.  It never interprets anything.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ckptguard.formats.pickle.reader import ReadError, read_op
+
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+# Opcodes that text rarely spells by accident and every non-trivial pickle holds.
+PICKLE_MARKERS = {"PROTO", "FRAME", "STACK_GLOBAL", "MEMOIZE", "BINPUT", "LONG_BINPUT",
+                  "REDUCE", "BUILD", "NEWOBJ", "NEWOBJ_EX", "SHORT_BINUNICODE", "BINUNICODE",
+                  "EMPTY_DICT", "EMPTY_LIST", "EMPTY_TUPLE", "SETITEMS", "APPENDS", "TUPLE2",
+                  "TUPLE3", "BINGET", "GLOBAL", "INST", "OBJ", "BINPERSID", "PUT", "GET"}
+ENOUGH_OPCODES = 24
+MIN_MARKED = 3
+
+
+def _named_globals_are_identifiers(arg: object) -> bool:
+    parts = arg if isinstance(arg, tuple) else (arg,)
+    for part in parts:
+        text = part.decode("utf-8", "replace") if isinstance(part, bytes) else str(part)
+        if not IDENTIFIER.match(text):
+            return False
+    return True
+
+
+def reads_as_pickle(head: bytes) -> bool:
+    """Whether ``head`` (the first bytes of an artifact) plausibly starts a pickle."""
+    buf = memoryview(head)
+    end = len(head)
+    pos = 0
+    count = 0
+    marked = 0
+    while count < ENOUGH_OPCODES:
+        try:
+            op = read_op(buf, pos, end)
+        except ReadError as exc:
+            # Running off the end of the sniffed bytes is not evidence against a pickle (a long
+            # argument), provided enough came before it to tell a pickle from text.
+            return exc.truncated and end >= 1024 and count >= 8 and marked >= 2
+        count += 1
+        if op.name in ("GLOBAL", "INST") and not _named_globals_are_identifiers(op.arg):
+            return False
+        if op.name in PICKLE_MARKERS:
+            marked += 1
+        if op.name == "STOP":
+            return count >= 2 and (marked > 0 or count >= 3)
+        pos = op.end
+    return marked >= MIN_MARKED
