@@ -57,10 +57,10 @@ class _TFLite:
                 name = custom or ""
                 tf_op = name[4:] if name.startswith("Flex") else ""
                 self.out.add("tflite.op", where, builtin_code=builtin, custom=True,
-                             name=name[:MAX_VALUE], tf_op=tf_op)
+                             name=name[:MAX_VALUE], tf_op=tf_op, index=index)
             else:
                 self.out.add("tflite.op", where, builtin_code=builtin, custom=False,
-                             name=f"builtin:{builtin}", tf_op="")
+                             name=f"builtin:{builtin}", tf_op="", index=index)
         return codes
 
     def subgraphs(self, model: Table, n_codes: int, n_buffers: int) -> tuple[int, int]:
