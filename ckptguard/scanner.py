@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ckptguard.config import Config
 from ckptguard.engine.ruleset import RuleSet
 from ckptguard.facts import Artifact, ParseOutput
 from ckptguard.formats import ParseContext, parser_for
-from ckptguard.model import ArtifactSummary, Finding
+from ckptguard.model import ArtifactSummary, Finding, Severity
 from ckptguard.sniff import PICKLE_LOADER_EXTENSIONS, Sniffed, extension_of, sniff
 
 UNSUPPORTED_FORMATS = {"7z", "rar", "zstd", "lz4"}
@@ -52,6 +52,32 @@ def sniff_facts(artifact: Artifact, sniffed: Sniffed, output: ParseOutput) -> No
                    size=artifact.source.size, head=artifact.source.read(0, 16).hex())
 
 
+def resolve_nested(outcome: ArtifactOutcome,
+                   subtrees: dict[str, list[ArtifactOutcome]]) -> ArtifactOutcome:
+    """Judge calls that hand embedded bytes to a deserializer by what those bytes hold.
+
+    A finding whose evidence names a ``nested_artifact`` is about data the file carries itself,
+    which was scanned as that member.  When nothing in the member (and below it) reaches
+    ``high``, the call is provably no worse than its content — a tensor pickled with plain
+    pickle is ``torch.storage._load_from_bytes(<a clean torch file>)`` — and the finding drops
+    to ``low``.  If the member was not scanned (limits), the finding keeps its severity."""
+    changed = []
+    for item in outcome.findings:
+        member = item.evidence_dict().get("nested_artifact")
+        tree = subtrees.get(member) if member else None
+        if tree is None or item.severity < Severity.HIGH:
+            changed.append(item)
+            continue
+        worst = max((f.severity for o in tree for f in o.findings), default=None)
+        if worst is not None and worst >= Severity.HIGH:
+            changed.append(item)
+            continue
+        changed.append(replace(item, severity=Severity.LOW, message=(
+            f"{item.message} (the embedded data was scanned as {member} and nothing in it "
+            "reaches the gate)")))
+    return ArtifactOutcome(outcome.summary, tuple(changed))
+
+
 class Scanner:
     """Holds what one scan shares (rules, configuration); keeps no state between artifacts."""
 
@@ -65,24 +91,27 @@ class Scanner:
 
     def scan(self, root: Artifact) -> Iterator[ArtifactOutcome]:
         """The artifact and its nested members, depth first, in a deterministic order."""
-        pending = [root]
-        members_seen = 0
+        return iter(self._scan_tree(root, [0]))
+
+    def _scan_tree(self, artifact: Artifact, members_seen: list[int]) -> list[ArtifactOutcome]:
+        """Outcomes of ``artifact`` and everything below it (pre-order).  ``members_seen`` is
+        this scan's running count of nested members, shared by the whole tree."""
         limits = self.config.limits
-        while pending:
-            artifact = pending.pop()
-            outcome, children = self._scan_one(artifact)
-            kept: list[Artifact] = []
-            for child in children:
-                members_seen += 1
-                if members_seen > limits.max_archive_members or \
-                        child.depth > limits.max_archive_depth:
-                    continue
-                kept.append(child)
-            dropped = len(children) - len(kept)
-            if dropped:
-                outcome = self._with_limit_finding(outcome, artifact, dropped)
-            yield outcome
-            pending.extend(reversed(kept))
+        outcome, children = self._scan_one(artifact)
+        kept: list[Artifact] = []
+        for child in children:
+            members_seen[0] += 1
+            if members_seen[0] > limits.max_archive_members or \
+                    child.depth > limits.max_archive_depth:
+                continue
+            kept.append(child)
+        dropped = len(children) - len(kept)
+        if dropped:
+            outcome = self._with_limit_finding(outcome, artifact, dropped)
+        subtrees = [self._scan_tree(child, members_seen) for child in kept]
+        outcome = resolve_nested(outcome, {child.name: tree
+                                           for child, tree in zip(kept, subtrees, strict=True)})
+        return [outcome, *(item for tree in subtrees for item in tree)]
 
     def _with_limit_finding(self, outcome: ArtifactOutcome, artifact: Artifact,
                             dropped: int) -> ArtifactOutcome:

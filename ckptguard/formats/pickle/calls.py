@@ -71,11 +71,12 @@ def invoke(m: Machine, callee: Any, args: Any, kind: str, offset: int,
             if record.reconstruction == callee.expr:
                 record.reconstruction = reconstruction
             return result
-    record.flags.add("instantiated" if kind in INSTANTIATING else "called")
     if record.reconstruction == callee.expr:
         record.reconstruction = reconstruction
-    if name in DESERIALIZERS or record.qualname in DESERIALIZERS:
-        _nested(m, record.qualname, items, offset)
+    loads_carried_bytes = (name in DESERIALIZERS or record.qualname in DESERIALIZERS) and \
+        kind not in INSTANTIATING and _nested(m, record.qualname, items, offset)
+    record.flags.add("instantiated" if kind in INSTANTIATING else
+                     "deserializer" if loads_carried_bytes else "called")
     if name in TORCH_REBUILD:
         tensor = special.rebuild_tensor(items, offset)
         if tensor is not None:
@@ -95,7 +96,9 @@ def method_call(trace: Trace, target: Any, method: str, args: tuple[Any, ...],
                            render_call(f"{render(target, 80)}.{method}", args), dynamic))
 
 
-def _nested(m: Machine, callee: str, items: tuple[Any, ...], offset: int) -> None:
+def _nested(m: Machine, callee: str, items: tuple[Any, ...], offset: int) -> bool:
+    """Record bytes the pickle hands to a deserializer; whether there were such bytes (only
+    then is the call judged by what the bytes hold)."""
     data = items[0] if items else None
     if isinstance(data, Obj) and data.cls in ("io.BytesIO", "_io.BytesIO") and data.args:
         data = data.args[0]
@@ -105,6 +108,8 @@ def _nested(m: Machine, callee: str, items: tuple[Any, ...], offset: int) -> Non
         pickle_like = DESERIALIZERS.get(canonical(callee), DESERIALIZERS.get(callee, True))
         m.trace.nested.append(NestedEvent(callee, data.offset if data.contiguous else offset,
                                           data.length, data, pickle_like))
+        return bool(pickle_like)  # marshal.loads makes code whatever the bytes: still a call
+    return False
 
 
 def build(m: Machine, obj: Any, state: Any, offset: int) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ckptguard.facts import Artifact, Fact, ParseOutput
 from ckptguard.formats import ParseContext
 from ckptguard.formats.pickle.decompile import MAX_DECOMPILE_BYTES, decompiled_view, suspect
+from ckptguard.formats.pickle.names import SNIFFING_LOADERS, canonical
 from ckptguard.formats.pickle.trace import NestedEvent
 from ckptguard.formats.pickle.values import Blob
 from ckptguard.source import MemorySource, slice_source
@@ -85,12 +86,17 @@ def _nested(event: NestedEvent, artifact: Artifact, ctx: ParseContext,
             output: ParseOutput) -> None:
     where = artifact.location.within(offset=event.offset)
     contiguous = isinstance(event.data, Blob) and event.data.contiguous
+    member = f"{NESTED_PREFIX} @{event.offset}>"
+    depth = sum(part.startswith(NESTED_PREFIX) for part in artifact.chain)
+    scanned = event.pickle_like and depth < ctx.limits.max_nested_pickle_depth
+    # ``nested_artifact`` names the member the bytes are scanned as: the scanner judges the
+    # call by what that member holds (see scanner.resolve_nested).
     output.add("pickle.nested", where, callee=event.callee, offset=event.offset, size=event.size,
-               pickle=event.pickle_like, stored_as_bytes=contiguous)
+               pickle=event.pickle_like, stored_as_bytes=contiguous,
+               nested_artifact=member if scanned else "")
     if not event.pickle_like:
         return
-    depth = sum(part.startswith(NESTED_PREFIX) for part in artifact.chain)
-    if depth >= ctx.limits.max_nested_pickle_depth:
+    if not scanned:
         output.add("limit.hit", where, limit="nested pickle depth",
                    value=ctx.limits.max_nested_pickle_depth,
                    detail=f"pickle bytes passed to {event.callee} at depth {depth + 1} were not "
@@ -100,5 +106,7 @@ def _nested(event: NestedEvent, artifact: Artifact, ctx: ParseContext,
         source = slice_source(artifact.source, event.offset, event.size)
     else:
         source = MemorySource(event.data.data())
-    output.children.append(artifact.child(f"{NESTED_PREFIX} @{event.offset}>", source,
-                                          format_hint="pickle", nested=False))
+    sniffs = canonical(event.callee) in SNIFFING_LOADERS
+    output.children.append(artifact.child(member, source,
+                                          format_hint=None if sniffs else "pickle",
+                                          nested=False))

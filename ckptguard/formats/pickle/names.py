@@ -51,6 +51,11 @@ DESERIALIZERS: dict[str, bool] = {
     "joblib.load": True, "numpy.load": True,
 }
 
+# Loaders that accept more than a pickle (a torch zip, a joblib or NumPy file): the bytes handed
+# to them are sniffed like any artifact instead of being read as a pickle.
+SNIFFING_LOADERS = frozenset({"torch.storage._load_from_bytes", "torch.load", "joblib.load",
+                              "joblib.numpy_pickle.load", "numpy.load"})
+
 TORCH_REBUILD = frozenset({"torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor",
                            "torch._utils._rebuild_tensor_v3"})
 TORCH_PARAMETER = frozenset({"torch._utils._rebuild_parameter",

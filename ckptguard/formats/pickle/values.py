@@ -72,12 +72,14 @@ class Record:
 
     @property
     def use(self) -> str:
-        """called > instantiated > resolver > referenced.  A helper whose product was never used
-        to reach a reported name ("pending") counts as called."""
+        """called > instantiated > deserializer > resolver > referenced.  A helper whose product
+        was never used to reach a reported name ("pending") counts as called.  "deserializer":
+        a loader only ever handed bytes carried in the pickle itself (those bytes are scanned
+        as a nested artifact, and the call is judged by what they hold)."""
         flags = self.flags
         if "called" in flags or ("pending" in flags and "resolver" not in flags):
             return "called"
-        for flag in ("instantiated", "resolver"):
+        for flag in ("instantiated", "deserializer", "resolver"):
             if flag in flags:
                 return flag
         return "referenced"
