@@ -131,6 +131,11 @@ def build(m: Machine, obj: Any, state: Any, offset: int) -> None:
         return
     if not isinstance(obj, Obj):
         return
+    if obj.planted_setstate is not None:
+        # CPython looks __setstate__ up on the instance: a callable an earlier BUILD stored
+        # there is called with this state.
+        invoke(m, obj.planted_setstate, (state,), "reduce", offset)
+        return
     cls = obj.cls or "<dynamic>"
     method = f"{cls}.__setstate__"
     reconstruction = render_call(f"{obj.expr}.__setstate__", (state,)) \
@@ -140,10 +145,23 @@ def build(m: Machine, obj: Any, state: Any, offset: int) -> None:
         obj.cls_record.flags.add("instantiated")
     attach_state(state, obj)
     obj.state = state
+    obj.planted_setstate = _planted_setstate(state)
     if obj.cls in JOBLIB_WRAPPERS:
         special.skip_joblib_array(m, state, offset + 1)
     elif obj.cls in JOBLIB_OLD_WRAPPERS:
         m.trace.joblib_arrays += 1
+
+
+def _planted_setstate(state: Any) -> Any:
+    """The value BUILD would store as the instance attribute ``__setstate__`` (through the
+    ``__dict__`` update or the slot-state ``setattr``), if any."""
+    parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+    for part in parts:
+        if isinstance(part, DictV):
+            planted = part.get("__setstate__")
+            if planted is not None:
+                return planted
+    return None
 
 
 # -- dynamic resolution -------------------------------------------------------------------------

@@ -120,6 +120,9 @@ class Obj:
     items: list[tuple[Any, Any]] = field(default_factory=list)  # SETITEM(S) onto it, bounded
     state: Any = None  # BUILD state
     args: Any = None
+    # A callable a BUILD stored as the instance's ``__setstate__`` (an instance attribute): the
+    # unpickler calls it on the next BUILD of this object.
+    planted_setstate: Any = None
 
 
 @dataclass(eq=False, slots=True)
