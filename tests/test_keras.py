@@ -216,3 +216,26 @@ _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_siz
 def test_arbitrary_configs_never_crash(data: Any) -> None:
     output = _config({"class_name": "Sequential", "config": {"layers": [data]}})
     assert "keras.model" in _kinds(output)
+
+
+def test_loose_keras_json_is_sniffed() -> None:
+    from ckptguard.sniff import magic_format
+
+    assert magic_format(b'{"module": "keras", "class_name": "Sequential"}', 50,
+                        "config.json") == ["keras-config"]
+    assert magic_format(b'{"class_name": "Functional", "config": {}}', 40,
+                        "model.json") == ["keras-config"]
+    assert magic_format(b'{"keras_version": "3.6.0"}', 26, "metadata.json") == ["keras-metadata"]
+    assert magic_format(b'{"model_type": "llama"}', 23, "config.json") == ["json"]
+
+
+def test_unpacked_keras_folder(make_fixture) -> None:  # type: ignore[no-untyped-def]
+    from ckptguard.api import scan
+
+    folder: Path = make_fixture("keras_unpacked_lambda")
+    result = scan([folder], root=folder.parent)
+    formats = {a.chain[-1]: a.format for a in result.artifacts}
+    assert formats["model/config.json"] == "keras-config"
+    assert formats["model/metadata.json"] == "keras-metadata"
+    assert [f.location.chain[-1] for f in result.findings if f.rule_id == "KER001"] == \
+        ["model/config.json"]

@@ -91,6 +91,16 @@ def _text(value: Any) -> str | None:
     return None
 
 
+def _raw(text: str) -> bytes:
+    """h5py decodes invalid UTF-8 with surrogate escapes: hand the JSON decoder the raw bytes
+    (so that invalid text is reported as such), or replacement characters for other lone
+    surrogates."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
+
+
 def parse(artifact: Artifact, context: ParseContext) -> ParseOutput:
     output = ParseOutput(format="hdf5")
     where = artifact.location
@@ -104,7 +114,7 @@ def parse(artifact: Artifact, context: ParseContext) -> ParseOutput:
         with _open(h5py, artifact.source) as h5file:
             values = {name: _attribute(h5file, name, context.limits.max_header_bytes, output,
                                        where) for name in (*CONFIG_ATTRS, *VERSION_ATTRS)}
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError, OverflowError) as exc:
         output.add("parse.error", where, format="hdf5",
                    error=f"not a readable HDF5 file: {exc}"[:300], offset=None,
                    read=artifact.source.size)
@@ -123,7 +133,7 @@ def parse(artifact: Artifact, context: ParseContext) -> ParseOutput:
             continue
         if name == "model_config":
             output.format = "keras-h5"
-        data = decode_json(text.encode("utf-8"), output, where.within(key=name), "keras-h5")
+        data = decode_json(_raw(text), output, where.within(key=name), "keras-h5")
         if data is not None:
             analyse_config(data, output, where.within(key=name), name)
     return output
