@@ -51,16 +51,17 @@ def invoke(m: Machine, callee: Any, args: Any, kind: str, offset: int,
     if isinstance(callee, Partial):
         if callee.record is not None and isinstance(callee.func, Ref):
             callee.record.flags.add("resolver")
-        return invoke(m, callee.func, callee.args + items, kind, offset, kwargs)
+        return invoke(m, callee.func, callee.args + items, kind, offset,
+                      callee.keywords if kwargs is None else kwargs)
     if isinstance(callee, Getter):
         return _apply_getter(m, callee, items, offset)
     if not isinstance(callee, Ref):
         expr = render(callee, 120)
-        reconstruction = render_call(expr, items)
+        reconstruction = render_call(expr, items, kwargs=kwargs)
         m.trace.call(CallEvent(expr, kind, offset, reconstruction, True))
         return Obj(callee, None, None, reconstruction, offset, args=items)
     record = callee.record
-    reconstruction = render_call(callee.expr, items) \
+    reconstruction = render_call(callee.expr, items, kwargs=kwargs) \
         if m.trace.worth_rendering(record.qualname) else f"{callee.expr}(…)"
     m.trace.call(CallEvent(record.qualname, kind, offset, reconstruction, False))
     name = canonical(record.qualname)
@@ -118,6 +119,8 @@ def build(m: Machine, obj: Any, state: Any, offset: int) -> None:
             obj.func = state[0]
             if isinstance(state[1], tuple):
                 obj.args = state[1]
+            if len(state) >= 3 and isinstance(state[2], DictV) and state[2].items:
+                obj.keywords = state[2]
         return
     if isinstance(obj, (Ref, ModuleRef)):
         # BUILD on a class, function or module itself: its __setstate__ or __dict__.update runs

@@ -161,6 +161,7 @@ class Partial:
     func: Any
     args: tuple[Any, ...]
     record: Record | None
+    keywords: Any = None  # the partial's keyword arguments (a DictV), when its state sets them
 
 
 @dataclass(eq=False, slots=True)
@@ -195,9 +196,11 @@ def render(value: Any, budget: int = MAX_RENDER) -> str:
     return text if len(text) <= budget else text[:budget - 1] + "…"
 
 
-def render_call(callee: str, args: Any, budget: int = MAX_RENDER) -> str:
-    """``callee(arg, ...)`` bounded to ``budget`` characters."""
+def render_call(callee: str, args: Any, budget: int = MAX_RENDER, kwargs: Any = None) -> str:
+    """``callee(arg, ..., **kwargs)`` bounded to ``budget`` characters."""
     items = args if isinstance(args, tuple) else (args,)
+    if kwargs is not None:
+        items = (*items, KeywordsV(kwargs))
     room = max(16, budget - len(callee))
     parts: list[str] = []
     used = 0
@@ -214,9 +217,18 @@ def render_call(callee: str, args: Any, budget: int = MAX_RENDER) -> str:
 MAX_RENDER_DEPTH = 6
 
 
+@dataclass(frozen=True)
+class KeywordsV:
+    """Keyword arguments of a call, for rendering only."""
+
+    mapping: Any
+
+
 def _render(value: Any, budget: int, depth: int = 0) -> str:
     if budget <= 0 or depth > MAX_RENDER_DEPTH:
         return "…"
+    if isinstance(value, KeywordsV):
+        return "**" + _render(value.mapping, budget - 2, depth + 1)
     if isinstance(value, (Ref, ModuleRef, Obj)):
         return value.expr
     if isinstance(value, str):
