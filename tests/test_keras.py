@@ -140,7 +140,6 @@ def test_h5_model_config_lambda(tmp_path: Path) -> None:
     output = _h5_parse(FileSource(str(path)))
     assert output.format == "keras-h5"
     assert "keras.lambda" in _kinds(output)
-    assert next(output.of_kind("keras.version")).attrs["keras_version"] == "2.15.0"
 
 
 def test_h5_as_archive_member_slice_and_memory(tmp_path: Path) -> None:
@@ -158,25 +157,32 @@ def test_plain_hdf5_and_oversized_attribute(tmp_path: Path) -> None:
     plain = _h5_parse(FileSource(str(_h5(tmp_path / "p.h5", {}))))
     assert plain.format == "hdf5" and plain.facts == []
     small = dataclasses.replace(Limits(), max_header_bytes=1000)
-    for value in (b"x" * 5000, "x" * 5000):  # fixed-length bytes, variable-length str
+    big_config = json.dumps({"class_name": "Sequential",
+                             "config": {"layers": [], "pad": "x" * 5000}})
+    for value in (big_config.encode(), big_config):  # fixed-length bytes, variable-length str
         big = _h5(tmp_path / "b.h5", {"model_config": value})
         output = _h5_parse(FileSource(str(big)), small)
-        assert [f.attrs["limit"] for f in output.of_kind("limit.hit")] == ["max_header_bytes"]
-        assert "keras.model" not in _kinds(output)
+        assert _kinds(output) == ["hdf5.unexamined"]
+        assert "keras.model" in _kinds(_h5_parse(FileSource(str(big))))
 
 
-def test_non_text_model_config_and_garbage(tmp_path: Path) -> None:
-    path = _h5(tmp_path / "n.h5", {"model_config": [1, 2, 3]})
-    assert "parse.error" in _kinds(_h5_parse(FileSource(str(path))))
-    assert _kinds(_h5_parse(MemorySource(b"\x89HDF\r\n\x1a\n" + b"\0" * 64))) == ["parse.error"]
+def test_undecodable_model_config_is_not_examined_and_garbage_is_plain(tmp_path: Path) -> None:
+    for value in ([1, 2, 3], "not json at all"):
+        path = _h5(tmp_path / "n.h5", {"model_config": value})
+        assert _kinds(_h5_parse(FileSource(str(path)))) == ["hdf5.unexamined"]
+    garbage = _h5_parse(MemorySource(b"\x89HDF\r\n\x1a\n" + b"\0" * 64))
+    assert garbage.format == "hdf5" and garbage.facts == []
 
 
-def test_missing_h5py_is_reported_not_passed(monkeypatch: pytest.MonkeyPatch,
-                                             tmp_path: Path) -> None:
-    path = _h5(tmp_path / "m.h5", {})
+def test_hdf5_reader_never_needs_libhdf5(monkeypatch: pytest.MonkeyPatch,
+                                         tmp_path: Path) -> None:
+    """libhdf5 can hang on malformed files beyond any timeout: the reader works on bytes."""
+    lam = {"class_name": "Lambda", "config": {"function": [_code("1"), None, None],
+                                              "function_type": "lambda"}}
+    path = _h5(tmp_path / "m.h5", {"model_config": json.dumps(
+        {"class_name": "Sequential", "config": {"layers": [lam]}})})
     monkeypatch.setitem(sys.modules, "h5py", None)
-    output = _h5_parse(FileSource(str(path)))
-    assert _kinds(output) == ["hdf5.unexamined"]
+    assert "keras.lambda" in _kinds(_h5_parse(FileSource(str(path))))
 
 
 def test_keras_zip_members_reach_the_config_parser(make_fixture) -> None:  # type: ignore[no-untyped-def]

@@ -1,139 +1,146 @@
 """HDF5 files: plain HDF5 (``hdf5``) or Keras-2 models (``keras-h5``, a root ``model_config``).
 
-Opened read-only with h5py; only the root attributes Keras writes (``model_config``,
-``training_config``, ``keras_version``, ``backend``) are read, each bounded in size before it is
-read.  Weights are never touched.  Without h5py the file cannot be examined, and that is a fact
+Read without libhdf5: the HDF5 library can hang inside C code on a malformed file (found by
+fuzzing), where no timeout can reach it, so ckptguard finds what it needs in the bytes itself.
+HDF5 stores attribute names and string values uncompressed — a fixed-length string right after
+the attribute's type, a variable-length one in a global heap collection — so the JSON text Keras
+writes as ``model_config`` / ``training_config`` is present verbatim.  The reader looks for the
+attribute names and for JSON objects in the first and last windows of the file (where HDF5
+places object headers and heaps; weights are never decoded), and decodes each candidate with a
+bounded JSON decoder.  A ``model_config`` whose text cannot be found or decoded is a fact
 (``hdf5.unexamined``), never a silent pass.
 """
 
 from __future__ import annotations
 
-import io
+import json
+import re
+from collections.abc import Iterator
 from typing import Any
 
 from ckptguard.facts import Artifact, ParseOutput
 from ckptguard.formats import ParseContext
-from ckptguard.formats.keras_fmt import analyse_config, decode_json
-from ckptguard.model import Location
-from ckptguard.source import ByteSource, FileSource, MemorySource
+from ckptguard.formats.keras_fmt import analyse_config
+from ckptguard.source import ByteSource
 
-CONFIG_ATTRS = ("model_config", "training_config")
-VERSION_ATTRS = ("keras_version", "backend")
-
-
-class SourceReader(io.RawIOBase):
-    """A read-only, seekable file object over a ByteSource (for archive members)."""
-
-    def __init__(self, source: ByteSource) -> None:
-        super().__init__()
-        self.source = source
-        self.position = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.source.size}
-        self.position = max(0, base[whence] + offset)
-        return self.position
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.source.read(self.position, len(buffer))
-        buffer[: len(data)] = data
-        self.position += len(data)
-        return len(data)
+HEAD_WINDOW = 64 * 1024**2
+TAIL_WINDOW = 16 * 1024**2
+FIRST_SLICE = 64 * 1024
+MAX_CANDIDATES = 256
+VERSION = re.compile(rb"keras_version.{0,160}?(\d+\.\d+(?:\.\d+)?(?:[-+.\w]{0,16}))", re.DOTALL)
+BACKEND = re.compile(rb"backend.{0,160}?(tensorflow|theano|cntk|jax|torch)", re.DOTALL)
 
 
-def _open(h5py: Any, source: ByteSource) -> Any:
-    if isinstance(source, FileSource) and source.start == 0 and source.length is None:
-        return h5py.File(source.path, "r")
-    if isinstance(source, MemorySource):
-        return h5py.File(io.BytesIO(source.data), "r")
-    return h5py.File(SourceReader(source), "r")
+def _windows(source: ByteSource) -> Iterator[tuple[int, bytes]]:
+    size = source.size
+    yield 0, source.read(0, min(size, HEAD_WINDOW))
+    if size > HEAD_WINDOW:
+        start = max(HEAD_WINDOW, size - TAIL_WINDOW)
+        yield start, source.read(start, size - start)
 
 
-def _attribute(h5file: Any, name: str, limit: int, output: ParseOutput,
-               where: Location) -> Any:
-    import h5py
+def _decode_at(window: bytes, position: int, limit: int) -> tuple[Any, int] | None:
+    """The JSON value starting at ``position`` and where it ends, reading at most ``limit``
+    bytes; None when the bytes there are no complete JSON value within the limit."""
+    decoder = json.JSONDecoder()
+    span = FIRST_SLICE
+    while True:
+        chunk = window[position:position + min(span, limit)]
+        text = chunk.decode("utf-8", "replace")
+        try:
+            value, end = decoder.raw_decode(text)
+        except (ValueError, RecursionError):
+            if span >= limit or position + span >= len(window):
+                return None
+            span *= 8
+            continue
+        return value, position + len(text[:end].encode("utf-8", "replace"))
 
-    if name not in h5file.attrs:
+
+def _json_objects(window: bytes, limit: int) -> Iterator[dict[str, Any]]:
+    """Top-level JSON objects in ``window`` (an object inside one already found is skipped)."""
+    position = window.find(b'{"')
+    tried = 0
+    while position >= 0 and tried < MAX_CANDIDATES:
+        tried += 1
+        decoded = _decode_at(window, position, limit)
+        if decoded is not None and isinstance(decoded[0], dict):
+            yield decoded[0]
+            position = window.find(b'{"', decoded[1])
+        else:
+            position = window.find(b'{"', position + 2)
+
+
+def _is_model_config(value: dict[str, Any]) -> bool:
+    return "class_name" in value and "config" in value
+
+
+def _is_training_config(value: dict[str, Any]) -> bool:
+    return "optimizer_config" in value or ("loss" in value and "metrics" in value)
+
+
+def declared_end(head: bytes) -> int | None:
+    """The end-of-file address the HDF5 superblock declares (relative to its base address), or
+    None when the superblock is not one ckptguard knows (versions 0 to 3)."""
+    if len(head) < 48 or head[8] > 3:
         return None
-    attribute = h5py.h5a.open(h5file.id, name.encode())
-    size = attribute.get_storage_size()
-    # A variable-length string stores only a heap reference in the attribute: its text (bounded
-    # by the file's size) is measured after reading.
-    variable = attribute.get_type().get_class() == h5py.h5t.STRING and \
-        attribute.get_type().is_variable_str()
-    value = None if size > limit else h5file.attrs[name]
-    if variable and isinstance(value, (str, bytes)):
-        size = len(value)
-    if size > limit:
-        output.add("limit.hit", where.within(key=name), limit="max_header_bytes", value=size,
-                   detail=f"HDF5 root attribute {name!r} of {size} bytes was not examined")
+    version = head[8]
+    offsets = head[13] if version < 2 else head[9]
+    if offsets not in (2, 4, 8):
         return None
-    return value
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, str):
-        return value
-    if hasattr(value, "tolist"):
-        listed = value.tolist()
-        return _text(listed) if isinstance(listed, (bytes, str)) else None
-    return None
-
-
-def _raw(text: str) -> bytes:
-    """h5py decodes invalid UTF-8 with surrogate escapes: hand the JSON decoder the raw bytes
-    (so that invalid text is reported as such), or replacement characters for other lone
-    surrogates."""
-    try:
-        return text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace")
+    start = {0: 24, 1: 28}.get(version, 12) + 2 * offsets
+    if start + offsets > len(head):
+        return None
+    return int.from_bytes(head[start:start + offsets], "little")
 
 
 def parse(artifact: Artifact, context: ParseContext) -> ParseOutput:
     output = ParseOutput(format="hdf5")
     where = artifact.location
-    try:
-        import h5py
-    except ImportError:
-        output.add("hdf5.unexamined", where, reason="h5py is not installed",
-                   detail="install ckptguard[hdf5] (h5py) to examine HDF5 files")
-        return output
-    try:
-        with _open(h5py, artifact.source) as h5file:
-            values = {name: _attribute(h5file, name, context.limits.max_header_bytes, output,
-                                       where) for name in (*CONFIG_ATTRS, *VERSION_ATTRS)}
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError, OverflowError) as exc:
+    end = declared_end(artifact.source.read(0, 64))
+    if end is not None and end > artifact.source.size:
+        # h5py (and so Keras) refuses a file shorter than its superblock says: what is missing
+        # was never examined either.
         output.add("parse.error", where, format="hdf5",
-                   error=f"not a readable HDF5 file: {exc}"[:300], offset=None,
+                   error=f"truncated HDF5 file: the superblock ends the file at byte {end}, "
+                         f"but it has {artifact.source.size} bytes", offset=artifact.source.size,
                    read=artifact.source.size)
         return output
-    versions = {name: _text(values[name]) for name in VERSION_ATTRS}
-    if any(versions.values()):
-        output.add("keras.version", where, keras_version=versions["keras_version"] or "",
-                   backend=versions["backend"] or "", source="hdf5 root attributes")
-    for name in CONFIG_ATTRS:
-        text = _text(values[name])
-        if values[name] is not None and text is None:
-            output.add("parse.error", where.within(key=name), format="keras-h5",
-                       error=f"root attribute {name!r} is not text", offset=None, read=0)
+    limit = context.limits.max_header_bytes
+    named = {"model_config": False, "training_config": False}
+    found: dict[str, dict[str, Any]] = {}
+    version = backend = ""
+    for _, window in _windows(artifact.source):
+        for name in named:
+            named[name] = named[name] or name.encode() in window
+        if not any(named.values()):
             continue
-        if text is None:
-            continue
-        if name == "model_config":
-            output.format = "keras-h5"
-        data = decode_json(_raw(text), output, where.within(key=name), "keras-h5")
-        if data is not None:
-            analyse_config(data, output, where.within(key=name), name)
+        for value in _json_objects(window, limit):
+            if _is_model_config(value):
+                found.setdefault("model_config", value)
+            elif _is_training_config(value):
+                found.setdefault("training_config", value)
+        version = version or _match(VERSION, window)
+        backend = backend or _match(BACKEND, window)
+    if not named["model_config"]:
+        return output  # a plain HDF5 file: nothing Keras would deserialize
+    output.format = "keras-h5"
+    if version or backend:
+        output.add("keras.version", where, keras_version=version, backend=backend,
+                   source="hdf5 root attributes")
+    for name in ("model_config", "training_config"):
+        key = where.within(key=name)
+        if name in found:
+            analyse_config(found[name], output, key, name)
+        elif named[name]:
+            output.add("hdf5.unexamined", key, reason=f"the {name!r} attribute's JSON text was "
+                       f"not found or not decodable within {limit} bytes",
+                       detail="the Keras configuration it holds was not examined; treat the "
+                              "file as unverified")
     return output
+
+
+def _match(pattern: re.Pattern[bytes], window: bytes) -> str:
+    hit = pattern.search(window)
+    return hit.group(1).decode("ascii", "replace") if hit else ""
+
