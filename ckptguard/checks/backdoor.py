@@ -8,15 +8,12 @@ then hand over ``TensorRef``s); the base diff also needs ``Config.base``.  Probe
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from ckptguard.engine.checks import CheckContext, Hit
 from ckptguard.facts import TensorRef
 from ckptguard.limits import DEFAULT_LIMITS
 from ckptguard.model import Confidence, Severity
-from ckptguard.weights import anomalies
-from ckptguard.weights.base import read_base
-from ckptguard.weights.decode import is_float
-from ckptguard.weights.diff import compare_tables, deltas, missing_from
 from ckptguard.weights.roles import role_of
 from ckptguard.weights.thresholds import (
     DIFF_MIN_RELATIVE,
@@ -35,12 +32,24 @@ def _tensors(ctx: CheckContext) -> tuple[TensorRef, ...]:
     return ctx.tensors if ctx.options.get("weights") else ()
 
 
+def _anomalies() -> Any:
+    """The statistics module, imported only when there are tensors to judge: it needs numpy,
+    which a scan without --weights (every pre-commit run) should not pay for."""
+    from ckptguard.weights import anomalies
+
+    return anomalies
+
+
 def _shape(ref: TensorRef) -> str:
     return "x".join(str(d) for d in ref.shape) or "scalar"
 
 
 def non_finite_weights(ctx: CheckContext) -> Iterator[Hit]:
-    for item in anomalies.non_finite(_tensors(ctx)):
+    tensors = _tensors(ctx)
+    if not tensors:
+        return
+    anomalies = _anomalies()
+    for item in anomalies.non_finite(tensors):
         counts = item.counts
         yield Hit(
             message=(f"Tensor {item.ref.name!r} ({item.ref.dtype} {_shape(item.ref)}) holds "
@@ -61,7 +70,11 @@ def _count(ref: TensorRef) -> int:
 
 
 def unreadable_tensors(ctx: CheckContext) -> Iterator[Hit]:
-    for item in anomalies.unreadable(_tensors(ctx)):
+    tensors = _tensors(ctx)
+    if not tensors:
+        return
+    anomalies = _anomalies()
+    for item in anomalies.unreadable(tensors):
         yield Hit(
             message=(f"Tensor {item.ref.name!r} was not examined by the weight statistics: "
                      f"{item.reason}; review it by other means or convert it to a supported "
@@ -73,7 +86,11 @@ def unreadable_tensors(ctx: CheckContext) -> Iterator[Hit]:
 
 
 def neuron_outliers(ctx: CheckContext) -> Iterator[Hit]:
-    for item in anomalies.neuron_outliers(_tensors(ctx)):
+    tensors = _tensors(ctx)
+    if not tensors:
+        return
+    anomalies = _anomalies()
+    for item in anomalies.neuron_outliers(tensors):
         signals = item.signals
         strong = len(signals) >= 2 and item.z >= NEURON_Z
         consumer = (f"; layer {item.consumer!r} also reads this unit with outlying weights "
@@ -104,7 +121,11 @@ def neuron_outliers(ctx: CheckContext) -> Iterator[Hit]:
 
 
 def rank_one_edits(ctx: CheckContext) -> Iterator[Hit]:
-    for item in anomalies.rank_one_structures(_tensors(ctx)):
+    tensors = _tensors(ctx)
+    if not tensors:
+        return
+    anomalies = _anomalies()
+    for item in anomalies.rank_one_structures(tensors):
         spec = item.spectrum
         strong = spec.gap >= SPECTRAL_GAP_STRONG
         yield Hit(
@@ -134,6 +155,9 @@ def base_mismatch(ctx: CheckContext) -> Iterator[Hit]:
     base_path = _base(ctx)
     if base_path is None:
         return
+    from ckptguard.weights.base import read_base
+    from ckptguard.weights.diff import compare_tables, missing_from
+
     base = read_base(base_path, DEFAULT_LIMITS)
     where = ctx.artifact.location
     if not base.usable or base.problems:
@@ -162,6 +186,10 @@ def concentrated_changes(ctx: CheckContext) -> Iterator[Hit]:
     base_path = _base(ctx)
     if base_path is None:
         return
+    from ckptguard.weights.base import read_base
+    from ckptguard.weights.decode import is_float
+    from ckptguard.weights.diff import compare_tables
+
     base = read_base(base_path, DEFAULT_LIMITS)
     if not base.usable:
         return
@@ -172,6 +200,8 @@ def concentrated_changes(ctx: CheckContext) -> Iterator[Hit]:
 
 
 def _delta_hits(pairs: Iterable[tuple[TensorRef, TensorRef]], base_path: str) -> Iterator[Hit]:
+    from ckptguard.weights.diff import deltas
+
     for delta in deltas(list(pairs)):
         if delta.relative < DIFF_MIN_RELATIVE:
             continue
