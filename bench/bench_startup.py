@@ -2,6 +2,12 @@
 
     python bench/bench_startup.py [--runs 15]
 
+Installed packages run from compiled bytecode; this machine sets PYTHONDONTWRITEBYTECODE=1, which
+makes every run compile ckptguard from source.  Measure as a user runs it:
+
+    env -u PYTHONDONTWRITEBYTECODE python -m compileall -q ckptguard
+    env -u PYTHONDONTWRITEBYTECODE python bench/bench_startup.py
+
 Times, in the same run and as medians of fresh processes: the bare interpreter
 (``python -c pass``), ``python -c "import ckptguard.cli"``, and ``ckptguard scan`` of a small
 clean pickle and of a small hostile one.  Prints seconds and the ratio to the bare interpreter.
@@ -37,6 +43,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
+    if sys.flags.dont_write_bytecode:
+        print("note: PYTHONDONTWRITEBYTECODE is set; without compiled bytecode the figures "
+              "include compiling ckptguard on every run")
     with tempfile.TemporaryDirectory() as tmp:
         clean = Path(tmp) / "clean.pkl"
         clean.write_bytes(plain_data_pickle())

@@ -138,6 +138,10 @@ from ckptguard.cli_sbom import sbom_command  # noqa: E402
 
 main.add_command(sbom_command)
 
+from ckptguard.cli_fleet import fleet_group  # noqa: E402
+
+main.add_command(fleet_group)
+
 from ckptguard.cli_probe import probe_command  # noqa: E402
 
 main.add_command(probe_command)

@@ -19,11 +19,6 @@ from ckptguard.config import Config
 from ckptguard.limits import Limits
 from ckptguard.model import Severity
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
-
 CONFIG_FILE = ".ckptguard.toml"
 PYPROJECT = "pyproject.toml"
 VCS_MARKERS = (".git", ".hg", ".svn")
@@ -50,6 +45,11 @@ class ConfigSource:
 
 
 def read_toml(path: Path) -> dict[str, Any]:
+    # Imported here: most runs have no configuration file to read.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)

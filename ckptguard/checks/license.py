@@ -153,6 +153,15 @@ def unrecognised(ctx: CheckContext) -> Iterable[Hit]:
                       evidence={"source": fact.get("source"), "raw": fact.get("raw")})
 
 
+LICENSE_KINDS = ("license.statement", "metadata.license", "license.base_model")
+
+
+def _has_license_facts(ctx: CheckContext) -> bool:
+    """Whether there is anything to judge (most artifacts carry no license at all, and the
+    catalogue need not even be loaded for them)."""
+    return any(next(iter(ctx.of_kind(kind)), None) is not None for kind in LICENSE_KINDS)
+
+
 def _judged(ctx: CheckContext, catalog: Catalog) -> list[Declared]:
     """Statements policy applies to: a repo's own; a lone file's embedded metadata."""
     in_repo = ctx.format == "hf-repo"
@@ -168,7 +177,7 @@ def _judged(ctx: CheckContext, catalog: Catalog) -> list[Declared]:
 
 def policy_denied(ctx: CheckContext) -> Iterable[Hit]:
     policy = _policy(ctx)
-    if not (policy.allowed or policy.denied):
+    if not (policy.allowed or policy.denied) or not _has_license_facts(ctx):
         return
     for item in _judged(ctx, load_catalog()):
         ids = (item.raw, item.terms.hf_id if item.terms else None,
@@ -185,6 +194,8 @@ def policy_denied(ctx: CheckContext) -> Iterable[Hit]:
 
 
 def restrictive(ctx: CheckContext) -> Iterable[Hit]:
+    if not _has_license_facts(ctx):
+        return
     policy = _policy(ctx)
     for item in _judged(ctx, load_catalog()):
         terms = item.terms

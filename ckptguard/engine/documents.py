@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +60,8 @@ def _store(target: Path, documents: dict[str, Any]) -> None:
         text = json.dumps(documents)
         if json.loads(text) != documents:  # YAML that JSON cannot hold exactly: no cache
             return
+        import tempfile
+
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=target.parent,
                                          delete=False, suffix=".tmp") as handle:

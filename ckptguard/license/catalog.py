@@ -136,6 +136,15 @@ def _shipped_catalog() -> Catalog:
 
 
 def _read_catalog(directory: Path) -> Catalog:
+    from ckptguard.engine.documents import read_documents
+
+    documents = read_documents(directory)  # parsed YAML, from the rules cache when fresh
+
+    def document(name: str) -> Any:
+        key = f"data/licenses/{name}"
+        return documents[key] if key in documents else \
+            load_yaml((base / name).read_text(encoding="utf-8"))
+
     base = directory / "data" / "licenses"
     spdx_ids: dict[str, tuple[str, str | None, str]] = {}
     with (base / "hf_to_spdx.tsv").open(encoding="utf-8") as handle:
@@ -143,7 +152,7 @@ def _read_catalog(directory: Path) -> Catalog:
             spdx = row["spdx_id"] or None
             ref = spdx or row["scancode_licenseref"] or f"LicenseRef-hf-{row['hf_id']}"
             spdx_ids[row["hf_id"]] = (row["full_name"], spdx, ref)
-    raw_terms = load_yaml((base / "terms.yaml").read_text(encoding="utf-8"))
+    raw_terms = document("terms.yaml")
     defaults: Mapping[str, Mapping[str, Any]] = raw_terms["defaults"]
     by_hf: dict[str, Terms] = {}
     for hf_id, entry in raw_terms["licenses"].items():
@@ -171,8 +180,8 @@ def _read_catalog(directory: Path) -> Catalog:
     aliases = dict(ALIASES)
     for terms in by_hf.values():
         aliases.setdefault(_fold(terms.name), terms.hf_id)
-    families = load_yaml((base / "base_models.yaml").read_text(encoding="utf-8"))
-    texts = load_yaml((base / "texts.yaml").read_text(encoding="utf-8"))["texts"]
+    families = document("base_models.yaml")
+    texts = document("texts.yaml")["texts"]
     return Catalog(
         by_hf=by_hf, by_spdx=by_spdx, aliases=aliases,
         families=tuple((f["pattern"], f["license"]) for f in families["families"]),

@@ -9,8 +9,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ckptguard.facts import Artifact, ParseOutput
 from ckptguard.formats import ParseContext, parser_for
 from ckptguard.license.catalog import Catalog, load_catalog
@@ -18,7 +16,7 @@ from ckptguard.license.textid import identify
 from ckptguard.model import Location
 from ckptguard.sniff import sniff
 from ckptguard.source import FileSource
-from ckptguard.yamlio import load_yaml
+from ckptguard.yamlio import YamlError, load_yaml
 
 LICENSE_FILE = re.compile(r"^(licen[cs]e|copying|notice|use_policy|responsible_ai_license)"
                           r"([._-].*)?$", re.IGNORECASE)
@@ -40,7 +38,7 @@ def front_matter(text: str) -> tuple[Mapping[str, Any] | None, str | None]:
         return None, "front matter uses YAML anchors or aliases, which ckptguard does not expand"
     try:
         data = load_yaml(block)
-    except yaml.YAMLError as exc:
+    except YamlError as exc:
         return None, f"front matter is not valid YAML: {str(exc)[:200]}"
     if data is None:
         return {}, None
