@@ -64,7 +64,7 @@ def process_cluster() -> Iterator[Any]:
 
 @pytest.fixture()
 def thread_cluster() -> Iterator[Any]:
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+    cluster = distributed.LocalCluster(n_workers=3, threads_per_worker=1, processes=False,
                                        dashboard_address="127.0.0.1:0")
     client = distributed.Client(cluster)
     yield client
@@ -133,12 +133,15 @@ def test_failing_and_hanging_tasks_are_reported_not_dropped(
         if artifact.name.endswith("boom.pkl"):
             raise OSError("storage went away")
         if artifact.name.endswith("hang.pkl"):
-            time.sleep(4)
+            time.sleep(8)
         return real(artifact, config)
 
+    fleet_scan([str(folder / "fine.pkl")], thread_cluster, root=tmp_path)  # warm the workers
     monkeypatch.setattr(fleet_run, "_scan_task", flaky)
+    # The hanging task sleeps well past the limit; the limit stays far above what scanning a
+    # small file takes even on a loaded machine.
     result, summary = fleet_scan([str(folder)], thread_cluster, root=tmp_path, retries=1,
-                                 timeout=1.0)
+                                 timeout=3.0)
     assert summary.failed == 2
     not_scanned = {f.location.path: f.message for f in result.findings if f.rule_id == "SCN003"}
     assert set(not_scanned) == {"flaky/boom.pkl", "flaky/hang.pkl"}
