@@ -128,11 +128,9 @@ def test_cve_2025_1889_nonstandard_pickle_name(make_fixture: FixtureFactory) -> 
                   At("CON006", ("archive/config.p",)), only={"PKL001", "CON006"})
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "zipfmt torch layout: records under <root>/data/ are treated as raw storages and never "
-    "sniffed, so a payload pickle stored as archive/data/config.json (loadable with "
-    "torch.load(pickle_file='data/config.json')) yields no finding at all"))
 def test_cve_2025_1889_pickle_under_storage_folder(make_fixture: FixtureFactory) -> None:
+    """torch.load(pickle_file='data/config.json') would unpickle it: only numbered records
+    under data/ are storages; any other is read and judged."""
     assert_caught(make_fixture, "evasion_zip_odd_pickle_name",
                   At("PKL001", ("archive/data/config.json",), 0))
 

@@ -398,7 +398,6 @@ GAP_FIXTURES = {
     "evasion_stream_gap_then_payload",
     "evasion_res_deep_lists",
     "evasion_res_jinja_nested_loops", "evasion_res_jinja_string_mul",
-    "evasion_zip_odd_pickle_name",
 }
 DEDICATED = GAP_FIXTURES | {"evasion_res_zip_overlap_bomb",
                             "evasion_stream_second_build_unlisted"} | set(UNUSUAL_FIRST_OPCODE)

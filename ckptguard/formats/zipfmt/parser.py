@@ -89,7 +89,10 @@ class _Router:
         data_pickle: Artifact | None = None
         for entry in self.directory.entries:
             relative = layout.relative(entry.name)
+            # torch.save names storage records by number (data/0, data/1, ...); anything else
+            # under data/ is no storage, and is read and judged like any other record.
             if relative is not None and relative.startswith("data/") and \
+                    relative[len("data/"):].isdigit() and \
                     self.copy_of.get(entry.position, 0) == 0:
                 storages[relative[len("data/"):]] = entry
                 continue
