@@ -7,6 +7,7 @@ or called.  Errors and limits become facts; what ran before them keeps its facts
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ckptguard.facts import Artifact, ParseOutput
@@ -14,8 +15,9 @@ from ckptguard.formats import ParseContext
 from ckptguard.formats.pickle.facts import emit
 from ckptguard.formats.pickle.interpreter import Machine
 from ckptguard.formats.pickle.legacy import storage_keys, tensor_refs
-from ckptguard.formats.pickle.reader import ARG_READERS, ReadError
+from ckptguard.formats.pickle.reader import ARG_READERS, ReadError, iter_ops
 from ckptguard.formats.pickle.trace import LimitHit, Trace
+from ckptguard.source import slice_source
 
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 TORCH_LEGACY_PICKLES = 5  # magic, protocol version, sys info, the object, storage keys
@@ -94,12 +96,58 @@ def interpret_stream(buf: memoryview, ctx: ParseContext) -> StreamResult:
     return result
 
 
+EMBEDDED_SEARCH_BYTES = 16 * 1024**2  # how far into unexplained trailing bytes to look
+MAX_EMBEDDED = 32
+EMBEDDED_START = re.compile(rb"\x80[\x02-\x05]|c[A-Za-z_][A-Za-z0-9_.]*\n[A-Za-z_][A-Za-z0-9_.]*\n")
+
+
+def embedded_pickles(buf: memoryview, start: int) -> list[int]:
+    """Offsets after ``start`` where a further pickle begins inside bytes the stream does not
+    explain (a loader that seeks past a gap would read it): candidates confirmed by the probe."""
+    from ckptguard.formats.pickle.probe import reads_as_pickle
+
+    region = bytes(buf[start:start + EMBEDDED_SEARCH_BYTES])
+    view = memoryview(region)
+    found: list[int] = []
+    position = 0
+    while len(found) < MAX_EMBEDDED:
+        match = EMBEDDED_START.search(region, position)
+        if match is None:
+            break
+        at = match.start()
+        if not reads_as_pickle(region[at:at + 4096]):
+            position = at + 1
+            continue
+        found.append(start + at)
+        position = _end_of_pickle(view, at)
+    return found
+
+
+def _end_of_pickle(view: memoryview, at: int) -> int:
+    """Where the pickle starting at ``at`` ends (after its STOP), so that the search does not
+    report the inside of a pickle it already found; one past ``at`` when it cannot tell."""
+    position = at
+    try:
+        for count, op in enumerate(iter_ops(view, at)):
+            position = op.end
+            if count > 1_000_000:
+                break
+    except ReadError:
+        return max(position, at + 1)
+    return position
+
+
 def parse(artifact: Artifact, ctx: ParseContext) -> ParseOutput:
     """Facts for a pickle stream; works on files and on members (e.g. ``archive/data.pkl``)."""
     buf = artifact.source.view()
     output = ParseOutput()
     result = interpret_stream(buf, ctx)
     emit(result, buf, artifact, ctx, output)
+    if result.trailing_kind == "unknown" and result.trailing_offset >= 0:
+        for offset in embedded_pickles(buf, result.trailing_offset):
+            output.children.append(artifact.child(
+                f"<pickle @{offset}>", slice_source(artifact.source, offset, len(buf) - offset),
+                format_hint="pickle"))
     if ctx.want_tensors and result.layout == "torch-legacy" and result.trailing_offset >= 0 \
             and len(result.spans) >= TORCH_LEGACY_PICKLES:
         keys = storage_keys(buf, result.spans[TORCH_LEGACY_PICKLES - 1][0])
