@@ -314,11 +314,7 @@ def test_gap_deep_container_nesting_hits_a_limit(make_fixture: FixtureFactory) -
     assert_caught(make_fixture, "evasion_res_deep_lists", At("SCN001"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "template analysis (TPL005, ckptguard/templates): three nested range(100000) loops (10^15 "
-    "iterations) give no finding; only a single huge range() is measured, not the product of "
-    "nested loop bounds"))
-def test_gap_jinja_nested_loops_reported(make_fixture: FixtureFactory) -> None:
+def test_jinja_nested_loops_reported(make_fixture: FixtureFactory) -> None:
     assert_caught(make_fixture, "evasion_res_jinja_nested_loops", At("TPL005"))
 
 
@@ -327,10 +323,7 @@ def test_jinja_string_multiplication_reported(make_fixture: FixtureFactory) -> N
     assert "TPL005" in {f.rule_id for f in result.findings}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rules/template/TPL005.yaml severity is medium: a template computing a 10^9-character string "
-    "is reported but passes the default gate (not fail closed)"))
-def test_gap_jinja_string_multiplication_fails_gate(make_fixture: FixtureFactory) -> None:
+def test_jinja_string_multiplication_fails_gate(make_fixture: FixtureFactory) -> None:
     assert_caught(make_fixture, "evasion_res_jinja_string_mul", At("TPL005"))
 
 
@@ -397,9 +390,9 @@ def test_tensor_pickled_with_plain_pickle_passes(make_fixture: FixtureFactory) -
 # test_evasion_advisories.py)
 GAP_FIXTURES = {
     "evasion_res_deep_lists",
-    "evasion_res_jinja_nested_loops", "evasion_res_jinja_string_mul",
 }
 DEDICATED = GAP_FIXTURES | {"evasion_res_zip_overlap_bomb", "evasion_stream_gap_then_payload",
+                            "evasion_res_jinja_nested_loops", "evasion_res_jinja_string_mul",
                             "evasion_stream_second_build_unlisted"} | set(UNUSUAL_FIRST_OPCODE)
 
 

@@ -29,6 +29,7 @@ from ckptguard.templates.names import (
 
 MAX_DEPTH = 100  # AST nesting beyond this is reported (ordinary chat templates stay under 40)
 HUGE_COUNT = 100_000  # range() bounds and repeat counts beyond this are reported
+HUGE_PRODUCT = 10_000_000  # iterations of loops nested inside each other, multiplied
 MAX_SNIPPET = 200
 
 
@@ -118,6 +119,41 @@ class _Analyser:
                          f"expressions nested more than {MAX_DEPTH} levels deep")
             self.visit(node)
         self._macro_recursion()
+        self._nested_loops()
+
+    def _loop_count(self, loop: nodes.For) -> int | None:
+        """How many times a ``{% for %}`` over ``range(...)`` with known bounds iterates."""
+        call = loop.iter
+        if not (isinstance(call, nodes.Call) and isinstance(call.node, nodes.Name)
+                and call.node.name == "range" and "range" not in self.bound):
+            return None
+        args = [value for value in (fold(arg, self.env) for arg in call.args)
+                if isinstance(value, int)]
+        if not args or len(args) != len(call.args) or len(args) > 3:
+            return None
+        start, stop, step = (0, args[0], 1) if len(args) == 1 else \
+            (args[0], args[1], args[2] if len(args) == 3 else 1)
+        if step == 0:
+            return None
+        return max(0, (stop - start + step - (1 if step > 0 else -1)) // step)
+
+    def _nested_loops(self) -> None:
+        """Loops inside loops multiply: three range(100000) loops are 10^15 iterations."""
+        stack: list[tuple[nodes.Node, int]] = [(self.tree, 1)]
+        seen = 0
+        while stack and seen < self.max_nodes:
+            node, outer = stack.pop()
+            seen += 1
+            inner = outer
+            if isinstance(node, nodes.For):
+                count = self._loop_count(node)
+                if count is not None:
+                    inner = outer * max(count, 1)
+                    if inner > HUGE_PRODUCT and outer <= HUGE_PRODUCT and count <= HUGE_COUNT:
+                        self.add("huge-loop", f"nested loops x{inner}", node,
+                                 f"nested loops iterate {inner} times in all: rendering would "
+                                 "not finish")
+            stack.extend((child, inner) for child in node.iter_child_nodes())
 
     def _name_used(self, name: str, node: nodes.Node, via: str,
                    process_names: frozenset[str] = PROCESS_ATTRIBUTES) -> None:
