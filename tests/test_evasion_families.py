@@ -336,11 +336,7 @@ def test_pickle_behind_gguf_magic_is_parsed(make_fixture: FixtureFactory) -> Non
                for f in result.findings)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "nested-pickle extraction (formats/pickle/calls.py, PKL005): bytes reaching a deserializer "
-    "through pickle.Unpickler(io.BytesIO(b)).load() are not scanned (no PKL005, no finding on "
-    "'<nested pickle @N>'); the gate fails only on the pickle.Unpickler reference"))
-def test_gap_unpickler_bytes_are_scanned(make_fixture: FixtureFactory) -> None:
+def test_unpickler_bytes_are_scanned(make_fixture: FixtureFactory) -> None:
     _, result = scan(make_fixture, "evasion_nested_unpickler_load")
     assert any(f.rule_id == "PKL005" for f in result.findings)
     assert any(len(f.location.chain) > 1 and f.rule_id == "PKL001" for f in result.findings)

@@ -19,6 +19,7 @@ from ckptguard.formats.pickle.names import (
     JOBLIB_WRAPPERS,
     TORCH_PARAMETER,
     TORCH_REBUILD,
+    UNPICKLERS,
     canonical,
 )
 from ckptguard.formats.pickle.trace import CallEvent, NestedEvent, Trace
@@ -76,6 +77,9 @@ def invoke(m: Machine, callee: Any, args: Any, kind: str, offset: int,
         record.reconstruction = reconstruction
     loads_carried_bytes = (name in DESERIALIZERS or record.qualname in DESERIALIZERS) and \
         kind not in INSTANTIATING and _nested(m, record.qualname, items, offset)
+    if name in UNPICKLERS:
+        # Unpickler(io.BytesIO(b)).load(): the bytes are scanned; the class stays a call.
+        _nested(m, name, items, offset)
     record.flags.add("instantiated" if kind in INSTANTIATING else
                      "deserializer" if loads_carried_bytes else "called")
     if name in TORCH_REBUILD:

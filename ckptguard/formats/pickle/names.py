@@ -51,6 +51,10 @@ DESERIALIZERS: dict[str, bool] = {
     "joblib.load": True, "numpy.load": True,
 }
 
+# Unpickler classes: bytes handed to their constructor (in a BytesIO) are read by .load().
+UNPICKLERS = frozenset({"pickle.Unpickler", "pickle._Unpickler", "_pickle.Unpickler",
+                        "dill.Unpickler", "dill._dill.Unpickler", "cloudpickle.Unpickler"})
+
 # Loaders that accept more than a pickle (a torch zip, a joblib or NumPy file): the bytes handed
 # to them are sniffed like any artifact instead of being read as a pickle.
 SNIFFING_LOADERS = frozenset({"torch.storage._load_from_bytes", "torch.load", "joblib.load",
