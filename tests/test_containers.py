@@ -273,7 +273,8 @@ def test_keras_archive_hands_configs_to_their_parsers() -> None:
     output = parse(Artifact(("m.keras",), MemorySource(zip_bytes(records))), ParseContext())
     assert output.format == "keras"
     assert {c.chain[-1]: c.format_hint for c in output.children} == {
-        "metadata.json": "json", "config.json": "keras-config", "model.weights.h5": None}
+        "metadata.json": "keras-metadata", "config.json": "keras-config",
+        "model.weights.h5": None}
 
 
 def test_compressed_members_are_inflated_and_checked() -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 # Records of a torch.save zip that are not pickles and not storages (relative to the root).
 TORCH_METADATA = frozenset({"version", ".format_version", "byteorder", ".storage_alignment",
                             ".data/version", ".data/serialization_id"})
-KERAS_CHILD_HINTS = {"config.json": "keras-config", "metadata.json": "json"}
+KERAS_CHILD_HINTS = {"config.json": "keras-config", "metadata.json": "keras-metadata"}
 
 
 @dataclass(frozen=True)
