@@ -24,7 +24,7 @@ from ckptguard.cli_support import (
 )
 from ckptguard.model import ScanResult, Severity
 from ckptguard.progress import terminal_progress
-from ckptguard.report import RENDERERS, renderer
+from ckptguard.report import RENDERERS
 
 SEVERITIES = [s.label for s in Severity]
 
@@ -49,13 +49,21 @@ def pair_outputs(formats: tuple[str, ...], outputs: tuple[str, ...]
     return pairs
 
 
-def _report(result: ScanResult, name: str, *, quiet: bool, colour: bool) -> str:
-    if name != "text":
-        return renderer(name)(result)
-    from ckptguard.report.text_report import render
+def _report(result: ScanResult, name: str, *, quiet: bool, colour: bool,
+            category: str | None = None) -> str:
+    """One report: rule names and help from the shipped rules, URIs relative to the working
+    directory (SARIF's %SRCROOT%), the SARIF category when given."""
+    from pathlib import Path
 
-    shown = replace(result, findings=result.at_or_above(result.fail_on)) if quiet else result
-    return render(shown, colour=colour)
+    from ckptguard.engine.ruleset import RuleSet
+    from ckptguard.report import render_report
+
+    shown = replace(result, findings=result.at_or_above(result.fail_on)) \
+        if quiet and name == "text" else result
+    # JSON stays exactly what ckptguard.report.renderer("json") gives a Python API user.
+    rules = RuleSet.load().rules if name != "json" else None
+    return render_report(name, shown, colour=colour, rules=rules, category=category,
+                         root=str(Path.cwd()))
 
 
 @main.command("scan")
@@ -81,6 +89,8 @@ def _report(result: ScanResult, name: str, *, quiet: bool, colour: bool) -> str:
 @click.option("--quiet", "-q", is_flag=True,
               help="Show only findings that fail the gate; no progress bar.")
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
+@click.option("--sarif-category", metavar="NAME",
+              help="SARIF automationDetails.id: GitHub keeps one analysis per category.")
 @click.option("--hf-cache", is_flag=False, flag_value="", default=None, metavar="[DIR]",
               help="Scan the Hugging Face hub cache (default: $HF_HUB_CACHE, $HF_HOME/hub or "
                    "~/.cache/huggingface/hub), reported by repo id and revision.")
@@ -88,7 +98,8 @@ def _report(result: ScanResult, name: str, *, quiet: bool, colour: bool) -> str:
 def scan_command(paths: tuple[str, ...], formats: tuple[str, ...], outputs: tuple[str, ...],
                  fail_on: str | None, config_file: str | None, baseline: str | None,
                  excludes: tuple[str, ...], weights: bool | None, base: str | None, jobs: int,
-                 quiet: bool, no_progress: bool, hf_cache: str | None, debug: bool) -> None:
+                 quiet: bool, no_progress: bool, sarif_category: str | None, hf_cache: str | None,
+                 debug: bool) -> None:
     """Scan files, folders and archives.  Exit codes: 0 nothing at or above the gate, 1 findings
     at or above it, 2 usage, configuration or internal error."""
     if not paths and hf_cache is None:
@@ -110,7 +121,8 @@ def scan_command(paths: tuple[str, ...], formats: tuple[str, ...], outputs: tupl
                       hf_cache=cache_dir)
         for name, target in pairs:
             text = _report(result, name, quiet=quiet,
-                           colour=target is None and sys.stdout.isatty())
+                           colour=target is None and sys.stdout.isatty(),
+                           category=sarif_category)
             if target is None:
                 click.echo(text, nl=False)
             else:
