@@ -52,7 +52,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         import tomli as tomllib
     try:
         with path.open("rb") as handle:
-            return tomllib.load(handle)
+            table: dict[str, Any] = tomllib.load(handle)
+            return table
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read configuration ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
