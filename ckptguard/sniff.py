@@ -25,6 +25,9 @@ EXTENSION_FORMATS: dict[str, str] = {
 # Extensions a loader would hand to a pickle-based loader: unrecognised content there is suspect.
 PICKLE_LOADER_EXTENSIONS = {".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".joblib", ".jbl",
                             ".dill", ".bin", ".model", ".pck", ".sav"}
+# Protobuf formats that are not ONNX but can start with the same field tags (CoreML, Caffe,
+# TensorFlow records): their content alone would pass for an ONNX model.
+OTHER_PROTOBUF = {".mlmodel", ".caffemodel", ".tfrecord", ".pbtxt", ".prototxt"}
 TEXT_FORMATS = {".json": "json", ".md": "markdown", ".py": "python", ".yaml": "yaml",
                 ".yml": "yaml", ".txt": "text", ".jinja": "jinja", ".j2": "jinja"}
 
@@ -166,7 +169,7 @@ def magic_format(head: bytes, size: int, name: str) -> list[str]:
     if base in ("saved_model.pb", "keras_metadata.pb", "saved_model.pbtxt") or ext == ".pb":
         if head[:1] in (b"\x08", b"\x12", b"\x0a"):
             found.append("savedmodel")
-    elif _looks_like_onnx(head) and ext not in TEXT_FORMATS:
+    elif _looks_like_onnx(head) and ext not in TEXT_FORMATS and ext not in OTHER_PROTOBUF:
         found.append("onnx")
     if not found and ext == ".json":
         keras = _keras_json(head)

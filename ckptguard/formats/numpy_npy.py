@@ -61,6 +61,8 @@ class _Literal:
         consts = {"True": True, "False": False, "None": None}
         if word in consts:
             return consts[word]
+        if word[-1:] in ("L", "l") and word[:-1].lstrip("+-").isdigit():
+            word = word[:-1]  # Python 2 long literal (2L): NumPy still reads such headers
         try:
             return int(word, 10)
         except ValueError:
