@@ -80,6 +80,10 @@ def emit(result: StreamResult, buf: memoryview, artifact: Artifact, ctx: ParseCo
                    detail=result.limit.detail)
     if trace.calls_dropped:
         output.add("pickle.calls_summarized", where, dropped=trace.calls_dropped)
+    if trace.judged_dropped:
+        output.add("limit.hit", where, limit="pickle dynamic calls", value=trace.judged_dropped,
+                   detail=f"{trace.judged_dropped} call(s) of computed callables past the "
+                          "first 20,000 were not judged one by one")
 
 
 def _nested(event: NestedEvent, artifact: Artifact, ctx: ParseContext,

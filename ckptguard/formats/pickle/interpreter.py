@@ -122,6 +122,38 @@ class Machine(StackOps):
                         raise ReadError("needs 2 bytes, stream ends", truncated=True)
                     stack.append(buf[pos + 1] | (buf[pos + 2] << 8))
                     nxt = pos + 3
+                elif code == 0x4A:  # BININT
+                    nxt = pos + 5
+                    if nxt > end:
+                        raise ReadError("needs 4 bytes, stream ends", truncated=True)
+                    stack.append(int.from_bytes(buf[pos + 1:nxt], "little", signed=True))
+                elif code == 0x68 or code == 0x6A:  # BINGET, LONG_BINGET
+                    nxt = pos + 2 if code == 0x68 else pos + 5
+                    if nxt > end:
+                        raise ReadError("memo index runs past the end of the stream",
+                                        truncated=True)
+                    index = buf[pos + 1] if code == 0x68 else \
+                        int.from_bytes(buf[pos + 1:nxt], "little")
+                    if index not in memo:
+                        raise ReadError(f"memo value not found at index {index}")
+                    stack.append(memo[index])
+                elif code == 0x74:  # TUPLE
+                    if not marks:
+                        raise ReadError("could not find MARK")
+                    where = marks.pop()
+                    items = tuple(stack[where:])
+                    del stack[where:]
+                    stack.append(items)
+                    nxt = pos + 1
+                elif code == 0x29:  # EMPTY_TUPLE
+                    stack.append(())
+                    nxt = pos + 1
+                elif code == 0x88 or code == 0x89:  # NEWTRUE, NEWFALSE
+                    stack.append(code == 0x88)
+                    nxt = pos + 1
+                elif code == 0x4E:  # NONE
+                    stack.append(None)
+                    nxt = pos + 1
                 else:
                     reader = readers[code]
                     if reader is None:

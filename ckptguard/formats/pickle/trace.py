@@ -15,6 +15,7 @@ MAX_CALL_EVENTS = 20_000
 MAX_IMPORTS = 100_000  # import records per stream; ordinary pickles memoize their globals
 MAX_NOTES = 1_000
 RENDER_PER_CALLEE = 50  # calls of one callee rendered in full; later ones as "callee(…)"
+CALLS_PER_CALLEE = 50  # call facts kept per named callee (its import fact says it is called)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class Trace:
     joblib_arrays: int = 0
     opcodes: int = 0
     rendered: dict[str, int] = field(default_factory=dict)
+    per_callee: dict[str, int] = field(default_factory=dict)
+    judged_dropped: int = 0  # calls the rules judge one by one that could not be kept
 
     def worth_rendering(self, callee: str) -> bool:
         """Whether a call of ``callee`` gets a full reconstruction (the first few do)."""
@@ -74,7 +77,20 @@ class Trace:
         return seen < RENDER_PER_CALLEE
 
     def call(self, event: CallEvent) -> None:
-        if len(self.calls) < MAX_CALL_EVENTS:
+        """Keep a call as a fact.  Calls of a named global repeat (a state dict calls its tensor
+        rebuild function once per tensor) and the global's import fact already says it is
+        called, so only the first few of each are kept; dynamic calls and BUILDs on globals are
+        judged one by one, so every one is kept up to the limit, and past it the stream is
+        reported as not fully judged."""
+        if event.dynamic or event.on_global:
+            if len(self.calls) < MAX_CALL_EVENTS:
+                self.calls.append(event)
+            else:
+                self.judged_dropped += 1
+            return
+        seen = self.per_callee.get(event.callee, 0)
+        self.per_callee[event.callee] = seen + 1
+        if seen < CALLS_PER_CALLEE and len(self.calls) < MAX_CALL_EVENTS:
             self.calls.append(event)
         else:
             self.calls_dropped += 1
@@ -88,6 +104,7 @@ class Trace:
         for event in other.calls:
             self.call(event)
         self.calls_dropped += other.calls_dropped
+        self.judged_dropped += other.judged_dropped
         self.nested.extend(other.nested)
         self.persistent_ids.extend(other.persistent_ids)
         self.extensions.extend(other.extensions)
