@@ -1,9 +1,11 @@
 """Files per second: one process (ckptguard.scan) against a 2-worker local Dask cluster.
 
-    python bench/bench_fleet.py [--files 400]
+    python bench/bench_fleet.py [--files 400] [--pickle-kb 0]
 
-Both scan the same generated tree (benign and hostile pickles, safetensors headers, a share of
-duplicate blobs) in the same run; cluster start-up is timed separately from the scan.
+Both scan the same generated tree (benign and hostile pickles, safetensors headers) in the same
+run; cluster start-up is timed separately from the scan.  With --pickle-kb N the benign pickles
+carry N KiB of data each, so that each task does real work: Dask costs milliseconds per task,
+which only pays off when files take longer than that to scan.
 """
 
 from __future__ import annotations
@@ -22,7 +24,16 @@ from fixtures.basic_formats import plain_data_pickle, safetensors_bytes  # noqa:
 from fixtures.examples import malicious_pickle  # noqa: E402
 
 
-def make_tree(root: Path, count: int) -> Path:
+def big_pickle(index: int, kib: int) -> bytes:
+    """A protocol-2 pickle of a list of ~kib KiB of small ints and strings (built by hand)."""
+    body = bytearray(b"\x80\x02](")
+    item = b"K\x07X\x05\x00\x00\x00abcde"
+    body += item * max(1, kib * 1024 // len(item))
+    body += b"K" + bytes([index % 256]) + b"e."
+    return bytes(body)
+
+
+def make_tree(root: Path, count: int, kib: int = 0) -> Path:
     tree = root / "tree"
     for index in range(count):
         folder = tree / f"repo{index % 40}"
@@ -30,7 +41,8 @@ def make_tree(root: Path, count: int) -> Path:
         if index % 3 == 0:
             data = malicious_pickle(f"touch {root}/never-{index}")  # distinct: no dedup
         elif index % 3 == 1:
-            data = plain_data_pickle() + bytes([index % 256])  # distinct trailing byte
+            data = big_pickle(index, kib) if kib else \
+                plain_data_pickle() + bytes([index % 256])  # distinct trailing byte
         else:
             data = safetensors_bytes({"w": ("F32", (4,), (index).to_bytes(16, "little"))})
         (folder / f"f{index}.bin").write_bytes(data)
@@ -40,13 +52,14 @@ def make_tree(root: Path, count: int) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=400)
+    parser.add_argument("--pickle-kb", type=int, default=0)
     args = parser.parse_args()
     from distributed import Client, LocalCluster
 
     from ckptguard.fleet.run import fleet_scan
 
     with tempfile.TemporaryDirectory() as tmp:
-        tree = make_tree(Path(tmp), args.files)
+        tree = make_tree(Path(tmp), args.files, args.pickle_kb)
         scan([tree])  # warm the rule cache and imports, as a long-lived process would be
         start = time.perf_counter()
         local = scan([tree])
