@@ -32,6 +32,10 @@ METHODS = ("deflate", "zlib", "gzip", "bz2", "xz", "lzma")
 _RESTART_MAGIC = {"gzip": b"\x1f\x8b", "bz2": b"BZh", "xz": b"\xfd7zXZ\x00"}
 
 
+# Decoder memory a hostile header may claim (xz/lzma dictionaries); real files use at most 64 MiB.
+LZMA_MEMLIMIT = 512 * 1024**2
+
+
 class _Stream:
     """One decompressor behind a single interface (zlib's and bz2/lzma's APIs differ)."""
 
@@ -45,9 +49,11 @@ class _Stream:
         elif method == "bz2":
             self._other = bz2.BZ2Decompressor()
         elif method == "xz":
-            self._other = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+            self._other = lzma.LZMADecompressor(format=lzma.FORMAT_XZ, memlimit=LZMA_MEMLIMIT)
         elif method == "lzma":
-            self._other = lzma.LZMADecompressor(format=lzma.FORMAT_ALONE)
+            # The header declares the dictionary size: without a limit a 4 GiB claim is honoured.
+            self._other = lzma.LZMADecompressor(format=lzma.FORMAT_ALONE,
+                                                memlimit=LZMA_MEMLIMIT)
         elif method == "lzma-raw" and filters is not None:  # zip's LZMA: header parsed by caller
             self._other = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=filters)
         else:
