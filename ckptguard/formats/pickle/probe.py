@@ -21,6 +21,20 @@ PICKLE_MARKERS = {"PROTO", "FRAME", "STACK_GLOBAL", "MEMOIZE", "BINPUT", "LONG_B
                   "EMPTY_DICT", "EMPTY_LIST", "EMPTY_TUPLE", "SETITEMS", "APPENDS", "TUPLE2",
                   "TUPLE3", "BINGET", "GLOBAL", "INST", "OBJ", "BINPERSID", "PUT", "GET"}
 ENOUGH_OPCODES = 24
+# How many stack values an opcode takes (marks aside): a stream whose first opcodes take values
+# nobody pushed fails in CPython before anything runs, so it is not a pickle (NumPy's magic
+# "\x93NUMPY" begins with STACK_GLOBAL on an empty stack).
+POPS = {"STACK_GLOBAL": 2, "REDUCE": 2, "BUILD": 2, "POP": 1, "DUP": 1, "APPEND": 2,
+        "SETITEM": 3, "TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3, "NEWOBJ": 2, "NEWOBJ_EX": 3,
+        "PUT": 1, "BINPUT": 1, "LONG_BINPUT": 1, "MEMOIZE": 1, "BINPERSID": 1, "STOP": 1}
+# Opcodes that take everything back to the last MARK; those in MARK_RESULT push one value.
+MARK_TAKERS = {"LIST", "DICT", "TUPLE", "APPENDS", "SETITEMS", "ADDITEMS", "FROZENSET", "OBJ",
+               "INST", "POP_MARK"}
+MARK_RESULT = {"LIST", "DICT", "TUPLE", "FROZENSET", "OBJ", "INST"}
+# Net effect: an opcode takes POPS values and pushes one back, except these (APPEND, SETITEM and
+# BUILD leave their target in place: taking it and pushing it back is the same count).
+PUSHES_NOTHING = {"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE", "POP", "PROTO", "FRAME", "STOP"}
+KEEPS = {"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"}  # look at the top without taking it
 MIN_MARKED = 3
 
 
@@ -40,6 +54,8 @@ def reads_as_pickle(head: bytes) -> bool:
     pos = 0
     count = 0
     marked = 0
+    depth = 0  # stack values above the last MARK
+    below: list[int] = []  # the depth under each open MARK
     while count < ENOUGH_OPCODES:
         try:
             op = read_op(buf, pos, end)
@@ -50,6 +66,16 @@ def reads_as_pickle(head: bytes) -> bool:
         count += 1
         if op.name in ("GLOBAL", "INST") and not _named_globals_are_identifiers(op.arg):
             return False
+        taken = POPS.get(op.name, 0)
+        if taken > depth or (op.name in MARK_TAKERS and not below):
+            return False  # CPython stops here (stack underflow, no MARK): nothing would run
+        if op.name == "MARK":
+            below.append(depth)
+            depth = 0
+        elif op.name in MARK_TAKERS:
+            depth = below.pop() + (1 if op.name in MARK_RESULT else 0)
+        elif op.name not in KEEPS:
+            depth = depth - taken + (0 if op.name in PUSHES_NOTHING else 1)
         if op.name in PICKLE_MARKERS:
             marked += 1
         if op.name == "STOP":
