@@ -67,7 +67,8 @@ def ensure_peer(name: str) -> Path:
 
 
 def build_corpus() -> list[tuple[Path, bool]]:
-    """Every available fixture, built fresh: (path of each file, hostile?)."""
+    """Every available fixture, built fresh: (its file or folder, hostile?).  A folder fixture
+    (a model repository) is one item: it is caught when a tool flags anything in it."""
     import shutil
 
     from fixtures.registry import all_fixtures
@@ -81,11 +82,32 @@ def build_corpus() -> list[tuple[Path, bool]]:
             continue
         target = CORPUS / ("hostile" if fixture.hostile else "benign") / name
         target.mkdir(parents=True, exist_ok=True)
-        built = fixture.build(target, canary)
-        members = [built] if built.is_file() else sorted(p for p in built.rglob("*")
-                                                         if p.is_file())
-        files.extend((p, fixture.hostile) for p in members)
+        files.append((fixture.build(target, canary), fixture.hostile))
     return files
+
+
+FOLDER_TOOLS = {"ckptguard", "modelscan", "picklescan", "modelaudit"}  # accept a directory
+
+
+def _exit_code(name: str, command: Sequence[str], path: Path, timeout: float,
+               env: dict[str, str]) -> int:
+    """The tool's verdict on a file or folder: 1 if it flags anything, else its exit code.
+    Tools that take one file at a time are run on each file of a folder."""
+    targets = [path] if path.is_file() or name in FOLDER_TOOLS else \
+        sorted(p for p in path.rglob("*") if p.is_file())
+    codes = []
+    for target in targets:
+        args = [part.replace("{file}", str(target)) for part in command]
+        try:
+            codes.append(subprocess.run(args, capture_output=True, timeout=timeout, env=env,
+                                        check=False).returncode)
+        except subprocess.TimeoutExpired:
+            codes.append(-1)
+    if any(code in FLAGGED[name] for code in codes):
+        return next(code for code in codes if code in FLAGGED[name])
+    clean = [c for c in codes if c in CLEAN[name] or c in UNSUPPORTED.get(name, set())]
+    return clean[0] if clean and len(clean) == len(codes) else \
+        next((c for c in codes if c not in CLEAN[name]), 0)
 
 
 def run_tool(name: str, command: Sequence[str], files: Sequence[tuple[Path, bool]],
@@ -94,12 +116,7 @@ def run_tool(name: str, command: Sequence[str], files: Sequence[tuple[Path, bool
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     start = time.perf_counter()
     for path, hostile in files:
-        args = [part.replace("{file}", str(path)) for part in command]
-        try:
-            code = subprocess.run(args, capture_output=True, timeout=timeout, env=env,
-                                  check=False).returncode
-        except subprocess.TimeoutExpired:
-            code = -1
+        code = _exit_code(name, command, path, timeout, env)
         shown = str(path.relative_to(CORPUS)) if path.is_relative_to(CORPUS) else str(path)
         if code in FLAGGED[name]:
             if hostile:
@@ -130,7 +147,8 @@ def main() -> int:
     if args.real is not None:
         files.extend((p, False) for p in sorted(args.real.rglob("*")) if p.is_file())
     hostile = sum(1 for _, h in files if h)
-    print(f"corpus: {len(files)} files, {hostile} hostile, {len(files) - hostile} benign")
+    print(f"corpus: {len(files)} fixtures (files or model folders), {hostile} hostile, "
+          f"{len(files) - hostile} benign")
     tools: dict[str, tuple[str, ...]] = {
         "ckptguard": (sys.executable, "-m", "ckptguard.cli", "scan", "--quiet", "{file}")}
     for name, (_, command) in PEERS.items():
