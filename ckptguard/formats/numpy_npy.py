@@ -163,7 +163,9 @@ def parse(artifact: Artifact, ctx: ParseContext) -> ParseOutput:
             raise HeaderError(f"header declares {length} bytes but the file ends first")
         header = parse_header(raw.decode("utf-8" if major == 3 else "latin-1"))
         dtype = numpy.lib.format.descr_to_dtype(header["descr"])
-    except (HeaderError, ValueError, TypeError, UnicodeDecodeError) as exc:
+    except (HeaderError, ValueError, TypeError, UnicodeDecodeError, SyntaxError, KeyError,
+            RecursionError, OverflowError) as exc:
+        # NumPy's own descr parser (used on a bounded string) raises SyntaxError on junk.
         output.add("parse.error", where, format="numpy", error=f"bad header: {exc}"[:300],
                    offset=start, read=len(raw))
         return output

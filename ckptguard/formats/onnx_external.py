@@ -48,11 +48,21 @@ def _parse_int(text: str | None) -> int | None:
     return int(text.strip()) if text.strip().isdigit() else -1
 
 
+def _text(value: object) -> str | None:
+    """protobuf hands back bytes for a string field that is not valid UTF-8."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
 def external_ref(tensor: str, entries: dict[str, str]) -> ExternalRef:
     """An ``ExternalRef`` from a TensorProto's ``external_data`` key/value pairs; a non-numeric
     offset or length is kept as -1 so that it is reported."""
-    return ExternalRef(tensor, entries.get("location", ""), _parse_int(entries.get("offset")),
-                       _parse_int(entries.get("length")))
+    return ExternalRef(tensor, _text(entries.get("location")) or "",
+                       _parse_int(_text(entries.get("offset"))),
+                       _parse_int(_text(entries.get("length"))))
 
 
 def judge_path_text(location: str) -> Verdict | None:
