@@ -101,8 +101,9 @@ def _exit_code(name: str, command: Sequence[str], path: Path, timeout: float,
     for target in targets:
         args = [part.replace("{file}", str(target)) for part in command]
         try:
+            # In the (gitignored) cache folder: fickling writes safety_results.json into cwd.
             codes.append(subprocess.run(args, capture_output=True, timeout=timeout, env=env,
-                                        check=False).returncode)
+                                        check=False, cwd=CACHE).returncode)
         except subprocess.TimeoutExpired:
             codes.append(-1)
     if any(code in FLAGGED[name] for code in codes):
@@ -145,6 +146,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--verbose", action="store_true", help="list misses and false alarms")
     args = parser.parse_args()
+    CACHE.mkdir(parents=True, exist_ok=True)
     files = build_corpus()
     if args.real is not None:
         files.extend((p, False) for p in sorted(args.real.rglob("*")) if p.is_file())
