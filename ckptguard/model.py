@@ -98,8 +98,9 @@ class Location:
     def child(self, member: str) -> Location:
         return Location((*self.chain, member))
 
-    def describe(self) -> str:
-        parts = [self.artifact]
+    def details(self) -> list[str]:
+        """The place inside the artifact: tensor, key, line and byte offset, as phrases."""
+        parts = []
         if self.tensor is not None:
             parts.append(f"tensor {self.tensor!r}")
         if self.key is not None:
@@ -108,7 +109,10 @@ class Location:
             parts.append(f"line {self.line}")
         if self.offset is not None:
             parts.append(f"byte {self.offset}")
-        return ", ".join(parts)
+        return parts
+
+    def describe(self) -> str:
+        return ", ".join([self.artifact, *self.details()])
 
 
 Evidence = tuple[tuple[str, str], ...]

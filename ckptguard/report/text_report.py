@@ -76,18 +76,8 @@ def finding_lines(item: Finding, paint: _Painter) -> list[str]:
 
 def where_inside(loc: Location) -> str:
     """Where in the file, beyond its name: archive members, tensor, key, line, byte offset."""
-    parts = []
-    if loc.members:
-        parts.append("!".join(loc.members))
-    if loc.tensor is not None:
-        parts.append(f"tensor {loc.tensor!r}")
-    if loc.key is not None:
-        parts.append(f"key {loc.key!r}")
-    if loc.line is not None:
-        parts.append(f"line {loc.line}")
-    if loc.offset is not None:
-        parts.append(f"byte {loc.offset}")
-    return clean(", ".join(parts))
+    parts = ["!".join(loc.members)] if loc.members else []
+    return clean(", ".join([*parts, *loc.details()]))
 
 
 def evidence_items(item: Finding) -> list[tuple[str, str]]:
