@@ -212,19 +212,27 @@ def decode_json(text: bytes, output: ParseOutput, where: Location, fmt: str) -> 
     return data
 
 
+def _read_json(artifact: Artifact, output: ParseOutput, limit: int, limit_name: str,
+               what: str) -> dict[str, Any] | None:
+    """The artifact's JSON object, read whole when it is within ``limit`` bytes; otherwise a
+    ``limit.hit`` fact (malformed JSON is a ``parse.error`` fact, see ``decode_json``)."""
+    where, size = artifact.location, artifact.source.size
+    if size > limit:
+        output.add("limit.hit", where, limit=limit_name, value=size,
+                   detail=f"{what} of {size} bytes was not examined")
+        return None
+    data: dict[str, Any] | None = decode_json(artifact.source.read(0, size), output, where,
+                                              "keras-config")
+    return data
+
+
 def parse(artifact: Artifact, context: ParseContext) -> ParseOutput:
     """``config.json`` of a ``.keras`` archive."""
     output = ParseOutput(format="keras-config")
-    where = artifact.location
-    size = artifact.source.size
-    if size > context.limits.max_header_bytes:
-        output.add("limit.hit", where, limit="max_header_bytes", value=size,
-                   detail=f"Keras config of {size} bytes was not examined")
-        return output
-    data = decode_json(artifact.source.read(0, size), output, where, "keras-config")
-    if data is None:
-        return output
-    analyse_config(data, output, where, "config.json")
+    data = _read_json(artifact, output, context.limits.max_header_bytes, "max_header_bytes",
+                      "Keras config")
+    if data is not None:
+        analyse_config(data, output, artifact.location, "config.json")
     return output
 
 
@@ -232,15 +240,11 @@ def parse_metadata(artifact: Artifact, context: ParseContext) -> ParseOutput:
     """``metadata.json`` of a ``.keras`` archive (format ``keras-metadata``): the Keras version
     and date that saved it, as a ``keras.version`` fact."""
     output = ParseOutput(format="keras-metadata")
-    where = artifact.location
-    size = artifact.source.size
-    if size > context.limits.max_text_file_bytes:
-        output.add("limit.hit", where, limit="max_text_file_bytes", value=size,
-                   detail=f"Keras metadata of {size} bytes was not examined")
-        return output
-    data = decode_json(artifact.source.read(0, size), output, where, "keras-config")
+    data = _read_json(artifact, output, context.limits.max_text_file_bytes,
+                      "max_text_file_bytes", "Keras metadata")
     if data is not None:
-        output.add("keras.version", where, keras_version=str(data.get("keras_version", "")),
+        output.add("keras.version", artifact.location,
+                   keras_version=str(data.get("keras_version", "")),
                    backend=str(data.get("backend", "")),
                    date_saved=str(data.get("date_saved", "")), source="metadata.json")
     return output
