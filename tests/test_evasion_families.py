@@ -109,8 +109,10 @@ DYNAMIC: dict[str, tuple[At, ...]] = {
     # argument callers: an allowlisted or unlisted helper that calls what it is given
     "evasion_dyn_partial_rebuilt_by_build": (At("PKL002", (), 39),),
     # map/sorted are allowlisted pure builtins that call what they are given: ALW001
-    "evasion_dyn_list_of_map": (At("ALW001", (), 118), At("PKL003", (), 33)),
-    "evasion_dyn_sorted_key": (At("ALW001", (), 156), At("PKL003", (), b"c_osx_support\n")),
+    # the call of map() is the REDUCE just before list()'s own REDUCE and STOP; offsets past the
+    # command string count from the end, since its length follows the canary path
+    "evasion_dyn_list_of_map": (At("ALW001", (), -4), At("PKL003", (), 33)),
+    "evasion_dyn_sorted_key": (At("ALW001", (), -2), At("PKL003", (), b"c_osx_support\n")),
     "evasion_dyn_rebuild_from_type": (At("PKL002", (), 2), At("PKL003", (), 40)),
     "evasion_dyn_vars_builtins": (
         At("PKL001", (), 21),
