@@ -67,6 +67,9 @@ class Artifact:
     directory: str | None = None
     # Format decided by a container that knows better than sniffing (e.g. torch zip members).
     format_hint: str | None = None
+    # The repository folder (its chain entry) this file was discovered in, when that folder is
+    # scanned as a unit too; None for a file scanned on its own.
+    in_repo: str | None = None
 
     @property
     def name(self) -> str:
@@ -79,7 +82,7 @@ class Artifact:
     def child(self, member: str, source: ByteSource, *, format_hint: str | None = None,
               nested: bool = True) -> Artifact:
         return Artifact((*self.chain, member), source, self.depth + (1 if nested else 0),
-                        format_hint=format_hint)
+                        format_hint=format_hint, in_repo=self.in_repo)
 
 
 @dataclass

@@ -84,8 +84,9 @@ def sources_disagree(ctx: CheckContext) -> Iterable[Hit]:
 
 
 def _lone_file(ctx: CheckContext) -> bool:
-    """A weight file scanned on its own (not a member of a repository folder or archive)."""
-    return ctx.format != "hf-repo" and len(ctx.artifact.chain) == 1
+    """A file scanned on its own, not as part of a repository folder that is judged as a unit
+    (whose card, LICENSE files and name then speak for it)."""
+    return ctx.format != "hf-repo" and ctx.artifact.in_repo is None
 
 
 def _bases(ctx: CheckContext, catalog: Catalog) -> list[Fact]:
