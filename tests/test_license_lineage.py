@@ -4,6 +4,7 @@ weight file's own metadata, and the base-model family table."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -256,3 +257,29 @@ def test_family_entries_without_source_or_patterns_are_refused() -> None:
         parse_families({"families": [{"license": "mit", "repos": ["a/*"]}]})
     with pytest.raises(ValueError, match="neither"):
         parse_families({"families": [{"license": "mit", "source": "https://x"}]})
+
+
+# --- the SBOM of a lone file ---------------------------------------------------------------
+def test_sbom_of_a_lone_gguf_carries_its_declared_lineage(tmp_path: Path) -> None:
+    from ckptguard.sbom.inventory import inventory
+    from ckptguard.sbom.spdx_document import build_document, render_json, validate
+
+    path = tmp_path / "tuned.gguf"
+    path.write_bytes(gguf_model([("general.name", "Llama 3 Tuned"), ("general.license", "mit")],
+                                bases=(META_LLAMA3, {"name": "Gemma 2 9b",
+                                                     "organization": "Google"})))
+    units = inventory([path], root=tmp_path)
+    [unit] = units
+    assert unit.name == "Llama 3 Tuned"
+    document = build_document(units)
+    assert validate(document) == []
+    doc = json.loads(render_json(document))
+    packages = {p["name"]: p for p in doc["packages"]}
+    model = packages["Llama 3 Tuned"]
+    assert model["licenseDeclared"] == "MIT"
+    assert model["licenseConcluded"] == "NOASSERTION"  # mit does not carry llama3's terms
+    llama = packages["Meta Llama / Meta Llama 3 8B"]
+    assert llama["downloadLocation"] == META_LLAMA3["repo_url"]
+    assert packages["Google / Gemma 2 9b"]["downloadLocation"] == "NOASSERTION"
+    kinds = [r["relationshipType"] for r in doc["relationships"]]
+    assert kinds.count("DESCENDANT_OF") == 2
