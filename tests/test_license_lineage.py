@@ -99,6 +99,7 @@ def test_card_title(text: str, expected: str | None) -> None:
     ("llama_3_chat", "Llama 3", True), ("Llama3-chat", "Llama 3", True),
     ("Meta-Llama-3-8B-tuned", "Llama 3", False), ("My Llama 3", "Llama 3", False),
     ("Llama-2-7b", "Llama 3", False), ("Llama-3.1-8B-x", "Llama", True), ("", "Llama", False),
+    ("\U0001f999 Llama 3 Chat", "Llama 3", True), ("x Llama 3", "Llama 3", False),
 ])
 def test_name_begins_with(name: str, prefix: str, ok: bool) -> None:
     assert name_begins_with(name, prefix) is ok
@@ -283,3 +284,26 @@ def test_sbom_of_a_lone_gguf_carries_its_declared_lineage(tmp_path: Path) -> Non
     assert packages["Google / Gemma 2 9b"]["downloadLocation"] == "NOASSERTION"
     kinds = [r["relationshipType"] for r in doc["relationships"]]
     assert kinds.count("DESCENDANT_OF") == 2
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("Llama 3 Community License", "llama3"),
+    ("META LLAMA 3 COMMUNITY LICENSE AGREEMENT", "llama3"),
+    ("Llama 3.1 Community License", "llama3.1"),
+    ("Apache License, Version 2.0", "apache-2.0"),
+])
+def test_full_license_names_as_publishers_write_them(raw: str, expected: str) -> None:
+    assert CATALOG.normalize(raw).id == expected
+
+
+def test_other_with_a_license_name_is_read_as_the_name(tmp_path: Path) -> None:
+    path = tmp_path / "m.gguf"
+    path.write_bytes(gguf_model([("general.license", "other"),
+                                 ("general.license.name", "Meta Llama 3 Community License")],
+                                bases=(META_LLAMA3,)))
+    assert _findings(path, "LIC001") == [] and _findings(path, "LIC002") == []
+    relabelled = tmp_path / "r.gguf"
+    relabelled.write_bytes(gguf_model([("general.license", "other"),
+                                       ("general.license.name", "MIT")], bases=(META_LLAMA3,)))
+    [finding] = _findings(relabelled, "LIC002")
+    assert finding.evidence_dict()["declared_in"] == "gguf:general.license.name"

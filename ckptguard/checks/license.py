@@ -45,11 +45,22 @@ def _declared(ctx: CheckContext, catalog: Catalog, *, embedded: bool) -> list[De
         terms = catalog.by_hf.get(str(fact.get("license")))
         out.append(Declared(fact, str(fact.get("source")), str(fact.get("raw")), terms))
     if embedded:
-        for fact in ctx.of_kind("metadata.license"):
+        facts = list(ctx.of_kind("metadata.license"))
+        # "other" beside a license name (GGUF general.license.name, license_name) is the Hub
+        # convention for "the license named there", as in a card: the name is the statement.
+        named = {f.location.chain for f in facts if _names_license(f)}
+        for fact in facts:
             normalized = catalog.normalize(fact.get("value"))
+            if normalized.id in ("other", "unknown") and fact.location.chain in named:
+                continue
             out.append(Declared(fact, str(fact.get("source", "embedded")), normalized.raw,
                                 normalized.terms))
     return out
+
+
+def _names_license(fact: Fact) -> bool:
+    key = str(fact.get("key") or "").lower()
+    return key.endswith(("license.name", "license_name")) and bool(fact.get("value"))
 
 
 def _primary(declared: list[Declared]) -> Declared | None:

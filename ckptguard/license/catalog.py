@@ -95,7 +95,7 @@ class Catalog:
 
 
 def _fold(text: str) -> str:
-    text = text.strip().lower()
+    text = text.strip().lower().replace(",", " ")
     text = re.sub(r"\s+license$|^the\s+|\s+licence$", "", text)
     return re.sub(r"[\s_]+", "-", text)
 
@@ -184,7 +184,11 @@ def _read_catalog(directory: Path) -> Catalog:
                 by_spdx[_fold(stem + suffix)] = _unambiguous(terms, stem + suffix)
     aliases = dict(ALIASES)
     for terms in by_hf.values():
-        aliases.setdefault(_fold(terms.name), terms.hf_id)
+        # Full names as publishers write them: with or without "Agreement", with "Meta" before
+        # Meta's ("META LLAMA 3 COMMUNITY LICENSE AGREEMENT", "Llama 3 Community License").
+        short = re.sub(r"\s+agreement$", "", terms.name.strip(), flags=re.IGNORECASE)
+        for name in (terms.name, short, f"Meta {terms.name}", f"Meta {short}"):
+            aliases.setdefault(_fold(name), terms.hf_id)
     families = document("base_models.yaml")
     texts = document("texts.yaml")["texts"]
     return Catalog(

@@ -94,10 +94,10 @@ def base_attributes(base: BaseModel, catalog: Catalog) -> Mapping[str, object]:
 
 
 def name_begins_with(name: str, prefix: str) -> bool:
-    """Whether ``name`` begins with ``prefix``, ignoring case and the separators publishers
-    vary between ("Llama 3", "Llama-3", "llama_3", "Llama3")."""
+    """Whether ``name`` begins with ``prefix``, ignoring case, the separators publishers vary
+    between ("Llama 3", "Llama-3", "llama_3", "Llama3") and leading decoration ("🦙 Llama 3")."""
     def fold(text: str) -> str:
-        return re.sub(r"[\s_-]+", "", text.lower())
+        return re.sub(r"[\s_-]+", "", re.sub(r"^[\W_]+", "", text.lower()))
     return bool(prefix) and fold(name).startswith(fold(prefix))
 
 
