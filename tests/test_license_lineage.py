@@ -307,3 +307,21 @@ def test_other_with_a_license_name_is_read_as_the_name(tmp_path: Path) -> None:
                                        ("general.license.name", "MIT")], bases=(META_LLAMA3,)))
     [finding] = _findings(relabelled, "LIC002")
     assert finding.evidence_dict()["declared_in"] == "gguf:general.license.name"
+
+
+def test_discovered_files_know_the_repository_folder_they_belong_to(tmp_path: Path) -> None:
+    from ckptguard.discover import discover
+    from ckptguard.facts import Artifact
+
+    repo = make_repo(tmp_path / "models", "repo", {"license": "mit"})
+    (repo / "sub").mkdir()
+    (repo / "sub" / "x.gguf").write_bytes(gguf_model([]))
+    (tmp_path / "models" / "loose.gguf").write_bytes(gguf_model([]))
+    found = {a.chain[0]: a.in_repo for a in discover([tmp_path / "models"], root=tmp_path)
+             if isinstance(a, Artifact) and a.directory is None}
+    assert found["models/repo/sub/x.gguf"] == "models/repo/"
+    assert found["models/repo/model.safetensors"] == "models/repo/"
+    assert found["models/loose.gguf"] is None
+    [alone] = [a for a in discover([repo / "sub" / "x.gguf"], root=tmp_path)
+               if isinstance(a, Artifact)]
+    assert alone.in_repo is None  # named on its own: scanned on its own
