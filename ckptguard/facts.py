@@ -70,6 +70,9 @@ class Artifact:
     # The loader that will read it, where that changes what names mean: "torchscript" for the
     # pickles of a TorchScript archive (``__torch__.*`` classes come from the archive's code).
     loader: str | None = None
+    # The repository folder (its chain entry) this file was discovered in, when that folder is
+    # scanned as a unit too; None for a file scanned on its own.
+    in_repo: str | None = None
 
     @property
     def name(self) -> str:
@@ -82,7 +85,7 @@ class Artifact:
     def child(self, member: str, source: ByteSource, *, format_hint: str | None = None,
               nested: bool = True, loader: str | None = None) -> Artifact:
         return Artifact((*self.chain, member), source, self.depth + (1 if nested else 0),
-                        format_hint=format_hint, loader=loader)
+                        format_hint=format_hint, loader=loader, in_repo=self.in_repo)
 
 
 @dataclass
