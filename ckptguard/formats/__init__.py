@@ -34,6 +34,8 @@ PARSERS: dict[str, str] = {
     "xz": "ckptguard.formats.compressed:parse_xz",
     "zlib": "ckptguard.formats.compressed:parse_zlib",
     "lzma": "ckptguard.formats.compressed:parse_lzma",
+    "lz4": "ckptguard.formats.compressed_lz4zstd:parse_lz4",
+    "zstd": "ckptguard.formats.compressed_lz4zstd:parse_zstd",
     "numpy": "ckptguard.formats.numpy_npy:parse",
     "safetensors": "ckptguard.formats.safetensors_fmt:parse",
     "gguf": "ckptguard.formats.gguf:parse",
