@@ -27,8 +27,12 @@ from typing import Any
 
 from ckptguard.facts import Artifact, ParseOutput
 from ckptguard.formats import ParseContext
-from ckptguard.formats.keras_embedded import (function_reference, is_torch_wrapper,
-                                              safe_mode_argument, torch_wrapper)
+from ckptguard.formats.keras_embedded import (
+    function_reference,
+    is_torch_wrapper,
+    safe_mode_argument,
+    torch_wrapper,
+)
 from ckptguard.limits import DEFAULT_LIMITS, Limits
 from ckptguard.model import Location
 
