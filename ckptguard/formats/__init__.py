@@ -47,6 +47,8 @@ PARSERS: dict[str, str] = {
     "keras-config": "ckptguard.formats.keras_fmt:parse",
     "keras-metadata": "ckptguard.formats.keras_fmt:parse_metadata",
     "hdf5": "ckptguard.formats.keras_h5:parse",
+    "yaml": "ckptguard.formats.hydra_targets:parse_yaml",
+    "json": "ckptguard.formats.hydra_targets:parse_json",
 }
 
 
