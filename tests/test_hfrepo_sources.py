@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import ckptguard
-from ckptguard.formats.hfrepo_sources import (chat_templates, model_index_components,
-                                              module_file, reference_configs)
+from ckptguard.formats.hfrepo_sources import (
+    chat_templates,
+    model_index_components,
+    module_file,
+    reference_configs,
+)
 from tests.conftest import FixtureFactory
 
 
