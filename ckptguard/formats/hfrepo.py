@@ -36,12 +36,14 @@ from ckptguard.formats.hfrepo_sources import (
     reference_configs,
 )
 from ckptguard.formats.hfrepo_weights import pickle_beside_safetensors
-from ckptguard.formats.pycode import analyse_python, code_lists
+from ckptguard.formats.pycode import CodeLists, analyse_python, code_lists
 from ckptguard.limits import Limits
 from ckptguard.model import Location
 
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".cache", "node_modules"})
 CODE_LIST = "remote_code_calls"
+CAPABILITY_LIST = "remote_code_capabilities"
+SAFE_CALLS_LIST = "remote_code_safe_calls"
 MAX_REFERENCES = 1_000
 
 
@@ -196,11 +198,19 @@ def _references(repo: _Repo, files: list[str]) -> list[CodeRef]:
     return refs
 
 
+def load_code_lists() -> CodeLists:
+    """The denylist, the capability modules and the known-safe calls for repository code."""
+    folder = rules_directory() / "lists"
+    return code_lists(load_list_file(folder / f"{CODE_LIST}.yaml"),
+                      load_list_file(folder / f"{CAPABILITY_LIST}.yaml"),
+                      load_list_file(folder / f"{SAFE_CALLS_LIST}.yaml"))
+
+
 def _code(repo: _Repo, files: list[str], refs: list[CodeRef]) -> None:
     python_files = [name for name in files if name.endswith(".py")]
     if not python_files:
         return
-    lists = code_lists(load_list_file(rules_directory() / "lists" / f"{CODE_LIST}.yaml"))
+    lists = load_code_lists()
     entries: dict[str, set[str]] = {}
     for ref in refs:
         if ref.repo is None:
