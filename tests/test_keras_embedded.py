@@ -4,7 +4,14 @@ Keras loaders and safety switches are stated and judged (KER007, KER008)."""
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 import ckptguard
 from ckptguard.facts import Artifact
@@ -14,6 +21,7 @@ from ckptguard.formats.keras_fmt import parse
 from ckptguard.limits import Limits
 from ckptguard.model import Severity
 from ckptguard.source import MemorySource
+from fixtures.registry import all_fixtures
 from tests.conftest import FixtureFactory
 
 
@@ -104,3 +112,27 @@ def test_function_reference_helpers() -> None:
     assert function_reference({"class_name": "function", "module": "", "config": "x"}) is None
     assert safe_mode_argument({"arguments": {"safe_mode": False}}) == "false"
     assert safe_mode_argument({}) == "unset"
+
+
+LIVE = """
+import sys
+import keras
+try:
+    keras.saving.load_model(sys.argv[1], safe_mode=False)
+except Exception:
+    pass
+"""
+
+
+def test_torch_wrapper_payload_is_live_under_keras(tmp_path: Path) -> None:
+    """The hostile fixture runs its payload when Keras (torch backend) loads it with
+    safe_mode=False, in a child process whose payload only touches this test's canary.  Runs
+    where keras is installed (it is not a ckptguard dependency)."""
+    if importlib.util.find_spec("keras") is None or importlib.util.find_spec("torch") is None:
+        pytest.skip("keras and torch are needed to prove the fixture against the real loader")
+    canary = tmp_path / "canary"
+    target = all_fixtures()["keras_zip_torch_wrapper_payload"].build(tmp_path, canary)
+    env = dict(os.environ, KERAS_BACKEND="torch")
+    subprocess.run([sys.executable, "-c", LIVE, str(target)], env=env, timeout=300,
+                   check=False, capture_output=True)
+    assert canary.exists()
