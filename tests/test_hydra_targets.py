@@ -60,6 +60,12 @@ def test_files_without_targets_are_not_parsed() -> None:
     assert parse_json(artifact, ParseContext()).facts == []
 
 
+def test_the_word_alone_is_not_a_target_key() -> None:
+    text = b'run: |\n  realpath_target_zip=$(realpath "$x")\n  echo "{{ bad yaml'
+    artifact = Artifact(("release.yml",), MemorySource(text))
+    assert parse_yaml(artifact, ParseContext()).facts == []
+
+
 def test_oversized_config_with_a_target_is_a_limit() -> None:
     text = b'{"pad": "' + b"x" * 4096 + b'", "m": {"_target_": "os.system"}}'
     artifact = Artifact(("big.json",), MemorySource(text))

@@ -8,8 +8,8 @@ such configs beside their weights.  A target is code the loader runs, so each on
 
 The config is parsed with the safe YAML loader (or ``json``), never with OmegaConf, and nothing is
 resolved or interpolated.  Files without the text ``_target_`` are not parsed at all, so large
-tokenizer files and ordinary configs cost one bounded byte search.  A file that holds
-``_target_`` but cannot be read (too large, invalid) is a fact too: fail closed.
+tokenizer files and ordinary configs cost one bounded byte search.  A file that uses
+``_target_`` as a key but cannot be read (too large, invalid) is a fact too: fail closed.
 
 Facts: ``hydra.target`` (``target``, ``path``, ``partial``, ``arguments``), ``parse.error``,
 ``limit.hit``.
@@ -18,6 +18,7 @@ Facts: ``hydra.target`` (``target``, ``path``, ``partial``, ``arguments``), ``pa
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ckptguard.facts import Artifact, ParseOutput
@@ -25,19 +26,21 @@ from ckptguard.formats import ParseContext
 from ckptguard.source import ByteSource
 from ckptguard.yamlio import YamlError, load_yaml
 
-MARKER = b"_target_"
+# ``_target_`` used as a key (YAML ``_target_:`` or JSON ``"_target_":``): a file that only
+# mentions the word (a shell variable ``$realpath_target_zip``) is not parsed.
+MARKER = re.compile(rb"(?<![A-Za-z0-9_$])_target_[\"']?\s*:")
+MARKER_SPAN = 64  # bytes a match may need across a chunk boundary
 SEARCH_CHUNK = 1 << 20
 MAX_NODES = 1_000_000
 MAX_TARGETS = 1_000
 
 
 def _contains_marker(source: ByteSource) -> bool:
-    """Whether ``_target_`` occurs anywhere in the source (read in bounded chunks)."""
+    """Whether ``_target_`` occurs as a key anywhere in the source (read in bounded chunks)."""
     pos = 0
-    overlap = len(MARKER) - 1
     while pos < source.size:
-        chunk = source.read(max(0, pos - overlap), SEARCH_CHUNK + overlap)
-        if MARKER in chunk:
+        chunk = source.read(max(0, pos - MARKER_SPAN), SEARCH_CHUNK + MARKER_SPAN)
+        if MARKER.search(chunk):
             return True
         pos += SEARCH_CHUNK
     return False
