@@ -136,3 +136,14 @@ def test_joblib_lz4_payload_is_live_under_joblib(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", LIVE, str(target)], env=env, timeout=120,
                    check=False, capture_output=True)
     assert canary.exists()
+
+
+@pytest.mark.parametrize("fmt", ["lz4", "zstd"])
+def test_concatenated_frames_decode_as_one_stream(fmt: str) -> None:
+    parts = [b"first frame|", bytes(range(256)) * 300, b"|third"]
+    compress = lz4_frame.compress if fmt == "lz4" else zstandard.ZstdCompressor().compress
+    data = b"".join(compress(p) for p in parts)
+    result = _inflate(data + b"tail", fmt, Limits())
+    assert result.complete and result.streams == 3
+    assert result.data == b"".join(parts)
+    assert result.trailing == 4
