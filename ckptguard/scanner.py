@@ -13,7 +13,9 @@ from ckptguard.formats import ParseContext, parser_for
 from ckptguard.model import ArtifactSummary, Finding, Severity
 from ckptguard.sniff import PICKLE_LOADER_EXTENSIONS, Sniffed, extension_of, sniff
 
-UNSUPPORTED_FORMATS = {"7z", "rar", "zstd", "lz4"}
+# lz4/zstd are decompressed by formats/compressed_lz4zstd (which states format.unsupported
+# itself when their Python binding is missing).
+UNSUPPORTED_FORMATS = {"7z", "rar"}
 # Fact collectors that run after a format's parser, for concerns that span formats
 # (format -> "module:function" with the parser signature).
 COLLECTORS: dict[str, tuple[str, ...]] = {

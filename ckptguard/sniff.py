@@ -21,6 +21,7 @@ EXTENSION_FORMATS: dict[str, str] = {
     ".gguf": "gguf", ".onnx": "onnx", ".keras": "keras", ".h5": "hdf5", ".hdf5": "hdf5",
     ".pb": "savedmodel", ".tflite": "tflite", ".zip": "zip", ".tar": "tar", ".gz": "gzip",
     ".tgz": "gzip", ".xz": "xz", ".bz2": "bz2", ".7z": "7z", ".mar": "zip", ".nemo": "tar",
+    ".lz4": "lz4", ".zst": "zstd", ".zstd": "zstd",
 }
 # Extensions a loader would hand to a pickle-based loader: unrecognised content there is suspect.
 PICKLE_LOADER_EXTENSIONS = {".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".joblib", ".jbl",
@@ -48,8 +49,9 @@ _COMPATIBLE = {
     "pytorch": {"pickle", "zip", "tar", "pytorch-zip", "torchscript", "torch-legacy", "torch-tar",
                 "safetensors"},
     # joblib.dump(obj, "model.pkl", compress=...) writes a compressed stream under a .pkl name.
-    "pickle": {"pickle", "torch-legacy", "joblib", "zlib", "gzip", "bz2", "xz", "lzma"},
-    "joblib": {"pickle", "joblib", "gzip", "bz2", "xz", "lzma", "zlib"},
+    "pickle": {"pickle", "torch-legacy", "joblib", "zlib", "gzip", "bz2", "xz", "lzma", "lz4",
+               "zstd"},
+    "joblib": {"pickle", "joblib", "gzip", "bz2", "xz", "lzma", "zlib", "lz4", "zstd"},
     "keras": {"zip", "keras"},
     "hdf5": {"hdf5"},
     "npz": {"zip"},

@@ -230,9 +230,11 @@ CONTAINERS: dict[str, tuple[At, ...]] = {
     ),
     "evasion_polyglot_gguf_pickle": (At("GGF001", (), 16),),
     "evasion_polyglot_pickle_zip": (At("FMT003"), At("PKL001", (), 0), At("PKL009")),
-    "evasion_zstd_pickle": (At("FMT004"),),
+    # zstd and lz4 are decompressed (formats/compressed_lz4zstd): the zstd frame is valid and its
+    # payload is found inside; the "lz4" one is only the magic before a pickle, a corrupt frame.
+    "evasion_zstd_pickle": (At("PKL001", ("model.pkl",), 0),),
     "evasion_rar_pickle": (At("FMT004"),),
-    "evasion_lz4_pickle": (At("FMT004"),),
+    "evasion_lz4_pickle": (At("CON010"),),
 }
 
 RESOURCES: dict[str, tuple[At, ...]] = {

@@ -34,6 +34,8 @@ PARSERS: dict[str, str] = {
     "xz": "ckptguard.formats.compressed:parse_xz",
     "zlib": "ckptguard.formats.compressed:parse_zlib",
     "lzma": "ckptguard.formats.compressed:parse_lzma",
+    "lz4": "ckptguard.formats.compressed_lz4zstd:parse_lz4",
+    "zstd": "ckptguard.formats.compressed_lz4zstd:parse_zstd",
     "numpy": "ckptguard.formats.numpy_npy:parse",
     "safetensors": "ckptguard.formats.safetensors_fmt:parse",
     "gguf": "ckptguard.formats.gguf:parse",
@@ -45,6 +47,8 @@ PARSERS: dict[str, str] = {
     "keras-config": "ckptguard.formats.keras_fmt:parse",
     "keras-metadata": "ckptguard.formats.keras_fmt:parse_metadata",
     "hdf5": "ckptguard.formats.keras_h5:parse",
+    "yaml": "ckptguard.formats.hydra_targets:parse_yaml",
+    "json": "ckptguard.formats.hydra_targets:parse_json",
 }
 
 

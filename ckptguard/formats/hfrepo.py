@@ -3,7 +3,8 @@
 Every file in the folder is also scanned as its own artifact; this parser looks at what only the
 folder as a whole says: which code ``trust_remote_code`` would import (``auto_map``,
 ``custom_pipelines``, references to code in *other* repositories), what that code does (AST
-analysis in ``pycode``), the chat templates in tokenizer configs, and pickle weights shipped
+analysis in ``pycode``), the chat templates in tokenizer/processor configs (where loaders find
+them: ``hfrepo_sources``), and pickle weights shipped
 beside an equivalent safetensors file.  Nothing is imported, rendered or executed.
 
 Facts: ``hfrepo.auto_map``, ``hfrepo.remote_code``, ``hfrepo.chat_template``,
@@ -13,8 +14,10 @@ template analysis), ``parse.error``, ``limit.hit``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +27,23 @@ from ckptguard.engine.namelists import load_list_file
 from ckptguard.engine.ruleset import rules_directory
 from ckptguard.facts import Artifact, Fact, ParseOutput
 from ckptguard.formats import ParseContext
+from ckptguard.formats.hfrepo_sources import (
+    MODEL_INDEX,
+    TEMPLATE_FILES,
+    chat_templates,
+    model_index_components,
+    module_file,
+    reference_configs,
+)
 from ckptguard.formats.hfrepo_weights import pickle_beside_safetensors
-from ckptguard.formats.pycode import analyse_python, code_lists
+from ckptguard.formats.pycode import CodeLists, analyse_python, code_lists
 from ckptguard.limits import Limits
 from ckptguard.model import Location
 
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".cache", "node_modules"})
 CODE_LIST = "remote_code_calls"
-TEMPLATE_FILES = ("tokenizer_config.json", "chat_template.json")
+CAPABILITY_LIST = "remote_code_capabilities"
+SAFE_CALLS_LIST = "remote_code_safe_calls"
 MAX_REFERENCES = 1_000
 
 
@@ -45,6 +57,7 @@ class CodeRef:
     repo: str | None  # the other repository, for "repo--module.Class"
     module: str
     class_name: str
+    file: str = ""  # the module's file in the folder (resolved beside the config or at the root)
 
 
 @dataclass
@@ -161,18 +174,21 @@ def parse(artifact: Artifact, context: ParseContext) -> ParseOutput:
 def _references(repo: _Repo, files: list[str]) -> list[CodeRef]:
     refs: list[CodeRef] = []
     present = set(files)
-    for name in files:
-        if "/" in name or not name.endswith(".json") or name.endswith(".index.json"):
-            continue
+    for name in reference_configs(files):
         data = repo.read_json(name)
-        for ref in code_references(name, data):
-            refs.append(ref)
-            module_file = ref.module.replace(".", "/") + ".py"
+        found = list(code_references(name, data))
+        if posixpath.basename(name) == MODEL_INDEX:
+            for key, path, class_name in model_index_components(data, present):
+                module = path[:-3].replace("/", ".")
+                found.append(CodeRef(name, key, f"{module}.{class_name}", None, module,
+                                     class_name))
+        for ref in found:
+            path = module_file(ref.config, ref.module, present)
+            refs.append(dataclasses.replace(ref, file=path))
             repo.output.add("hfrepo.auto_map", repo.where(name, key=ref.key), config=name,
                             key=ref.key, reference=ref.reference, remote=ref.repo is not None,
                             repo=ref.repo, module=ref.module, class_name=ref.class_name,
-                            module_file=module_file,
-                            present=ref.repo is None and module_file in present)
+                            module_file=path, present=ref.repo is None and path in present)
     local = sorted({r.reference for r in refs if r.repo is None})
     if local:
         configs = sorted({r.config for r in refs if r.repo is None})
@@ -182,35 +198,30 @@ def _references(repo: _Repo, files: list[str]) -> list[CodeRef]:
     return refs
 
 
+def load_code_lists() -> CodeLists:
+    """The denylist, the capability modules and the known-safe calls for repository code."""
+    folder = rules_directory() / "lists"
+    return code_lists(load_list_file(folder / f"{CODE_LIST}.yaml"),
+                      load_list_file(folder / f"{CAPABILITY_LIST}.yaml"),
+                      load_list_file(folder / f"{SAFE_CALLS_LIST}.yaml"))
+
+
 def _code(repo: _Repo, files: list[str], refs: list[CodeRef]) -> None:
     python_files = [name for name in files if name.endswith(".py")]
     if not python_files:
         return
-    lists = code_lists(load_list_file(rules_directory() / "lists" / f"{CODE_LIST}.yaml"))
+    lists = load_code_lists()
     entries: dict[str, set[str]] = {}
     for ref in refs:
         if ref.repo is None:
-            entries.setdefault(ref.module.replace(".", "/") + ".py", set()).add(ref.class_name)
+            entries.setdefault(ref.file or ref.module.replace(".", "/") + ".py",
+                               set()).add(ref.class_name)
     for name in python_files:
         source = repo.read_text(name)
         if source is None:
             continue
         repo.output.facts.extend(analyse_python(source, name, repo.where(name), lists,
                                                 entry_classes=frozenset(entries.get(name, ()))))
-
-
-def chat_templates(data: Any) -> list[tuple[str, str]]:
-    """``(name, template)`` pairs from a tokenizer config's ``chat_template`` (a string, or a
-    list of ``{name, template}``)."""
-    value = data.get("chat_template") if isinstance(data, dict) else None
-    if isinstance(value, str):
-        return [("default", value)]
-    found: list[tuple[str, str]] = []
-    if isinstance(value, list):
-        for item in value:
-            if isinstance(item, dict) and isinstance(item.get("template"), str):
-                found.append((str(item.get("name", "default")), item["template"]))
-    return found
 
 
 def _templates(repo: _Repo, files: list[str]) -> None:

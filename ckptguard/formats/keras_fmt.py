@@ -7,8 +7,12 @@ only to list the printable names they contain, never unmarshalled.  Objects whos
 ``registered_name`` or ``class_name`` point outside Keras/TensorFlow are custom code the loader
 imports.
 
+``TorchModuleWrapper`` layers carry a base64 torch archive the loader ``torch.load``s: it is
+decoded and scanned as a child artifact; serialized functions naming Keras API functions are
+stated so that loaders and safety switches can be judged (see ``keras_embedded``).
+
 Facts: ``keras.model``, ``keras.lambda``, ``keras.custom_object``, ``keras.version``,
-``parse.error``, ``limit.hit``.
+``keras.torch_module``, ``keras.function_ref``, ``parse.error``, ``limit.hit``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,13 @@ from typing import Any
 
 from ckptguard.facts import Artifact, ParseOutput
 from ckptguard.formats import ParseContext
+from ckptguard.formats.keras_embedded import (
+    function_reference,
+    is_torch_wrapper,
+    safe_mode_argument,
+    torch_wrapper,
+)
+from ckptguard.limits import DEFAULT_LIMITS, Limits
 from ckptguard.model import Location
 
 # Packages maintained by the Keras/TensorFlow teams: importing them runs no publisher code.
@@ -39,6 +50,8 @@ NAME_RUN = re.compile(rb"[\x20-\x7e]{3,200}")
 class _Walk:
     output: ParseOutput
     where: Location
+    artifact: Artifact | None = None  # where decoded embedded archives are attached as children
+    limits: Limits = DEFAULT_LIMITS
     nodes: int = 0
     facts: int = 0
     limited: set[str] = field(default_factory=set)
@@ -106,6 +119,10 @@ def _lambda(walk: _Walk, node: dict[str, Any], path: str) -> None:
     if isinstance(function, dict) and function.get("class_name") == "__lambda__":
         inner = function.get("config")
         code = inner.get("code") if isinstance(inner, dict) else None
+    elif isinstance(function, dict) and function_reference(function) is not None:
+        walk.add("keras.function_ref", path, qualname=function_reference(function),
+                 role="Lambda function", safe_mode=safe_mode_argument(config))
+        return
     elif function_type == "lambda" and isinstance(function, (list, tuple)) and function and \
             isinstance(function[0], str):
         code = function[0]
@@ -113,6 +130,9 @@ def _lambda(walk: _Walk, node: dict[str, Any], path: str) -> None:
         code = function
     elif function_type == "function" and isinstance(function, str):
         module = str(config.get("module") or "")
+        if module and is_keras_module(module):
+            walk.add("keras.function_ref", path, qualname=f"{module}.{function}",
+                     role="Lambda function", safe_mode=safe_mode_argument(config))
         if not is_keras_module(module):
             walk.add("keras.custom_object", path, class_name=function, module=module,
                      qualname=f"{module}.{function}" if module else function,
@@ -146,6 +166,13 @@ def _walk(walk: _Walk, node: Any, path: str, depth: int, in_lambda: bool = False
         if class_name == "Lambda" or class_name.endswith(">Lambda"):
             _lambda(walk, node, here)
             in_lambda = True  # its __lambda__ function was reported with the layer
+        elif is_torch_wrapper(class_name):
+            torch_wrapper(walk.add, walk.output, walk.artifact, walk.where, walk.limits, node,
+                          here)
+        elif class_name == "function" and not in_lambda and function_reference(node) and \
+                is_keras_module(str(node.get("module"))):
+            walk.add("keras.function_ref", here, qualname=function_reference(node),
+                     role=path.rsplit("/", 1)[-1] or "model", safe_mode="unset")
         elif class_name == "__lambda__" and not in_lambda:
             inner = node.get("config")
             code = inner.get("code") if isinstance(inner, dict) else None
@@ -180,9 +207,11 @@ def _layers(config: Any) -> Iterator[Any]:
         yield from layers
 
 
-def analyse_config(data: Any, output: ParseOutput, where: Location, origin: str) -> None:
-    """Facts for one decoded model config (``origin`` says where it came from)."""
-    walk = _Walk(output, where)
+def analyse_config(data: Any, output: ParseOutput, where: Location, origin: str, *,
+                   artifact: Artifact | None = None, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Facts for one decoded model config (``origin`` says where it came from).  Embedded
+    archives become children of ``artifact`` (when given)."""
+    walk = _Walk(output, where, artifact, limits)
     if isinstance(data, dict):
         output.add("keras.model", where, class_name=str(data.get("class_name", "")),
                    module=str(data.get("module") or ""), layers=sum(1 for _ in _layers(data)),
@@ -232,7 +261,8 @@ def parse(artifact: Artifact, context: ParseContext) -> ParseOutput:
     data = _read_json(artifact, output, context.limits.max_header_bytes, "max_header_bytes",
                       "Keras config")
     if data is not None:
-        analyse_config(data, output, artifact.location, "config.json")
+        analyse_config(data, output, artifact.location, "config.json", artifact=artifact,
+                       limits=context.limits)
     return output
 
 

@@ -131,7 +131,8 @@ def parse(artifact: Artifact, context: ParseContext) -> ParseOutput:
     for name in ("model_config", "training_config"):
         key = where.within(key=name)
         if name in found:
-            analyse_config(found[name], output, key, name)
+            analyse_config(found[name], output, key, name, artifact=artifact,
+                           limits=context.limits)
         elif named[name]:
             output.add("hdf5.unexamined", key, reason=f"the {name!r} attribute's JSON text was "
                        f"not found or not decodable within {limit} bytes",

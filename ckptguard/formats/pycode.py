@@ -9,6 +9,12 @@ folded from constants.  Calls matching the ``remote_code_calls`` list become ``p
 ``__init__`` of a class the repo's ``auto_map`` loads, ``function``: elsewhere), ``function``,
 ``args`` (``literal``, ``computed``, ``decoded``: fed by base64/zlib/marshal/...), ``snippet``.
 Also ``pycode.builtins_patch`` (``setattr(builtins, ...)``) and ``parse.error``.
+
+Allowlist-first: a call that is not on that denylist but goes into a capability module
+(``rules/lists/remote_code_capabilities.yaml``: process, file-write, network, dynamic-import,
+native) and is not on the known-safe list (``remote_code_safe_calls.yaml``) is a
+``pycode.capability_call`` fact (``name``, ``capability``, ``file``, ``line``, ``scope``,
+``function``, ``snippet``): an API nobody listed is reported, not passed.
 """
 
 from __future__ import annotations
@@ -34,12 +40,42 @@ BUILTIN_CALLS = {"exec", "eval", "compile", "__import__", "open", "getattr", "se
 class CodeLists:
     calls: NameList  # every category, as loaded from rules/lists/remote_code_calls.yaml
     decoders: NameList  # the "decoder" category alone
+    capabilities: NameList | None = None  # remote_code_capabilities.yaml (allowlist-first)
+    safe: NameList | None = None  # remote_code_safe_calls.yaml
 
 
-def code_lists(calls: NameList) -> CodeLists:
+def code_lists(calls: NameList, capabilities: NameList | None = None,
+               safe: NameList | None = None) -> CodeLists:
     decoders = NameList.build("decoders", "", [e for e in calls.entries()
                                                if e.category == "decoder"])
-    return CodeLists(calls, decoders)
+    return CodeLists(calls, decoders, capabilities, safe)
+
+
+# Path attributes and methods that return another path: ``Path(x).parent.joinpath(y).read_text``
+# is judged as ``pathlib.Path.read_text``.
+PATH_CHAIN = frozenset({"parent", "joinpath", "resolve", "absolute", "expanduser", "with_suffix",
+                        "with_name", "with_stem", "relative_to", "cwd", "home"})
+
+
+def path_method(name: str) -> str:
+    """``pathlib.Path.<path-returning>...<method>`` collapsed to ``pathlib.Path.<method>``."""
+    prefix = "pathlib.Path."
+    if not name.startswith(prefix):
+        return name
+    parts = name[len(prefix):].split(".")
+    while len(parts) > 1 and parts[0] in PATH_CHAIN:
+        parts = parts[1:]
+    return prefix + ".".join(parts)
+
+
+def _read_mode(call: ast.Call, position: int) -> bool:
+    """Whether an ``open``-style call has a constant mode that only reads (no mode: read)."""
+    keywords = {k.arg: k.value for k in call.keywords if k.arg}
+    node = call.args[position] if len(call.args) > position else keywords.get("mode")
+    if node is None:
+        return True
+    mode = fold(node)
+    return mode is not None and not WRITE_MODES & set(mode)
 
 
 def fold(node: ast.AST | None, depth: int = 0) -> str | None:
@@ -159,7 +195,9 @@ class _Analyser:
             if node.id in BUILTIN_CALLS or node.id == "builtins":
                 return f"builtins.{node.id}"
             for module in self.star:  # from subprocess import *; call(...)
-                if self.lists.calls.lookup(f"{module}.{node.id}") is not None:
+                if self.lists.calls.lookup(f"{module}.{node.id}") is not None or (
+                        self.lists.capabilities is not None and
+                        self.lists.capabilities.lookup(f"{module}.{node.id}") is not None):
                     return f"{module}.{node.id}"
             return None
         if isinstance(node, ast.Attribute):
@@ -269,7 +307,10 @@ class _Analyser:
                                   scope=scope, function=function, snippet=self._snippet(call)))
             return
         entry = self.lists.calls.lookup(name)
-        if entry is None or entry.category == "decoder" or not self._dangerous(name, call):
+        if entry is None:
+            self._capability(name, call, scope, function)
+            return
+        if entry.category == "decoder" or not self._dangerous(name, call):
             return
         args = self._args_kind(call)
         self.sink.add(Fact.of("pycode.call", self._at(call), name=name, category=entry.category,
@@ -278,6 +319,21 @@ class _Analyser:
         if entry.category == "code-execution" and args == "literal" and \
                 name in ("builtins.exec", "builtins.eval", "builtins.compile"):
             self._nested(fold(call.args[0]) or "", scope, function, self._line(call))
+
+    def _capability(self, name: str, call: ast.Call, scope: str, function: str) -> None:
+        """Allowlist-first: a call into a capability module that nobody declared safe."""
+        lists = self.lists
+        name = path_method(name)
+        capability = lists.capabilities.lookup(name) if lists.capabilities is not None else None
+        if capability is None or (lists.safe is not None and lists.safe.lookup(name)):
+            return
+        if (name == "io.open" and _read_mode(call, 1)) or \
+                (name == "pathlib.Path.open" and _read_mode(call, 0)):
+            return
+        self.sink.add(Fact.of("pycode.capability_call", self._at(call), name=name,
+                              capability=capability.category, file=self.file,
+                              line=self._line(call), scope=scope, function=function,
+                              snippet=self._snippet(call), nested=self.depth))
 
     def _dangerous(self, name: str, call: ast.Call) -> bool:
         keywords = {k.arg: k.value for k in call.keywords if k.arg}
