@@ -26,9 +26,15 @@ class Loader:
     load: str  # Python statements; ``path`` is the checkpoint, the loaded object goes in ``obj``
     after: str = ""  # statements run after loading (e.g. a forward pass); ``obj`` is the result
 
+    @property
+    def imports(self) -> tuple[str, ...]:
+        """The loader's own library (imported before loading, as the user's program would)."""
+        return tuple(mod for mod in self.requires if mod in ("torch", "joblib"))
+
 
 LOADERS = {
-    "pickle.load": Loader("pickle.load", (), "with open(path, 'rb') as f:\n    obj = pickle.load(f)"),
+    "pickle.load": Loader("pickle.load", (),
+                          "with open(path, 'rb') as f:\n    obj = pickle.load(f)"),
     "torch.load": Loader("torch.load(weights_only=False)", ("torch",),
                          "obj = torch.load(path, weights_only=False)"),
     "torch.load+forward": Loader("torch.load(weights_only=False) then forward", ("torch",),
@@ -46,14 +52,7 @@ import json, os, pickle, sys, warnings
 warnings.simplefilter("ignore")
 path, canary = sys.argv[1], sys.argv[2]
 report = {{"loaded": None, "after": None}}
-try:
-    import torch
-except ImportError:
-    pass
-try:
-    import joblib
-except ImportError:
-    pass
+{imports}
 try:
 {load}
     report["loaded"] = "ok"
@@ -93,7 +92,8 @@ def run_loader(loader: Loader, path: Path, canary: Path) -> Proof:
     """Run ``loader`` on ``path`` in a fresh interpreter with the fixture folder as working
     directory; ``canary`` must not exist beforehand."""
     assert not canary.exists()
-    script = SCRIPT.format(load=textwrap.indent(loader.load, " " * 4),
+    imports = "".join(f"import {mod}\n" for mod in loader.imports)
+    script = SCRIPT.format(imports=imports, load=textwrap.indent(loader.load, " " * 4),
                            after=textwrap.indent(loader.after or "pass", " " * 8),
                            has_after=bool(loader.after))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONSAFEPATH", "PYTHONPATH")}
