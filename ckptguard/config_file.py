@@ -216,15 +216,18 @@ def _path(key: str, field_name: str) -> Callable[[_Reader, Any], dict[str, Any]]
 
 
 def _limits(r: _Reader, v: Any) -> dict[str, Any]:
-    changes: dict[str, int] = {}
+    changes: dict[str, Any] = {}
     for key, value in r.table("limits", v).items():
         name = key.replace("-", "_")
-        if name not in LIMIT_NAMES:
+        if name not in LIMIT_NAMES or name == "scale_pickle_limits":
             hint = _did_you_mean(name, LIMIT_NAMES).replace("_", "-")
             raise r.error(f"limits.{key}", f"is not a known limit{hint}")
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise r.error(f"limits.{key}", f"must be a positive integer, not {value!r}")
         changes[name] = value
+    if "max_pickle_opcodes" in changes or "max_pickle_memo" in changes:
+        # A count the user wrote is a cap, not a floor to scale with the stream.
+        changes["scale_pickle_limits"] = False
     return {"limits": replace(Limits(), **changes)}
 
 

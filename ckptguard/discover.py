@@ -67,8 +67,8 @@ def discover(paths: Iterable[str | os.PathLike[str]], *, excludes: Iterable[str]
             yield _file_artifact(path, cwd)
 
 
-def _file_artifact(path: Path, cwd: Path) -> Artifact:
-    return Artifact((display_path(path, cwd),), FileSource(str(path)))
+def _file_artifact(path: Path, cwd: Path, in_repo: str | None = None) -> Artifact:
+    return Artifact((display_path(path, cwd),), FileSource(str(path)), in_repo=in_repo)
 
 
 def _excluded(name: str, patterns: tuple[str, ...]) -> bool:
@@ -78,13 +78,18 @@ def _excluded(name: str, patterns: tuple[str, ...]) -> bool:
 
 
 def _walk(top: Path, cwd: Path, excludes: tuple[str, ...]) -> Iterator[Artifact | Skipped]:
+    repos: list[tuple[Path, str]] = []
     for directory, dirnames, filenames in os.walk(top, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and
                              not _excluded(display_path(Path(directory) / d, cwd), excludes))
         here = Path(directory)
         if is_repo_folder(here):
-            yield Artifact((display_path(here, cwd) + "/",), MemorySource(b""),
+            repos.append((here, display_path(here, cwd) + "/"))
+            yield Artifact((repos[-1][1],), MemorySource(b""),
                            directory=str(here), format_hint="hf-repo")
+        # The innermost repository folder this directory is in (scanned as a unit as well).
+        in_repo = next((shown for root, shown in reversed(repos)
+                        if here == root or root in here.parents), None)
         for name in sorted(filenames):
             path = here / name
             shown = display_path(path, cwd)
@@ -98,4 +103,4 @@ def _walk(top: Path, cwd: Path, excludes: tuple[str, ...]) -> Iterator[Artifact 
             if not path.is_file():
                 yield Skipped(shown, "not a regular file")
                 continue
-            yield _file_artifact(path, cwd)
+            yield _file_artifact(path, cwd, in_repo)

@@ -67,6 +67,12 @@ class Artifact:
     directory: str | None = None
     # Format decided by a container that knows better than sniffing (e.g. torch zip members).
     format_hint: str | None = None
+    # The loader that will read it, where that changes what names mean: "torchscript" for the
+    # pickles of a TorchScript archive (``__torch__.*`` classes come from the archive's code).
+    loader: str | None = None
+    # The repository folder (its chain entry) this file was discovered in, when that folder is
+    # scanned as a unit too; None for a file scanned on its own.
+    in_repo: str | None = None
 
     @property
     def name(self) -> str:
@@ -77,9 +83,9 @@ class Artifact:
         return Location(self.chain)
 
     def child(self, member: str, source: ByteSource, *, format_hint: str | None = None,
-              nested: bool = True) -> Artifact:
+              nested: bool = True, loader: str | None = None) -> Artifact:
         return Artifact((*self.chain, member), source, self.depth + (1 if nested else 0),
-                        format_hint=format_hint)
+                        format_hint=format_hint, loader=loader, in_repo=self.in_repo)
 
 
 @dataclass

@@ -130,9 +130,11 @@ def cache_units(snapshots: Iterable[Snapshot], excludes: Iterable[str] = ()) -> 
     ``hf-repo`` unit per snapshot folder that looks like a model repo."""
     patterns = tuple(excludes)
     by_blob: dict[Path, list[str]] = {}
+    in_repo: dict[Path, str] = {}  # blob -> the first repo unit that also covers it
     repos: list[ScanUnit] = []
     for snapshot in snapshots:
-        if is_repo_folder(snapshot.directory):
+        repo = is_repo_folder(snapshot.directory)
+        if repo:
             repos.append(ScanUnit(Artifact((snapshot.label + "/",), MemorySource(b""),
                                            directory=str(snapshot.directory),
                                            format_hint="hf-repo")))
@@ -140,7 +142,9 @@ def cache_units(snapshots: Iterable[Snapshot], excludes: Iterable[str] = ()) -> 
             if any(fnmatch(item.name, p) or fnmatch(item.link.name, p) for p in patterns):
                 continue
             by_blob.setdefault(item.blob, []).append(item.name)
-    units = [ScanUnit(Artifact((names[0],), FileSource(str(blob))), file=str(blob),
-                      aliases=tuple(names[1:]))
+            if repo:
+                in_repo.setdefault(item.blob, snapshot.label + "/")
+    units = [ScanUnit(Artifact((names[0],), FileSource(str(blob)), in_repo=in_repo.get(blob)),
+                      file=str(blob), aliases=tuple(names[1:]))
              for blob, names in by_blob.items()]
     return [*repos, *units]

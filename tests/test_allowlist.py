@@ -31,6 +31,7 @@ LIBRARY_FILES = {
     "configs.yaml": ("omegaconf", "pytorch_lightning", "lightning", "lightning_fabric"),
     "boosting.yaml": ("xgboost", "lightgbm"),
     "tokenizers.yaml": ("tokenizers",),
+    "morfessor.yaml": ("morfessor",),
 }
 
 # Loaders, code paths and gadgets that look like data: none may ever be allowed.
@@ -46,8 +47,7 @@ MUST_NOT_ALLOW = (
     "numpy.testing.assert_equal", "numpy.distutils.exec_command.exec_command",
     "numpy.f2py.compile", "numpy.ctypeslib.load_library", "numpy.core._ufunc_reconstruct",
     "numpy._core._ufunc_reconstruct", "numpy.lib.format.read_array",
-    "joblib.load", "joblib.numpy_pickle_compat.NDArrayWrapper",
-    "joblib.numpy_pickle_compat.ZNDArrayWrapper",
+    "joblib.load", "joblib.numpy_pickle_compat.read_zfile", "joblib.numpy_pickle.load",
     "sklearn.datasets.fetch_openml", "sklearn.datasets._openml.fetch_openml",
     "sklearn.datasets.load_svmlight_file", "sklearn.datasets.dump_svmlight_file",
     "sklearn.tree.export_graphviz", "sklearn.tree._export.export_graphviz",

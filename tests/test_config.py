@@ -61,7 +61,8 @@ def test_every_key_reaches_the_config(tmp_path: Path) -> None:
     assert config.excludes == ("build/**", "*.tmp")
     assert config.weights is True
     assert config.license_policy == {"fail-on-conflict": True, "denied": ["cc-by-nc-4.0"]}
-    assert config.limits == Limits(max_pickle_opcodes=1000, max_archive_depth=3)
+    assert config.limits == Limits(max_pickle_opcodes=1000, max_archive_depth=3,
+                                  scale_pickle_limits=False)
     assert config.baseline == str(tmp_path / "ckpt-baseline.json")
     assert config.source is not None and config.source.endswith("pyproject.toml [tool.ckptguard]")
 

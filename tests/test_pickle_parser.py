@@ -34,7 +34,8 @@ from fixtures.pickles import os_system_p2, torch_legacy
 CANARY = Path("/nonexistent/ckptguard-canary")
 
 
-def run(stream: bytes, *, chain: tuple[str, ...] = ("t.pkl",), **limits: int) -> ParseOutput:
+def run(stream: bytes, *, chain: tuple[str, ...] = ("t.pkl",), **limits: int | bool
+        ) -> ParseOutput:
     ctx = ParseContext(limits=replace(DEFAULT_LIMITS, **limits))
     return parse(Artifact(chain, MemorySource(stream)), ctx)
 
@@ -150,9 +151,11 @@ def test_nested_depth_is_bounded() -> None:
 
 def test_limits_become_facts() -> None:
     data = pickle.dumps(list(range(1000)), protocol=2)
-    assert one(run(data, max_pickle_opcodes=50), "limit.hit")["limit"] == "pickle opcodes"
+    exact = {"scale_pickle_limits": False}  # the counts as exact caps, not scaled floors
+    assert one(run(data, max_pickle_opcodes=50, **exact), "limit.hit")["limit"] == \
+        "pickle opcodes"
     memo = pickle.dumps([str(i) for i in range(50)], protocol=4)
-    assert one(run(memo, max_pickle_memo=10), "limit.hit")["limit"] == "pickle memo"
+    assert one(run(memo, max_pickle_memo=10, **exact), "limit.hit")["limit"] == "pickle memo"
     deep = proto(2) + b"K\x01" * 3000 + STOP  # the bound is checked every 1024 opcodes
     assert one(run(deep, max_pickle_stack=20), "limit.hit")["limit"] == "pickle stack"
     nested = b"(" * 30 + b"N."
@@ -164,7 +167,7 @@ def test_limits_become_facts() -> None:
 
 def test_limit_keeps_facts_found_before_it() -> None:
     stream = os_system_p2(CANARY)[:-1] + b"K\x01" * 100 + STOP
-    output = run(stream, max_pickle_opcodes=20)
+    output = run(stream, max_pickle_opcodes=20, scale_pickle_limits=False)
     assert one(output, "pickle.import")["qualname"] == "os.system"
     assert one(output, "limit.hit")["limit"] == "pickle opcodes"
 
@@ -224,3 +227,29 @@ def test_legacy_torch_tensor_bytes_are_file_slices(tmp_path: Path) -> None:
     assert isinstance(weight.source, FileSource)
     assert _struct.unpack("<4f", weight.source.read(0, 16)) == (1.0, 2.0, 3.0, 4.0)
     assert not parse(artifact, ParseContext()).tensors
+
+
+def test_pickle_limits_scale_with_the_stream() -> None:
+    """Counts are floors that grow with the stream (one opcode per byte at most, memo entries
+    within the memory budget): a large plain-data pickle parses instead of failing closed."""
+    rows = pickle.dumps([(str(i), i) for i in range(3000)], protocol=4)
+    scaled = run(rows, max_pickle_opcodes=100, max_pickle_memo=100)
+    assert not list(scaled.of_kind("limit.hit")) and not list(scaled.of_kind("parse.error"))
+    exact = run(rows, max_pickle_memo=100, scale_pickle_limits=False)
+    assert one(exact, "limit.hit")["limit"] == "pickle memo"
+
+
+def test_pickle_memo_stays_within_the_memory_budget() -> None:
+    from ckptguard.limits import MEMO_ENTRY_BYTES
+
+    rows = pickle.dumps([str(i) for i in range(3000)], protocol=4)
+    capped = run(rows, max_pickle_memo=100, pickle_memory_budget=500 * MEMO_ENTRY_BYTES)
+    hit = one(capped, "limit.hit")
+    assert hit["limit"] == "pickle memo" and hit["value"] == 500
+
+
+def test_protocol_0_strings_longer_than_a_megabyte_parse() -> None:
+    big = "x" * (3 * 1024 * 1024)
+    output = run(pickle.dumps({"vocab": big}, protocol=0))
+    assert not list(output.of_kind("parse.error")) and not list(output.of_kind("limit.hit"))
+    assert one(output, "pickle.stream")["pickles"] == 1

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from ckptguard.engine.checks import CheckContext, Hit
 from ckptguard.facts import Fact
 from ckptguard.license.catalog import Catalog, Terms, load_catalog
-from ckptguard.license.lineage import lineage_problems
+from ckptguard.license.lineage import (
+    ModelName,
+    base_attributes,
+    embedded_bases,
+    embedded_name,
+    lineage_problems,
+    name_begins_with,
+)
 from ckptguard.license.policy import LicensePolicy
 from ckptguard.model import Severity
 
@@ -38,11 +45,22 @@ def _declared(ctx: CheckContext, catalog: Catalog, *, embedded: bool) -> list[De
         terms = catalog.by_hf.get(str(fact.get("license")))
         out.append(Declared(fact, str(fact.get("source")), str(fact.get("raw")), terms))
     if embedded:
-        for fact in ctx.of_kind("metadata.license"):
+        facts = list(ctx.of_kind("metadata.license"))
+        # "other" beside a license name (GGUF general.license.name, license_name) is the Hub
+        # convention for "the license named there", as in a card: the name is the statement.
+        named = {f.location.chain for f in facts if _names_license(f)}
+        for fact in facts:
             normalized = catalog.normalize(fact.get("value"))
+            if normalized.id in ("other", "unknown") and fact.location.chain in named:
+                continue
             out.append(Declared(fact, str(fact.get("source", "embedded")), normalized.raw,
                                 normalized.terms))
     return out
+
+
+def _names_license(fact: Fact) -> bool:
+    key = str(fact.get("key") or "").lower()
+    return key.endswith(("license.name", "license_name")) and bool(fact.get("value"))
 
 
 def _primary(declared: list[Declared]) -> Declared | None:
@@ -76,50 +94,103 @@ def sources_disagree(ctx: CheckContext) -> Iterable[Hit]:
               severity=_conflict_severity(ctx))
 
 
+def _lone_file(ctx: CheckContext) -> bool:
+    """A file scanned on its own, not as part of a repository folder that is judged as a unit
+    (whose card, LICENSE files and name then speak for it)."""
+    return ctx.format != "hf-repo" and ctx.artifact.in_repo is None
+
+
+def _bases(ctx: CheckContext, catalog: Catalog) -> list[Fact]:
+    """The base models the artifact declares, as ``license.base_model`` facts: a repository's
+    from its card (or its weight files'), a weight file's from its own metadata."""
+    if ctx.format == "hf-repo":
+        return list(ctx.of_kind("license.base_model"))
+    return [Fact.of("license.base_model", base.location, **base_attributes(base, catalog))
+            for base in embedded_bases(ctx.of_kind("metadata.base_model"))]
+
+
+def _base_evidence(base: Fact, terms: Terms) -> dict[str, object]:
+    evidence: dict[str, object] = {"base_model": base.get("name"), "base_license": terms.hf_id,
+                                   "base_stated_in": base.get("stated_in")}
+    if base.get("family"):
+        evidence.update(base_family=base.get("family"), matched_by=base.get("matched_by"),
+                        family_source=base.get("family_source"))
+    return evidence
+
+
+def _base_phrase(base: Fact) -> str:
+    """The base as stated, where, and how ckptguard recognised its family."""
+    said = f"{base.get('name')} ({base.get('relation')}, stated in {base.get('stated_in')}"
+    if base.get("family"):
+        said += f"; {base.get('family')} family, matched by {base.get('matched_by')}"
+    return said + ")"
+
+
 def base_conflict(ctx: CheckContext) -> Iterable[Hit]:
+    if not _has_license_facts(ctx):
+        return
     catalog = load_catalog()
-    mine = _primary(_declared(ctx, catalog, embedded=False))
+    mine = _primary(_declared(ctx, catalog, embedded=ctx.format != "hf-repo"))
     if mine is None or mine.terms is None:
         return
-    for base in ctx.of_kind("license.base_model"):
+    for base in _bases(ctx, catalog):
         base_terms = catalog.by_hf.get(str(base.get("license")))
         if base_terms is None:
             continue
         problems = list(dict.fromkeys(lineage_problems(base_terms, mine.terms)))
         if problems:
-            yield Hit(message=f"Derivative of {base.get('name')} ({base.get('relation')}): "
-                              + "; ".join(problems)
+            yield Hit(message=f"Derivative of {_base_phrase(base)}: " + "; ".join(problems)
                               + f". Distribute it under terms the base allows{_policy_note(ctx)}",
                       location=base.location, subject=f"{base.get('name')}:{mine.terms.hf_id}",
-                      evidence={"base_model": base.get("name"), "base_license": base_terms.hf_id,
-                                "declared": mine.terms.hf_id, "declared_in": mine.source},
+                      evidence={**_base_evidence(base, base_terms), "declared": mine.terms.hf_id,
+                                "declared_in": mine.source},
                       severity=_conflict_severity(ctx))
 
 
-def obligations(ctx: CheckContext) -> Iterable[Hit]:
-    catalog = load_catalog()
+def _judged_name(ctx: CheckContext) -> tuple[Fact | None, ModelName | None]:
+    """(the repository fact, the name judged): a repository's from its card and files, a lone
+    file's from its own metadata (None when it states no name)."""
     repo = next(iter(ctx.of_kind("license.repo")), None)
-    if repo is None:
-        return
-    for base in ctx.of_kind("license.base_model"):
-        terms = catalog.by_hf.get(str(base.get("license")))
-        if terms is None:
-            continue
-        missing = []
+    if repo is not None:
+        return repo, ModelName(str(repo.get("name") or ""), str(repo.get("name_source")),
+                               repo.location)
+    return None, embedded_name(ctx.of_kind("metadata.name"))
+
+
+def _unmet(terms: Terms, repo: Fact | None, name: ModelName | None) -> list[str]:
+    missing = []
+    if repo is not None:  # a lone file cannot carry a LICENSE file or a card notice
         if terms.license_copy and not repo.get("license_files"):
             missing.append(f"a copy of the {terms.name} (no LICENSE file in the repository)")
         if terms.notice and terms.notice not in (repo.get("notices") or ()):
             missing.append(f"the notice {terms.notice!r} in the model card or NOTICE file")
-        name = str(repo.get("name") or "")
-        if terms.name_prefix and not name.lower().startswith(terms.name_prefix.lower()):
-            missing.append(f"a model name beginning with {terms.name_prefix!r} "
-                           f"(the name is {name!r})")
+    if terms.name_prefix and name is not None and \
+            not name_begins_with(name.value, terms.name_prefix):
+        missing.append(f"a model name beginning with {terms.name_prefix!r} "
+                       f"(the name is {name.value!r}, from {name.source})")
+    return missing
+
+
+def obligations(ctx: CheckContext) -> Iterable[Hit]:
+    if not _has_license_facts(ctx) or not (ctx.format == "hf-repo" or _lone_file(ctx)):
+        return
+    catalog = load_catalog()
+    repo, name = _judged_name(ctx)
+    if repo is None and ctx.format == "hf-repo":
+        return
+    for base in _bases(ctx, catalog):
+        terms = catalog.by_hf.get(str(base.get("license")))
+        if terms is None:
+            continue
+        missing = _unmet(terms, repo, name)
         if missing:
-            yield Hit(message=f"The {terms.hf_id} terms of base {base.get('name')} require "
+            evidence = {**_base_evidence(base, terms), "missing": " | ".join(missing)}
+            if name is not None:
+                evidence.update(name=name.value, name_source=name.source)
+            yield Hit(message=f"The {terms.hf_id} terms of base {_base_phrase(base)} require "
                               + "; ".join(missing) + f"{_policy_note(ctx)}",
-                      location=repo.location, subject=f"{base.get('name')}:{terms.hf_id}",
-                      evidence={"base_model": base.get("name"), "base_license": terms.hf_id,
-                                "missing": " | ".join(missing)},
+                      location=repo.location if repo is not None else base.location,
+                      subject=f"{base.get('name')}:{terms.hf_id}", evidence=evidence,
                       severity=_conflict_severity(ctx))
 
 
@@ -153,7 +224,8 @@ def unrecognised(ctx: CheckContext) -> Iterable[Hit]:
                       evidence={"source": fact.get("source"), "raw": fact.get("raw")})
 
 
-LICENSE_KINDS = ("license.statement", "metadata.license", "license.base_model")
+LICENSE_KINDS = ("license.statement", "metadata.license", "license.base_model",
+                 "metadata.base_model")
 
 
 def _has_license_facts(ctx: CheckContext) -> bool:
@@ -163,11 +235,12 @@ def _has_license_facts(ctx: CheckContext) -> bool:
 
 
 def _judged(ctx: CheckContext, catalog: Catalog) -> list[Declared]:
-    """Statements policy applies to: a repo's own; a lone file's embedded metadata."""
+    """Statements policy applies to: a repo's own; a file's embedded metadata; and, for a repo
+    or a lone file, the license of each base model it declares."""
     in_repo = ctx.format == "hf-repo"
     declared = _declared(ctx, catalog, embedded=not in_repo)
-    if in_repo:
-        for base in ctx.of_kind("license.base_model"):
+    if in_repo or _lone_file(ctx):
+        for base in _bases(ctx, catalog):
             terms = catalog.by_hf.get(str(base.get("license")))
             if terms is not None:
                 declared.append(Declared(base, f"base model {base.get('name')}", terms.hf_id,

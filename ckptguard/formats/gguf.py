@@ -172,6 +172,8 @@ class _GGUF:
             return
         if key in LICENSE_KEYS:
             self.out.add("metadata.license", where, value=shown, source=f"gguf:{key}", key=key)
+        if key == "general.name":
+            self.out.add("metadata.name", where, value=shown, source=f"gguf:{key}", key=key)
         base = BASE_MODEL_KEY.match(key)
         if base:
             self.out.add("metadata.base_model", where, index=int(base.group(1)),

@@ -19,6 +19,7 @@ from ckptguard.facts import Artifact, ParseOutput, TensorRef
 from ckptguard.formats import ParseContext
 from ckptguard.formats.onnx_external import OK, external_ref, judge
 from ckptguard.formats.onnx_wire import initializer_ranges
+from ckptguard.license.embedded import lineage_facts
 from ckptguard.model import Location
 from ckptguard.source import FileSource, MemorySource, slice_source
 
@@ -115,6 +116,8 @@ def _model_facts(model: object, output: ParseOutput, where: Location) -> None:
         if LICENSE_KEY.search(prop.key) and prop.value.strip():
             output.add("metadata.license", key_where, value=prop.value.strip()[:500],
                        source=f"onnx:metadata_props.{prop.key}", key=prop.key)
+        output.facts.extend(lineage_facts(key_where, prop.key, prop.value,
+                                          f"onnx:metadata_props.{prop.key}"))
 
 
 def _subgraphs(node: object) -> Iterator[tuple[str, object]]:

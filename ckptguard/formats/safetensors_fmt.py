@@ -19,6 +19,7 @@ from typing import Any
 from ckptguard.facts import Artifact, ParseOutput, TensorRef
 from ckptguard.formats import ParseContext
 from ckptguard.formats.appended import appended_formats
+from ckptguard.license.embedded import lineage_facts
 from ckptguard.source import slice_source
 
 # dtype -> bits per element (safetensors 0.6+: sub-byte floats pack densely).
@@ -242,6 +243,8 @@ def _judge(artifact: Artifact, ctx: ParseContext, emit: _Emitter, header: dict[s
             emit.out.add("metadata.license", emit.where.within(key=f"{METADATA_KEY}.{key}"),
                          value=value[:MAX_FACT_VALUE], source=f"safetensors:{METADATA_KEY}.{key}",
                          key=key)
+        emit.out.facts.extend(lineage_facts(emit.where.within(key=f"{METADATA_KEY}.{key}"), key,
+                                            value, f"safetensors:{METADATA_KEY}.{key}"))
     if used < buffer_size and all(e.end <= buffer_size for e in entries):
         _trailing(artifact, emit, data_start + used, buffer_size - used)
     if ctx.want_tensors:

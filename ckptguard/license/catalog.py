@@ -8,12 +8,12 @@ import csv
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from fnmatch import fnmatch
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from ckptguard.engine.ruleset import rules_directory
+from ckptguard.license.families import BaseRef, Family, FamilyMatch, match_family, parse_families
 from ckptguard.yamlio import load_yaml
 
 
@@ -61,14 +61,19 @@ class Catalog:
     by_hf: Mapping[str, Terms]
     by_spdx: Mapping[str, Terms]
     aliases: Mapping[str, str]  # folded free-text name -> hf id
-    families: tuple[tuple[str, str], ...]  # (repo pattern, hf id)
+    families: tuple[Family, ...]  # base-model families (base_models.yaml), first match wins
     texts: Mapping[str, Mapping[str, tuple[str, ...]]]
 
+    def base_family(self, ref: BaseRef) -> FamilyMatch | None:
+        """The family of a base model however it is named (repo id, URL, organisation and
+        display name), or None."""
+        return match_family(self.families, ref)
+
     def base_license(self, repo_id: str) -> Terms | None:
-        for pattern, hf_id in self.families:
-            if fnmatch(repo_id.lower(), pattern.lower()):
-                return self.by_hf.get(hf_id)
-        return None
+        """The terms of the base model a card's ``base_model`` names, when the table knows
+        them."""
+        found = self.base_family(BaseRef(name=repo_id))
+        return self.by_hf.get(found.family.license) if found else None
 
     def normalize(self, raw: object) -> Normalized:
         text = str(raw).strip() if raw is not None else ""
@@ -90,7 +95,7 @@ class Catalog:
 
 
 def _fold(text: str) -> str:
-    text = text.strip().lower()
+    text = text.strip().lower().replace(",", " ")
     text = re.sub(r"\s+license$|^the\s+|\s+licence$", "", text)
     return re.sub(r"[\s_]+", "-", text)
 
@@ -179,12 +184,16 @@ def _read_catalog(directory: Path) -> Catalog:
                 by_spdx[_fold(stem + suffix)] = _unambiguous(terms, stem + suffix)
     aliases = dict(ALIASES)
     for terms in by_hf.values():
-        aliases.setdefault(_fold(terms.name), terms.hf_id)
+        # Full names as publishers write them: with or without "Agreement", with "Meta" before
+        # Meta's ("META LLAMA 3 COMMUNITY LICENSE AGREEMENT", "Llama 3 Community License").
+        short = re.sub(r"\s+agreement$", "", terms.name.strip(), flags=re.IGNORECASE)
+        for name in (terms.name, short, f"Meta {terms.name}", f"Meta {short}"):
+            aliases.setdefault(_fold(name), terms.hf_id)
     families = document("base_models.yaml")
     texts = document("texts.yaml")["texts"]
     return Catalog(
         by_hf=by_hf, by_spdx=by_spdx, aliases=aliases,
-        families=tuple((f["pattern"], f["license"]) for f in families["families"]),
+        families=parse_families(families),
         texts={k: {part: tuple(v.get(part, ())) for part in ("all", "any", "not")}
                for k, v in texts.items()})
 

@@ -9,9 +9,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ckptguard.facts import Artifact, ParseOutput
+from ckptguard.facts import Artifact, Fact, ParseOutput
 from ckptguard.formats import ParseContext, parser_for
 from ckptguard.license.catalog import Catalog, load_catalog
+from ckptguard.license.families import BaseRef
+from ckptguard.license.lineage import BaseModel, base_attributes, embedded_bases, embedded_name
+from ckptguard.license.naming import card_names, model_name
 from ckptguard.license.textid import identify
 from ckptguard.model import Location
 from ckptguard.sniff import sniff
@@ -94,11 +97,11 @@ def _card(directory: Path, chain: tuple[str, ...], catalog: Catalog, output: Par
                        card["license_name"], "card:license_name")
         else:
             _statement(output, catalog, where.within(key="license"), raw, "card:license")
+    relation = str(card.get("base_model_relation") or "finetune")
     for base in _as_list(card.get("base_model")):
-        terms = catalog.base_license(base)
-        output.add("license.base_model", where.within(key="base_model"), name=base,
-                   relation=str(card.get("base_model_relation") or "finetune"),
-                   license=terms.hf_id if terms else None)
+        stated = BaseModel(BaseRef(name=base), "card:base_model", where.within(key="base_model"),
+                           relation)
+        output.add("license.base_model", stated.location, **base_attributes(stated, catalog))
     return card, text
 
 
@@ -142,8 +145,10 @@ def _package_metadata(directory: Path, chain: tuple[str, ...], catalog: Catalog,
                            value.rsplit("::", 1)[-1].strip(), "package:classifier", 0.8)
 
 
-def _embedded(directory: Path, chain: tuple[str, ...], output: ParseOutput) -> None:
-    """``metadata.license`` facts from the weight files' own headers."""
+def _embedded(directory: Path, chain: tuple[str, ...], output: ParseOutput) -> list[Fact]:
+    """``metadata.license`` facts from the weight files' own headers (added to ``output``);
+    returns their lineage facts (``metadata.base_model``, ``metadata.name``)."""
+    lineage: list[Fact] = []
     seen = 0
     for path in sorted(directory.rglob("*")):
         if seen >= MAX_EMBEDDED_FILES or not path.is_file() or path.is_symlink():
@@ -161,8 +166,12 @@ def _embedded(directory: Path, chain: tuple[str, ...], output: ParseOutput) -> N
             parsed = parser(artifact, ParseContext())
         except Exception:  # noqa: BLE001 - the file's own scan reports its parse problems
             continue
-        for fact in parsed.of_kind("metadata.license"):
-            output.facts.append(fact)
+        for fact in parsed.facts:
+            if fact.kind == "metadata.license":
+                output.facts.append(fact)
+            elif fact.kind in ("metadata.base_model", "metadata.name"):
+                lineage.append(fact)
+    return lineage
 
 
 def collect(artifact: Artifact, context: ParseContext) -> ParseOutput:
@@ -177,22 +186,19 @@ def collect(artifact: Artifact, context: ParseContext) -> ParseOutput:
     card, card_text = _card(directory, chain, catalog, output, limit)
     files, file_text = _license_files(directory, chain, catalog, output, limit)
     _package_metadata(directory, chain, catalog, output, limit)
-    _embedded(directory, chain, output)
+    lineage = _embedded(directory, chain, output)
+    if not any(True for _ in output.of_kind("license.base_model")):
+        # No base in the card: the weight files' own declarations stand for the repository.
+        for base in embedded_bases(f for f in lineage if f.kind == "metadata.base_model"):
+            output.add("license.base_model", base.location, **base_attributes(base, catalog))
     everything = f"{card_text}\n{file_text}".lower()
     notices = sorted({t.notice for t in catalog.by_hf.values()
                       if t.notice and t.notice.lower() in everything})
-    model_name = _model_name(card) or directory.resolve().name
-    output.add("license.repo", artifact.location, name=model_name, license_files=tuple(files),
-               notices=tuple(notices), has_card=bool(card_text))
+    readme = Location((*chain, "README.md"))
+    name = model_name(card_names(card, card_text, readme),
+                      embedded_name(f for f in lineage if f.kind == "metadata.name"),
+                      directory.resolve().name, artifact.location)
+    output.add("license.repo", artifact.location, name=name.value, name_source=name.source,
+               name_where=name.location.describe(),
+               license_files=tuple(files), notices=tuple(notices), has_card=bool(card_text))
     return output
-
-
-def _model_name(card: Mapping[str, Any]) -> str | None:
-    index = card.get("model-index")
-    if isinstance(index, list) and index and isinstance(index[0], Mapping):
-        name = index[0].get("name")
-        if isinstance(name, str):
-            return name
-    name = card.get("model_name")
-    return name if isinstance(name, str) else None
-

@@ -13,6 +13,8 @@ from ckptguard.discover import Skipped, discover
 from ckptguard.facts import Artifact, Fact
 from ckptguard.formats import ParseContext, parser_for
 from ckptguard.license import sources
+from ckptguard.license.catalog import load_catalog
+from ckptguard.license.lineage import base_attributes, embedded_bases, embedded_name
 from ckptguard.sniff import sniff
 
 MODEL_FORMATS = {"pickle", "torch-legacy", "pytorch-zip", "torchscript", "zip", "numpy", "npz",
@@ -34,7 +36,7 @@ class ModelUnit:
     name: str
     path: str
     is_repo: bool
-    facts: tuple[Fact, ...]  # license.* facts (repos)
+    facts: tuple[Fact, ...]  # license.* facts (repos; a lone file's declared base models)
     files: tuple[WeightFile, ...]
 
 
@@ -46,21 +48,37 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
-def _weight_file(artifact: Artifact, real_path: str) -> WeightFile | None:
+def _weight_file(artifact: Artifact, real_path: str) -> tuple[WeightFile, list[Fact]] | None:
+    """The weight file, and the lineage its own metadata declares (``metadata.base_model``,
+    ``metadata.name``)."""
     sniffed = sniff(artifact)
     if sniffed.format not in MODEL_FORMATS:
         return None
     facts: tuple[Fact, ...] = ()
+    lineage: list[Fact] = []
     if sniffed.format in sources.HEADER_FORMATS:
         parser = parser_for(sniffed.format)
         if parser is not None:
             try:
                 parsed = parser(artifact, ParseContext())
                 facts = tuple(parsed.of_kind("metadata.license"))
+                lineage = [f for f in parsed.facts
+                           if f.kind in ("metadata.base_model", "metadata.name")]
             except Exception:  # noqa: BLE001 - the scan reports parse problems; the BOM lists
                 facts = ()
     return WeightFile(artifact.chain[0], sniffed.format, os.path.getsize(real_path),
-                      sha256_of(real_path), facts)
+                      sha256_of(real_path), facts), lineage
+
+
+def _lone_unit(weight: WeightFile, lineage: list[Fact]) -> ModelUnit:
+    """A model file outside a repository: its name and base models are what it declares."""
+    catalog = load_catalog()
+    bases = tuple(Fact.of("license.base_model", base.location, **base_attributes(base, catalog))
+                  for base in embedded_bases(f for f in lineage
+                                             if f.kind == "metadata.base_model"))
+    named = embedded_name(f for f in lineage if f.kind == "metadata.name")
+    return ModelUnit(named.value if named else Path(weight.path).name, weight.path, False, bases,
+                     (weight,))
 
 
 def inventory(paths: Iterable[str | os.PathLike[str]], *, root: Path | None = None,
@@ -78,14 +96,15 @@ def inventory(paths: Iterable[str | os.PathLike[str]], *, root: Path | None = No
         source_path = getattr(item.source, "path", None)
         if source_path is None:
             continue
-        weight = _weight_file(item, source_path)
-        if weight is None:
+        found = _weight_file(item, source_path)
+        if found is None:
             continue
+        weight, lineage = found
         parent = str(Path(source_path).parent)
         if parent in repos:
             repos[parent][1].append(weight)
         else:
-            lone.append(ModelUnit(Path(weight.path).name, weight.path, False, (), (weight,)))
+            lone.append(_lone_unit(weight, lineage))
     units = []
     for directory, (artifact, files) in repos.items():
         collected = sources.collect(artifact, ctx)

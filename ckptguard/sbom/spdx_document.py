@@ -14,6 +14,7 @@ from typing import Any
 from ckptguard import __version__
 from ckptguard.facts import Fact
 from ckptguard.license.catalog import Catalog, Terms, load_catalog
+from ckptguard.license.families import HUB_URL, REPO_ID
 from ckptguard.license.lineage import lineage_problems
 from ckptguard.sbom.inventory import ModelUnit, WeightFile
 
@@ -78,6 +79,30 @@ def _statement_terms(facts: Sequence[Fact], catalog: Catalog, prefix: str) -> Te
             if terms is not None:
                 return terms
     return None
+
+
+def _embedded_terms(unit: ModelUnit, catalog: Catalog) -> Terms | None:
+    """A lone file's declared license: the first recognised one in its own metadata."""
+    for weight in unit.files:
+        for fact in weight.facts:
+            terms = catalog.normalize(fact.get("value")).terms
+            if terms is not None:
+                return terms
+    return None
+
+
+def _base_location(base: Fact) -> Any:
+    """Where the base model is published: its stated repository URL, or the Hub page of its
+    repository id; NOASSERTION for a display name."""
+    from spdx_tools.spdx.model import SpdxNoAssertion
+
+    url = str(base.get("repo_url") or "")
+    name = str(base.get("name") or "")
+    if HUB_URL.match(url):
+        return url
+    if REPO_ID.match(name):
+        return f"https://huggingface.co/{name}"
+    return SpdxNoAssertion()
 
 
 def _concluded(unit: ModelUnit, catalog: Catalog) -> tuple[Terms | None, str | None]:
@@ -148,7 +173,8 @@ def build_document(units: Sequence[ModelUnit], *, name: str = "ckptguard-model-s
 
     for unit in units:
         declared = _statement_terms(unit.facts, catalog, "card:") or \
-            _statement_terms(unit.facts, catalog, "")
+            _statement_terms(unit.facts, catalog, "") or \
+            (None if unit.is_repo else _embedded_terms(unit, catalog))
         concluded, why_not = _concluded(unit, catalog)
         unit_id = new_id(f"Model-{unit.name}")
         packages.append(Package(
@@ -180,13 +206,12 @@ def build_document(units: Sequence[ModelUnit], *, name: str = "ckptguard-model-s
             base_terms = catalog.by_hf.get(str(base.get("license")))
             base_id = new_id(f"Base-{base_name}")
             packages.append(Package(
-                spdx_id=base_id, name=base_name,
-                download_location=f"https://huggingface.co/{base_name}",
+                spdx_id=base_id, name=base_name, download_location=_base_location(base),
                 files_analyzed=False, primary_package_purpose=PackagePurpose.OTHER,
                 license_declared=licenses.expression(base_terms),
                 license_concluded=SpdxNoAssertion(), copyright_text=SpdxNoAssertion(),
-                comment="base model named by the model card (license from ckptguard's "
-                        "base-model family table)"))
+                comment=f"base model stated in {base.get('stated_in') or 'the model card'} "
+                        "(license from ckptguard's base-model family table)"))
             relation = RELATION_TYPES.get(str(base.get("relation")), "DESCENDANT_OF")
             relationships.append(Relationship(unit_id, RelationshipType[relation], base_id))
     return Document(info, packages=packages, relationships=relationships,

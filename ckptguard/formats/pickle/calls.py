@@ -22,7 +22,7 @@ from ckptguard.formats.pickle.names import (
     UNPICKLERS,
     canonical,
 )
-from ckptguard.formats.pickle.trace import CallEvent, NestedEvent, Trace
+from ckptguard.formats.pickle.trace import CallEvent, NestedEvent, Note, Trace
 from ckptguard.formats.pickle.values import (
     Blob,
     DictV,
@@ -157,6 +157,10 @@ def build(m: Machine, obj: Any, state: Any, offset: int) -> None:
         special.skip_joblib_array(m, state, offset + 1)
     elif obj.cls in JOBLIB_OLD_WRAPPERS:
         m.trace.joblib_arrays += 1
+        # joblib.load opens this file beside the pickle with numpy.load(allow_pickle=True).
+        filename = state.get("filename") if isinstance(state, DictV) else None
+        m.trace.side_files.append(Note(offset, filename if isinstance(filename, str) else "",
+                                       (("wrapper", obj.cls),)))
 
 
 def _planted_setstate(state: Any) -> Any:

@@ -10,8 +10,10 @@ from ckptguard.facts import Artifact, Fact, ParseOutput
 from ckptguard.formats import ParseContext
 from ckptguard.formats.pickle.decompile import MAX_DECOMPILE_BYTES, decompiled_view, suspect
 from ckptguard.formats.pickle.names import SNIFFING_LOADERS, canonical
+from ckptguard.formats.pickle.side_files import side_file_facts
 from ckptguard.formats.pickle.trace import NestedEvent
 from ckptguard.formats.pickle.values import Blob
+from ckptguard.formats.torchscript_code import STANDARD_NAMESPACES
 from ckptguard.source import MemorySource, slice_source
 
 if TYPE_CHECKING:
@@ -19,6 +21,17 @@ if TYPE_CHECKING:
 
 NESTED_PREFIX = "<nested pickle"
 LIMIT = MAX_DECOMPILE_BYTES + 1  # one byte more, so that decompiled_view sees it is too large
+
+
+def archive_class(qualname: str) -> bool:
+    """Whether torch.jit.load resolves this name against the archive's own TorchScript code
+    (``__torch__.*``) or torch's built-in script classes, instead of importing it."""
+    if not qualname.startswith("__torch__."):
+        return False
+    if qualname.startswith("__torch__.torch.classes."):
+        namespace = qualname.split(".")[3] if qualname.count(".") >= 3 else ""
+        return namespace in STANDARD_NAMESPACES
+    return True
 
 
 def emit(result: StreamResult, buf: memoryview, artifact: Artifact, ctx: ParseContext,
@@ -31,6 +44,7 @@ def emit(result: StreamResult, buf: memoryview, artifact: Artifact, ctx: ParseCo
                trailing_offset=result.trailing_offset, opcodes=trace.opcodes,
                layout=result.layout, joblib_arrays=trace.joblib_arrays)
     views: dict[int, str] = {}
+    scripted = artifact.loader == "torchscript"
     for record in trace.records:
         use = record.use
         extra = {}
@@ -44,7 +58,8 @@ def emit(result: StreamResult, buf: memoryview, artifact: Artifact, ctx: ParseCo
                    qualname=record.qualname, module=record.module, name=record.name,
                    raw=record.raw, opcode=record.opcode, offset=record.offset, use=use,
                    resolved_via=record.resolved_via, reconstruction=record.reconstruction,
-                   owner=record.owner, target=record.target, **extra)
+                   owner=record.owner, target=record.target,
+                   archive_code=scripted and archive_class(record.qualname), **extra)
     for call in trace.calls:
         # "kind" is an attribute here, so the fact is built directly rather than via add().
         output.facts.append(Fact("pickle.call", where.within(offset=call.offset), MappingProxyType(
@@ -69,6 +84,7 @@ def emit(result: StreamResult, buf: memoryview, artifact: Artifact, ctx: ParseCo
                    storage_location=tensor.location, offset=tensor.offset)
     for event in trace.nested:
         _nested(event, artifact, ctx, output)
+    side_file_facts(trace, artifact, output)
     if result.error is not None:
         offset, reason, truncated = result.error
         kind = "truncated" if truncated else "malformed"

@@ -84,6 +84,8 @@ JOBLIB_WRAPPERS = frozenset({"joblib.numpy_pickle.NumpyArrayWrapper",
                              "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper"})
 JOBLIB_OLD_WRAPPERS = frozenset({"joblib.numpy_pickle.NDArrayWrapper",
                                  "joblib.numpy_pickle.ZNDArrayWrapper",
+                                 "joblib.numpy_pickle_compat.NDArrayWrapper",
+                                 "joblib.numpy_pickle_compat.ZNDArrayWrapper",
                                  "sklearn.externals.joblib.numpy_pickle.NDArrayWrapper",
                                  "sklearn.externals.joblib.numpy_pickle.ZNDArrayWrapper"})
 

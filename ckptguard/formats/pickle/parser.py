@@ -49,7 +49,7 @@ def _run(buf: memoryview, pos: int, ctx: ParseContext, result: StreamResult) -> 
     when the stream ends here (error, limit, or bytes after a STOP that are no pickle)."""
     base = result.trace.opcodes
     trace = Trace(opcodes=base)
-    machine = Machine(buf, trace, ctx.limits)
+    machine = Machine(buf, trace, ctx.limits.for_pickle_stream(len(buf)))
     try:
         after = machine.run(pos)
     except ReadError as exc:

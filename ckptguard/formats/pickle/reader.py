@@ -16,9 +16,11 @@ from typing import Any
 
 from ckptguard.formats.pickle.opcodes import OPCODES, Arg
 from ckptguard.formats.pickle.values import Blob, HugeInt
+from ckptguard.limits import DEFAULT_LIMITS
 
-# Text opcodes carry one line; C has no bound, ckptguard stops at this many bytes.
-MAX_LINE = 1 << 20
+# Text opcodes carry one line; C has no bound, ckptguard stops at this many bytes (protocol-0
+# pickles of real models hold strings of several MB).
+MAX_LINE = DEFAULT_LIMITS.max_pickle_line
 # LONG1/LONG4 wider than this are kept symbolic instead of converted to an int.
 MAX_LONG_BYTES = 1024
 DOUBLE = struct.Struct(">d")
@@ -54,7 +56,7 @@ def _line(buf: memoryview, pos: int, end: int) -> tuple[bytes, int]:
             raise ReadError("line argument has no terminating newline", truncated=True)
         if chunk >= MAX_LINE:
             raise ReadError(f"line argument longer than {MAX_LINE} bytes")
-        chunk *= 4
+        chunk = min(chunk * 4, MAX_LINE)
 
 
 Reader = Callable[[memoryview, int, int], tuple[Any, int]]

@@ -63,6 +63,7 @@ class Trace:
     persistent_ids: list[Note] = field(default_factory=list)
     extensions: list[Note] = field(default_factory=list)
     divergences: list[Note] = field(default_factory=list)
+    side_files: list[Note] = field(default_factory=list)  # joblib < 0.10 array files
     tensors: list[TensorInfo] = field(default_factory=list)
     joblib_arrays: int = 0
     opcodes: int = 0
@@ -109,6 +110,7 @@ class Trace:
         self.persistent_ids.extend(other.persistent_ids)
         self.extensions.extend(other.extensions)
         self.divergences.extend(other.divergences)
+        self.side_files.extend(other.side_files)
         self.tensors.extend(other.tensors)
         self.joblib_arrays += other.joblib_arrays
         self.opcodes += other.opcodes

@@ -30,7 +30,8 @@ class Layout:
         if relative == "data.pkl":
             return True
         if self.format == "torchscript":
-            return relative in ("constants.pkl", "attributes.pkl") or \
+            # traced_inputs.pkl: the example inputs torch.jit.trace keeps (torch >= 2.1).
+            return relative in ("constants.pkl", "attributes.pkl", "traced_inputs.pkl") or \
                 relative.endswith(".debug_pkl")
         return False
 

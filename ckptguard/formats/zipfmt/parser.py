@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ckptguard.facts import Artifact, ParseOutput
 from ckptguard.formats import ParseContext
+from ckptguard.formats.torchscript_code import module_name
 from ckptguard.formats.zipfmt.layout import KERAS_CHILD_HINTS, TORCH_METADATA, Layout, classify
 from ckptguard.formats.zipfmt.members import (
     Budget,
@@ -18,6 +19,7 @@ from ckptguard.formats.zipfmt.members import (
     structure_facts,
 )
 from ckptguard.formats.zipfmt.reader import Directory, Entry, ZipError, read_directory
+from ckptguard.formats.zipfmt.script_code import script_code_facts
 from ckptguard.formats.zipfmt.tensors import StorageIndex, add_tensor_refs
 from ckptguard.sniff import _looks_like_pickle
 
@@ -64,9 +66,9 @@ class _Router:
         return open_member(self.artifact.source, entry, self.artifact.location, self.ctx,
                            self.budget, self.output, verify_crc=verify_crc)
 
-    def hand_on(self, member: Member, hint: str | None) -> Artifact:
+    def hand_on(self, member: Member, hint: str | None, loader: str | None = None) -> Artifact:
         name = child_name(member.entry, self.copy_of.get(member.entry.position, 0))
-        child = self.artifact.child(name, member.source, format_hint=hint)
+        child = self.artifact.child(name, member.source, format_hint=hint, loader=loader)
         self.output.children.append(child)
         return child
 
@@ -87,6 +89,9 @@ class _Router:
         storages: dict[str, Entry] = {}
         big_endian = False
         data_pickle: Artifact | None = None
+        # torch.load hands an archive to torch.jit.load exactly when it has constants.pkl.
+        scripted = any(layout.relative(e.name) == "constants.pkl" for e in self.directory.entries)
+        loader = "torchscript" if scripted else None
         for entry in self.directory.entries:
             relative = layout.relative(entry.name)
             # torch.save names storage records by number (data/0, data/1, ...); anything else
@@ -108,7 +113,12 @@ class _Router:
             is_pickle = relative is not None and (
                 relative.endswith((".pkl", ".debug_pkl")) or layout.expected_pickle(relative))
             is_pickle = is_pickle or _looks_like_pickle(member.source.read(0, 64))
-            child = self.hand_on(member, "pickle" if is_pickle else None)
+            if scripted and not is_pickle and relative is not None and \
+                    module_name(relative) is not None:
+                script_code_facts(member, relative, where.child(entry.name), self.ctx,
+                                  self.output)
+            child = self.hand_on(member, "pickle" if is_pickle else None,
+                                 loader if is_pickle else None)
             if is_pickle and not (relative is not None and layout.expected_pickle(relative)):
                 self.output.add("torch.extra_pickle", where.child(entry.name), name=entry.name,
                                 layout=layout.format, root=layout.root)
