@@ -2,8 +2,8 @@
 live against its real loader (in a subprocess whose payload only creates a canary), then must fail
 the default gate with a finding naming the laundered global, while its benign twin passes.
 
-Gate assertions that the current verdict (unlisted globals the pickle does not call are medium)
-gets wrong are strict xfails, to be flipped by the strict-verdict work of issue 12."""
+Before the strict verdict of issue 12 (unlisted globals that the pickle only references or only
+instantiates were medium), all but the two BUILD fixtures passed the default gate."""
 
 from __future__ import annotations
 
@@ -69,19 +69,6 @@ AFTER_LOAD = {"launder_forward_hook"}
 # this structure.
 NO_TWIN = {"launder_inner_pickle"}
 
-# Hostile fixtures the current verdict already blocks: it models BUILD calling a __setstate__
-# that the pickle planted on the instance (PKL002).  Every other one is let through today (the
-# laundered global is only referenced or only instantiated, so it is medium, below the gate).
-CAUGHT_NOW = {"launder_build_setstate", "launder_build_setstate_stdlib"}
-STRICT_PENDING = set(HOSTILE) - CAUGHT_NOW
-PENDING = pytest.mark.xfail(strict=True, reason="strict verdict (issue 12) pending")
-
-
-def _hostile_params() -> list[object]:
-    return [pytest.param(name, marks=PENDING) if name in STRICT_PENDING else name
-            for name in HOSTILE]
-
-
 def _text_of(item: Finding) -> str:
     where = item.location
     return " ".join([item.message, *(f"{k}={v}" for k, v in item.evidence), *where.members,
@@ -101,7 +88,6 @@ def test_tables_cover_every_fixture() -> None:
     assert set(TWINS) | NO_TWIN == set(HOSTILE) and not set(TWINS) & NO_TWIN
     assert set(TWINS.values()) == set(BENIGN)
     assert set(ALSO_NAMED) <= set(HOSTILE)
-    assert set(HOSTILE) >= CAUGHT_NOW
 
 
 @pytest.mark.parametrize("name", HOSTILE)
@@ -140,7 +126,7 @@ def test_benign_twin_loads_under_the_same_loader(name: str, tmp_path: Path) -> N
     assert not proof.canary
 
 
-@pytest.mark.parametrize("name", _hostile_params())
+@pytest.mark.parametrize("name", HOSTILE)
 def test_hostile_fixture_fails_the_default_gate(name: str, make_fixture: FixtureFactory,
                                                 canary: Path) -> None:
     result = ckptguard.scan([make_fixture(name)])
