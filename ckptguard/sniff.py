@@ -204,5 +204,10 @@ def sniff(artifact: Artifact) -> Sniffed:
         if has_end_record(artifact.source):  # a zip after other bytes: a polyglot, or a prefix
             found.append("zip")
     if not found:
+        from ckptguard.formats.known_data import identify
+
+        data = identify(head, "/".join(artifact.chain))
+        if data is not None:
+            return Sniffed(data, None)  # a data format of its own: no extension to disagree with
         return Sniffed("unknown", expected)
     return Sniffed(found[0], expected, tuple(found[1:]))

@@ -54,7 +54,7 @@ def seeds(make_fixture) -> dict[str, list[tuple[str, bytes]]]:  # type: ignore[n
         for path in files:
             if path.stat().st_size > 2_000_000:
                 continue
-            fmt = sniff(Artifact((path.name,), FileSource(str(path)))).format
+            fmt = sniff(Artifact((str(path),), FileSource(str(path)))).format
             if fmt in PARSERS and fmt != "hf-repo":
                 by_format[fmt].append((path.name, path.read_bytes()))
     return by_format
