@@ -22,6 +22,7 @@ class Limits:
     max_text_file_bytes: int = 10 * 1024**2  # configs, cards, code, templates
     max_template_nodes: int = 200_000
     max_repo_files: int = 100_000
+    max_tree_depth: int = 64  # folders below a scanned folder
 
 
 DEFAULT_LIMITS = Limits()

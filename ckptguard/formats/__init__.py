@@ -45,6 +45,7 @@ PARSERS: dict[str, str] = {
     "keras-config": "ckptguard.formats.keras_fmt:parse",
     "keras-metadata": "ckptguard.formats.keras_fmt:parse_metadata",
     "hdf5": "ckptguard.formats.keras_h5:parse",
+    "filesystem": "ckptguard.fsguard:parse",
 }
 
 
