@@ -12,6 +12,12 @@ import os
 from dataclasses import dataclass
 from typing import Protocol
 
+# A memory map of a file that shrinks while it is read raises SIGBUS, which no Python code can
+# catch.  Files up to this size are read into memory instead (a truncation then only shortens
+# what is read); larger ones are mapped, and the CLI scans in a worker process whose death is
+# a finding on that file (ckptguard.supervise), so the scan survives either way.
+SNAPSHOT_BYTES = 64 * 1024**2
+
 
 class ByteSource(Protocol):
     """Random access to an artifact's bytes."""
@@ -71,6 +77,8 @@ class FileSource:
         size = self.size
         if size == 0:
             return memoryview(b"")
+        if size <= SNAPSHOT_BYTES:
+            return memoryview(self.read(0, size))
         with open(self.path, "rb") as handle:
             # mmap needs an offset aligned to the allocation granularity.
             aligned = self.start - (self.start % mmap.ALLOCATIONGRANULARITY)
