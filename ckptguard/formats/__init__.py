@@ -15,11 +15,36 @@ from ckptguard.facts import Artifact, ParseOutput
 from ckptguard.limits import DEFAULT_LIMITS, Limits
 
 
+@dataclass
+class DecompressionBudget:
+    """What one scan (a top-level artifact and everything nested in it) may still decompress,
+    and keep in memory: shared by every archive level, so a 42.zip-style nest runs out."""
+
+    remaining: int
+    memory: int
+
+
 @dataclass(frozen=True)
 class ParseContext:
     limits: Limits = DEFAULT_LIMITS
     want_tensors: bool = False  # collect TensorRefs for weight statistics
     options: dict[str, Any] = field(default_factory=dict)
+    # The scan's shared budget (set by the Scanner per top-level artifact); None: each caller
+    # gets a fresh one from the limits.
+    budget: DecompressionBudget | None = None
+
+    def scan_budget(self) -> DecompressionBudget:
+        if self.budget is not None:
+            return self.budget
+        return DecompressionBudget(self.limits.max_total_decompressed,
+                                   self.limits.max_decompressed_in_memory)
+
+    def for_scan(self) -> ParseContext:
+        """This context with a fresh budget for one top-level artifact and its members."""
+        from dataclasses import replace
+
+        return replace(self, budget=DecompressionBudget(self.limits.max_total_decompressed,
+                                                        self.limits.max_decompressed_in_memory))
 
 
 Parser = Callable[[Artifact, ParseContext], ParseOutput]

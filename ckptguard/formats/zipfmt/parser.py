@@ -11,7 +11,6 @@ from ckptguard.facts import Artifact, ParseOutput
 from ckptguard.formats import ParseContext
 from ckptguard.formats.zipfmt.layout import KERAS_CHILD_HINTS, TORCH_METADATA, Layout, classify
 from ckptguard.formats.zipfmt.members import (
-    Budget,
     Member,
     child_name,
     open_member,
@@ -58,7 +57,7 @@ class _Router:
         self.copy_of = copy_of
         self.ctx = ctx
         self.output = output
-        self.budget = Budget(ctx.limits.max_total_decompressed)
+        self.budget = ctx.scan_budget()
 
     def open(self, entry: Entry, *, verify_crc: bool) -> Member | None:
         return open_member(self.artifact.source, entry, self.artifact.location, self.ctx,
