@@ -22,6 +22,9 @@ class DecompressionBudget:
 
     remaining: int
     memory: int
+    # Outputs already produced in this scan, by digest of their compressed input: the copies of
+    # a 42.zip level are the same bytes, inflated once (and still charged to ``remaining``).
+    seen: dict[tuple[object, ...], Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

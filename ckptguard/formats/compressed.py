@@ -11,6 +11,7 @@ Decompression never raises: corrupt and truncated streams are reported in the re
 from __future__ import annotations
 
 import bz2
+import hashlib
 import lzma
 import posixpath
 import zlib
@@ -21,10 +22,11 @@ from ckptguard.formats import DecompressionBudget, ParseContext
 from ckptguard.limits import Limits
 from ckptguard.model import Location
 from ckptguard.sniff import PICKLE_LOADER_EXTENSIONS, extension_of
-from ckptguard.source import ByteSource, slice_source
+from ckptguard.source import ByteSource, MemorySource, slice_source
 from ckptguard.spill import SpillBuffer
 
-CHUNK = 1 << 20  # compressed bytes read at a time
+REUSE_INPUT_MAX = 1 << 20  # compressed inputs up to this size are recognised when repeated
+CHUNK = 64 << 10  # compressed bytes read at a time (small: the ratio is judged per chunk)
 STEP = 4 << 20  # decompressed bytes produced at a time
 RATIO_FLOOR = 32 << 20  # ratios are judged once this much output exists (small files compress well)
 
@@ -129,6 +131,17 @@ def decompress(source: ByteSource, start: int, length: int, method: str, limits:
     """
     shared = budget if isinstance(budget, DecompressionBudget) else \
         DecompressionBudget(budget, limits.max_decompressed_in_memory)
+    if shared.remaining <= 0:
+        return Inflated(MemorySource(b""), 0, False, limit="max_total_decompressed",
+                        limit_detail="this scan's decompression budget is already spent")
+    key: tuple[object, ...] | None = None
+    if length <= REUSE_INPUT_MAX:
+        digest = hashlib.sha256(source.read(start, length)).digest()
+        key = (method, digest, length, expected, repr(filters))
+        known: Inflated | None = shared.seen.get(key)
+        if known is not None and known.size <= shared.remaining:
+            shared.remaining -= known.size
+            return known
     out = SpillBuffer(shared.memory)
     try:
         result = _inflate(source, start, length, method, limits, shared.remaining, out,
@@ -136,6 +149,9 @@ def decompress(source: ByteSource, start: int, length: int, method: str, limits:
     finally:
         shared.remaining -= out.size
         shared.memory -= out.in_memory
+    if key is not None and isinstance(result.source, MemorySource) and \
+            result.limit in (None, "max_compression_ratio"):
+        shared.seen[key] = result  # the same input gives the same output (and the same facts)
     return result
 
 

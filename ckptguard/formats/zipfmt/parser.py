@@ -58,10 +58,19 @@ class _Router:
         self.ctx = ctx
         self.output = output
         self.budget = ctx.scan_budget()
+        self.opened: dict[tuple[int, int, int, int, int], Member | None] = {}
 
     def open(self, entry: Entry, *, verify_crc: bool) -> Member | None:
-        return open_member(self.artifact.source, entry, self.artifact.location, self.ctx,
-                           self.budget, self.output, verify_crc=verify_crc)
+        # Entries that share one local header (an overlapping-entry bomb) share one
+        # decompression: the same bytes are read from the same place.
+        key = (entry.header_offset, entry.method, entry.compressed_size, entry.size, entry.crc)
+        if key in self.opened:
+            first = self.opened[key]
+            return None if first is None else Member(entry, first.source, first.stored)
+        member = open_member(self.artifact.source, entry, self.artifact.location, self.ctx,
+                             self.budget, self.output, verify_crc=verify_crc)
+        self.opened[key] = member
+        return member
 
     def hand_on(self, member: Member, hint: str | None) -> Artifact:
         name = child_name(member.entry, self.copy_of.get(member.entry.position, 0))
