@@ -2,9 +2,11 @@
 
     python bench/bench_bombs.py [--scale 1.0] [--only overlap-zip,ratio-gzip]
 
-Each bomb is built from bytes (fixtures/bombs.py) into a temporary folder, then scanned by the
-Python API in a fresh subprocess (in process, no worker: what is measured is the scan itself);
-the subprocess reports its own ``resource.getrusage`` peak RSS and the wall time of the scan.
+Each bomb is built from bytes (fixtures/bombs.py) into a temporary folder by one subprocess,
+then scanned by the Python API in another fresh subprocess (in process, no worker: what is
+measured is the scan itself), which reports its own ``resource.getrusage`` peak RSS and the wall
+time of the scan.  (Linux carries a parent's peak RSS into a forked child, so this script keeps
+its own memory small and never holds a bomb.)
 The same is measured for a small clean pickle in the same run, as the baseline every figure is
 compared with.  ``--scale`` shrinks (or grows) every bomb to fit a slower machine.
 
@@ -79,11 +81,22 @@ def measure(path: Path) -> dict[str, object]:
     return measured
 
 
+def build_in_subprocess(label: str, scale: float, path: Path) -> float:
+    began = time.perf_counter()
+    subprocess.run([sys.executable, __file__, "--scale", str(scale), "--build", label,
+                    str(path)], check=True, cwd=ROOT)
+    return time.perf_counter() - began
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--only", default="")
+    parser.add_argument("--build", nargs=2, metavar=("CLASS", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.build:
+        Path(args.build[1]).write_bytes(bombs(args.scale)[args.build[0]][1]())
+        return 0
     chosen = set(args.only.split(",")) - {""}
     table = bombs(args.scale)
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,23 +104,19 @@ def main() -> int:
         for label in ["baseline", *(k for k in table if k != "baseline")]:
             if chosen and label not in chosen and label != "baseline":
                 continue
-            name, build = table[label]
-            began = time.perf_counter()
-            path = Path(tmp) / name
-            path.write_bytes(build())
-            built = time.perf_counter() - began
+            path = Path(tmp) / table[label][0]
+            built = build_in_subprocess(label, args.scale, path)
+            size = path.stat().st_size
             figures = measure(path)
             path.unlink()
             if "error" in figures:
-                print(f"{label:<13} {path.stat().st_size if path.exists() else 0:>12}  "
-                      f"{figures['error']}")
+                print(f"{label:<13} input {size:>10} B  {figures['error']}")
                 continue
             rss = float(str(figures["peak_rss_mib"]))
             seconds = float(str(figures["seconds"]))
             if baseline is None:
                 baseline = (rss, seconds)
-            print(f"{label:<13} input {len(build()) if label in ('memo-pickle', 'baseline', 'exp-template') else '-':>8} "
-                  f"peak RSS {rss:8.1f} MiB ({rss / baseline[0]:5.1f}x baseline)  "
+            print(f"{label:<13} input {size:>10} B  peak RSS {rss:8.1f} MiB ({rss / baseline[0]:5.1f}x baseline)  "
                   f"scan {seconds:7.2f} s ({seconds / max(baseline[1], 1e-3):7.1f}x)  "
                   f"built in {built:.1f} s  verdict {'FAIL' if figures['failed'] else 'pass'}  "
                   f"rules {','.join(map(str, figures['rules']))}", flush=True)

@@ -1,0 +1,93 @@
+"""Decompression is bounded per scan, not per archive, and memory does not grow with what an
+archive claims: nested archives share one budget, overlapping entries are inflated once, and
+output past the in-memory share goes to temporary files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ckptguard import Config, scan
+from ckptguard.limits import Limits
+from ckptguard.spill import SpillBuffer, TempFileSource
+from fixtures.bombs import moderate_block, nested_zip_bomb, overlap_zip_bomb, ratio_gzip
+
+ROOT = Path(__file__).resolve().parent.parent
+MIB = 1 << 20
+
+
+def _limit_hits(result: object, name: str) -> int:
+    findings = getattr(result, "findings", ())
+    return sum(1 for f in findings if f.rule_id == "SCN001" and name in f.message)
+
+
+def test_nested_archives_share_one_budget(tmp_path: Path) -> None:
+    path = tmp_path / "nested.zip"
+    path.write_bytes(nested_zip_bomb(levels=3, copies=4, kernel=MIB))  # 64 leaves of 1 MiB
+    unbounded = scan([path], Config(), root=tmp_path)
+    assert sum(1 for a in unbounded.artifacts if a.chain[-1] == "0.bin") == 64
+    limited = scan([path], Config(limits=Limits(max_total_decompressed=10 * MIB)), root=tmp_path)
+    leaves = sum(1 for a in limited.artifacts if a.chain[-1] == "0.bin" and a.size == MIB)
+    # Each level used to get a fresh budget, so every leaf was inflated; now the scan stops.
+    assert 0 < leaves < 10
+    assert _limit_hits(limited, "max_total_decompressed") and limited.failed
+
+
+def test_overlapping_entries_are_inflated_once(tmp_path: Path) -> None:
+    path = tmp_path / "overlap.zip"
+    path.write_bytes(overlap_zip_bomb(entries=64, kernel_mib=8))  # claims 512 MiB
+    result = scan([path], Config(limits=Limits(max_total_decompressed=32 * MIB)), root=tmp_path)
+    members = [a for a in result.artifacts if len(a.chain) == 2]
+    assert len(members) == 64 and all(a.size == 8 * MIB for a in members)
+    assert _limit_hits(result, "max_total_decompressed") == 0
+    assert any(f.rule_id == "CON004" for f in result.findings)  # the overlap itself is reported
+
+
+def test_spill_buffer_moves_to_a_file_past_its_memory_share() -> None:
+    small = SpillBuffer(memory=100)
+    small.write(b"abc")
+    assert small.source().read(0, 10) == b"abc" and small.in_memory == 3
+    big = SpillBuffer(memory=10)
+    for _ in range(5):
+        big.write(b"0123456789")
+    big.truncate(45)
+    source = big.source()
+    assert isinstance(source, TempFileSource) and big.in_memory == 0
+    assert source.size == 45 and source.read(40, 100) == b"01234"
+    assert bytes(source.view()[:12]) == b"012345678901"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc are Linux")
+def test_bombs_scan_under_an_address_space_limit(tmp_path: Path) -> None:
+    """Peak memory bounded by the limits: 1 GiB of address space above what the process had
+    before scanning is enough for a gzip expanding to 600 MiB (held whole in memory, twice,
+    before) and a zip claiming 16 GiB."""
+    gz = tmp_path / "ratio.bin.gz"
+    gz.write_bytes(ratio_gzip(600, moderate_block()))
+    bomb = tmp_path / "overlap.zip"
+    bomb.write_bytes(overlap_zip_bomb(entries=16, kernel_mib=1024))
+    script = textwrap.dedent('''
+        import resource, sys
+        from ckptguard import Config, scan
+        scan([sys.argv[1]], Config())  # warm up: every parser imported, arenas in place
+        with open("/proc/self/status") as status:
+            size = next(int(l.split()[1]) * 1024 for l in status if l.startswith("VmSize:"))
+        resource.setrlimit(resource.RLIMIT_AS, (size + (1 << 30), resource.RLIM_INFINITY))
+        for path in sys.argv[2:]:
+            result = scan([path], Config())
+            print(path.rsplit("/", 1)[-1], sorted({f.rule_id for f in result.findings}))
+    ''')
+    warm = tmp_path / "warm.pkl"
+    warm.write_bytes(b"\x80\x02}q\x00.")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-c", script, str(warm), str(gz), str(bomb)],
+                         env=env, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = dict(line.split(" ", 1) for line in run.stdout.strip().splitlines())
+    assert "SCN002" not in lines["ratio.bin.gz"] and "SCN002" not in lines["overlap.zip"]
+    assert "CON004" in lines["overlap.zip"]
