@@ -116,7 +116,8 @@ def main() -> int:
             seconds = float(str(figures["seconds"]))
             if baseline is None:
                 baseline = (rss, seconds)
-            print(f"{label:<13} input {size:>10} B  peak RSS {rss:8.1f} MiB ({rss / baseline[0]:5.1f}x baseline)  "
+            print(f"{label:<13} input {size:>10} B  peak RSS {rss:8.1f} MiB "
+                  f"({rss / baseline[0]:5.1f}x baseline)  "
                   f"scan {seconds:7.2f} s ({seconds / max(baseline[1], 1e-3):7.1f}x)  "
                   f"built in {built:.1f} s  verdict {'FAIL' if figures['failed'] else 'pass'}  "
                   f"rules {','.join(map(str, figures['rules']))}", flush=True)

@@ -57,7 +57,7 @@ def plan_scan(paths: Iterable[str | os.PathLike[str]], config: Config, *,
     skipped: list[str] = []
     paths = list(paths)
     named = sum(1 for raw in paths if str(raw) == "-" or
-                os.path.lexists(raw) and not os.path.isdir(raw))
+                (os.path.lexists(raw) and not os.path.isdir(raw)))
     for item in discover(paths, excludes=config.excludes, root=root,
                          include_skipped=config.include_skipped,
                          max_depth=config.limits.max_tree_depth):

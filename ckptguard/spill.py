@@ -65,7 +65,8 @@ class SpillBuffer:
             self._buffer += data
             return
         if self._file is None:
-            self._file = tempfile.TemporaryFile()
+            # Owned by the returned source for its whole life, so no context manager.
+            self._file = tempfile.TemporaryFile()  # noqa: SIM115
             self._file.write(self._buffer)
             self._buffer = bytearray()
         self._file.write(data)

@@ -167,8 +167,8 @@ def _size(node: nodes.Node, sizes: Mapping[str, int], env: Mapping[str, Value]) 
                 return _mul(_size(other, sizes, env), times)
         return 1
     if isinstance(node, nodes.CondExpr):
-        other = _size(node.expr2, sizes, env) if node.expr2 is not None else 0
-        return max(_size(node.expr1, sizes, env), other)
+        alternative: int = 0 if node.expr2 is None else _size(node.expr2, sizes, env)
+        return max(_size(node.expr1, sizes, env), alternative)
     if isinstance(node, nodes.Filter) and node.node is not None:
         return _size(node.node, sizes, env)
     return 1
