@@ -88,7 +88,7 @@ def unreadable_reason(path: Path) -> str | None:
     """Why a regular file cannot be opened for reading, or None when it can (opened and closed
     again, never read; O_NONBLOCK so that a file swapped for a FIFO cannot block the walk)."""
     try:
-        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         return f"cannot open: {exc.strerror}"
     os.close(handle)

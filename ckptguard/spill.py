@@ -33,7 +33,11 @@ class TempFileSource:
     def read(self, offset: int, length: int) -> bytes:
         if offset < 0 or length <= 0 or offset >= self._size:
             return b""
-        return os.pread(self._handle.fileno(), min(length, self._size - offset), offset)
+        length = min(length, self._size - offset)
+        if hasattr(os, "pread"):
+            return os.pread(self._handle.fileno(), length, offset)
+        self._handle.seek(offset)  # pragma: no cover - platforms without pread
+        return self._handle.read(length)
 
     def view(self) -> memoryview:
         if self._size == 0:
