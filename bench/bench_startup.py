@@ -11,7 +11,8 @@ makes every run compile ckptguard from source.  Measure as a user runs it:
 Times, in the same run and as medians of fresh processes: the bare interpreter
 (``python -c pass``), ``python -c "import ckptguard.cli"``, and ``ckptguard scan`` of a small
 clean pickle (with the default per-file time budget, i.e. in a forked worker, and with
-``--timeout 0``, in process) and of a small hostile one.  Prints seconds and the ratio to the bare interpreter.
+``--timeout 0``, in process) and of a small hostile one.  Prints seconds and the ratio to the
+bare interpreter.
 """
 
 from __future__ import annotations

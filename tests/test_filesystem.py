@@ -173,7 +173,8 @@ def test_broken_links_and_deep_trees(make_fixture) -> None:  # type: ignore[no-u
     assert [f.rule_id for f in result.findings] == ["FSY005"] and result.failed
 
 
-def test_the_cli_never_gives_up_on_a_hostile_tree(make_fixture, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_cli_never_gives_up_on_a_hostile_tree(  # type: ignore[no-untyped-def]
+        make_fixture, monkeypatch: pytest.MonkeyPatch) -> None:
     trees = [make_fixture(name) for name in ("fifo_in_tree", "broken_links_in_tree",
                                               "link_out_of_tree", "tree_too_deep")]
     monkeypatch.chdir(trees[0].parent.parent)
