@@ -40,6 +40,13 @@ class FolderSkipped:
 
 def is_repo_folder(directory: Path) -> bool:
     """A folder a model hub would serve as one repository: it has a model config or card."""
+    try:
+        return _is_repo_folder(directory)
+    except OSError:  # listed but not searchable: its files are reported one by one
+        return False
+
+
+def _is_repo_folder(directory: Path) -> bool:
     if any((directory / marker).is_file() for marker in REPO_MARKERS):
         return True
     readme = directory / "README.md"
@@ -137,7 +144,12 @@ class _Walk:
                 shown = display_path(path, self.cwd)
                 if _excluded(shown, self.excludes):
                     continue
-                if path.is_dir() and not path.is_symlink():
+                try:
+                    own = os.lstat(path).st_mode
+                except OSError as exc:  # a folder that may be listed but not entered
+                    yield problem(shown, "unreadable", f"cannot stat: {exc.strerror}")
+                    continue
+                if stat.S_ISDIR(own):
                     if name in SKIP_DIRS and not self.include_skipped:
                         yield FolderSkipped(shown + "/")
                     elif depth + 1 > self.max_depth:
@@ -153,7 +165,7 @@ class _Walk:
         """One non-folder entry (or a link): a file artifact, a problem, or nothing (a link to
         a folder inside the root, which is scanned where it lives)."""
         shown = display_path(path, self.cwd)
-        if path.is_symlink():
+        if os.path.islink(path):
             bad = classify_link(path, root)
             if bad is not None:
                 yield problem(shown, *bad)

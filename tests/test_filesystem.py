@@ -52,9 +52,13 @@ def locked_tree() -> Iterator[Path]:
         (top / "locked").mkdir()
         (top / "locked" / "model.pkl").write_bytes(PAYLOAD)
         (top / "locked").chmod(0o000)
+        (top / "listable").mkdir()  # may be listed, not entered: names known, files unreachable
+        (top / "listable" / "model.pkl").write_bytes(PAYLOAD)
+        (top / "listable").chmod(0o744)
         yield top
     finally:
         (top / "locked").chmod(0o755)
+        (top / "listable").chmod(0o755)
         for path in sorted(top.rglob("*"), reverse=True):
             path.unlink() if not path.is_dir() else path.rmdir()
         top.rmdir()
@@ -103,6 +107,7 @@ def test_unreadable_files_and_folders_are_findings(locked_tree: Path) -> None:
     assert isinstance(rules, dict)
     assert rules[f"{name}/secret.pkl"] == ["FSY001"]
     assert rules[f"{name}/locked/"] == ["FSY001"]
+    assert rules[f"{name}/listable/model.pkl"] == ["FSY001"]
     assert f"{name}/clean.pkl" not in rules  # the readable file was judged (and is clean)
     assert reply["failed"] is True and reply["nothing"] is False
 
