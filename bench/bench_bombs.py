@@ -11,7 +11,8 @@ The same is measured for a small clean pickle in the same run, as the baseline e
 compared with.  ``--scale`` shrinks (or grows) every bomb to fit a slower machine.
 
 Classes: a zip whose central records all overlap one deflated kernel (1.3 MB claiming ~1 TB),
-a gzip of moderate ratio (under the ratio limit, ~35 MB expanding to ~4.6 GB), a 42.zip-style
+a gzip of moderate ratio (under the ratio limit, ~35 MB expanding to ~4.6 GB), a ``.tar.gz``
+whose one member expands to 1.5 GB, a 42.zip-style
 nest (16 copies per level, 5 levels), the 1 KB memo-sharing pickle whose decompiled view is
 exponential, and a chat template whose rendering doubles a string 64 times.
 """
@@ -36,6 +37,7 @@ from fixtures.bombs import (  # noqa: E402
     nested_zip_bomb,
     overlap_zip_bomb,
     ratio_gzip,
+    tar_gz_bomb,
 )
 
 MEASURE = """
@@ -65,6 +67,7 @@ def bombs(scale: float) -> dict[str, tuple[str, Callable[[], bytes]]]:
     return {
         "overlap-zip": ("overlap.zip", lambda: overlap_zip_bomb(scaled(1000), 1024)),
         "ratio-gzip": ("ratio.bin.gz", lambda: ratio_gzip(scaled(4400), moderate_block())),
+        "tar-gz": ("weights.tar.gz", lambda: tar_gz_bomb(scaled(1500), moderate_block())),
         "nested-zip": ("nested.zip", lambda: nested_zip_bomb(5, 16, scaled(4) << 20)),
         "memo-pickle": ("memo.pkl", lambda: memo_bomb_pickle(Path("/nonexistent/PWNED"))),
         "exp-template": ("chat_template.jinja", exponential_template),

@@ -91,8 +91,40 @@ class FileSource:
         return FileSource(self.path, self.start + offset, length)
 
 
+@dataclass(frozen=True)
+class SliceSource:
+    """A byte range of another source (decompressed content, in memory or spilled to a
+    temporary file), without copying it: a tar member of a 2 GB ``.tar.gz`` costs no memory."""
+
+    parent: ByteSource
+    start: int
+    length: int
+
+    @property
+    def size(self) -> int:
+        return self.length
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length <= 0 or offset >= self.length:
+            return b""
+        return self.parent.read(self.start + offset, min(length, self.length - offset))
+
+    def view(self) -> memoryview:
+        return self.parent.view()[self.start:self.start + self.length]
+
+
+COPY_SLICES_UP_TO = 1 << 20  # smaller slices of non-file sources are copied (cheap, independent)
+
+
 def slice_source(source: ByteSource, offset: int, length: int) -> ByteSource:
-    """A sub-range of a source, without copying when the source is a file."""
+    """A sub-range of a source, without copying when the source is a file or the range is
+    large."""
     if isinstance(source, FileSource):
         return source.slice(offset, length)
-    return MemorySource(source.read(offset, length))
+    offset = max(0, min(offset, source.size))
+    length = max(0, min(length, source.size - offset))
+    if length <= COPY_SLICES_UP_TO:
+        return MemorySource(source.read(offset, length))
+    if isinstance(source, SliceSource):
+        return SliceSource(source.parent, source.start + offset, length)
+    return SliceSource(source, offset, length)

@@ -91,3 +91,31 @@ def test_bombs_scan_under_an_address_space_limit(tmp_path: Path) -> None:
     lines = dict(line.split(" ", 1) for line in run.stdout.strip().splitlines())
     assert "SCN002" not in lines["ratio.bin.gz"] and "SCN002" not in lines["overlap.zip"]
     assert "CON004" in lines["overlap.zip"]
+
+
+def test_large_slices_of_decompressed_content_are_not_copied() -> None:
+    from ckptguard.source import MemorySource, SliceSource, slice_source
+
+    spilled = SpillBuffer(memory=0)
+    for index in range(3):
+        spilled.write(bytes([index]) * MIB)
+    parent = spilled.source()
+    member = slice_source(parent, MIB // 2, 2 * MIB)
+    assert isinstance(member, SliceSource) and member.parent is parent
+    assert member.read(0, 2) == b"\x00\x00" and member.read(2 * MIB - 1, 5) == b"\x02"
+    inner = slice_source(member, MIB // 2, MIB + 10)  # a slice of a slice: one level deep
+    assert isinstance(inner, SliceSource) and inner.parent is parent
+    assert bytes(inner.view()[:1]) == b"\x01" and inner.size == MIB + 10
+    small = slice_source(parent, 10, 100)
+    assert isinstance(small, MemorySource) and small.data == bytes(100)
+
+
+def test_a_tar_gz_member_is_judged_from_the_spilled_stream(tmp_path: Path) -> None:
+    from fixtures.bombs import tar_gz_bomb
+
+    path = tmp_path / "weights.tar.gz"
+    path.write_bytes(tar_gz_bomb(6, moderate_block()))
+    result = scan([path], Config(limits=Limits(max_decompressed_in_memory=MIB)), root=tmp_path)
+    sizes = {a.chain[-1]: a.size for a in result.artifacts}
+    assert sizes["weights.bin"] == 6 * MIB
+    assert not any(f.rule_id in ("SCN001", "SCN002") for f in result.findings)
