@@ -119,3 +119,37 @@ def test_a_tar_gz_member_is_judged_from_the_spilled_stream(tmp_path: Path) -> No
     sizes = {a.chain[-1]: a.size for a in result.artifacts}
     assert sizes["weights.bin"] == 6 * MIB
     assert not any(f.rule_id in ("SCN001", "SCN002") for f in result.findings)
+
+
+def test_spilled_members_share_the_scans_one_file(tmp_path: Path) -> None:
+    """Thousands of small members past the in-memory share must not need thousands of open
+    files: they are ranges of one file, and a cut at the end leaves earlier ranges intact."""
+    from ckptguard.spill import SpillFile
+
+    shared = SpillFile()
+    first, second = SpillBuffer(0, shared), SpillBuffer(0, shared)
+    first.write(b"a" * 5000)
+    one = first.source()
+    second.write(b"b" * 9000)
+    second.truncate(3000)
+    two = second.source()
+    assert (one.size, two.size, shared.end) == (5000, 3000, 8000)
+    assert one.read(4990, 100) == b"a" * 10 and two.read(0, 4) == b"bbbb"
+    assert bytes(two.view()[-3:]) == b"bbb" and bytes(one.view()[:2]) == b"aa"
+    import zipfile
+
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as packed:
+        for index in range(300):
+            packed.writestr(f"m{index}.txt", f"line {index}\n".encode() * 512)
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    open_now = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 64
+    resource.setrlimit(resource.RLIMIT_NOFILE, (open_now + 64, hard))  # far fewer than 300
+    try:
+        result = scan([archive], Config(limits=Limits(max_decompressed_in_memory=0)),
+                      root=tmp_path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert not any(f.rule_id in ("SCN001", "SCN002") for f in result.findings)
+    assert result.artifacts[0].format == "zip" and not result.judged_nothing

@@ -13,6 +13,7 @@ from typing import Any
 
 from ckptguard.facts import Artifact, ParseOutput
 from ckptguard.limits import DEFAULT_LIMITS, Limits
+from ckptguard.spill import SpillFile
 
 
 @dataclass
@@ -25,6 +26,7 @@ class DecompressionBudget:
     # Outputs already produced in this scan, by digest of their compressed input: the copies of
     # a 42.zip level are the same bytes, inflated once (and still charged to ``remaining``).
     seen: dict[tuple[object, ...], Any] = field(default_factory=dict)
+    spill: SpillFile = field(default_factory=SpillFile)  # where output past ``memory`` goes
 
 
 @dataclass(frozen=True)

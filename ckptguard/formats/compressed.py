@@ -142,7 +142,7 @@ def decompress(source: ByteSource, start: int, length: int, method: str, limits:
         if known is not None and known.size <= shared.remaining:
             shared.remaining -= known.size
             return known
-    out = SpillBuffer(shared.memory)
+    out = SpillBuffer(shared.memory, shared.spill)
     try:
         result = _inflate(source, start, length, method, limits, shared.remaining, out,
                           filters, expected)
