@@ -84,10 +84,20 @@ def discover(paths: Iterable[str | os.PathLike[str]], *, excludes: Iterable[str]
 
             yield Artifact(("<stdin>",), MemorySource(sys.stdin.buffer.read()))
             continue
-        if not os.path.lexists(path):
+        try:
+            os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
             yield Skipped(str(raw), "no such file or directory")
             continue
-        if path.is_dir():  # a folder named through a link is scanned where the link leads
+        except OSError as exc:  # e.g. below a folder that may not be entered
+            yield problem(display_path(path, cwd), "unreadable", f"cannot stat: {exc.strerror}")
+            continue
+        try:
+            folder = path.is_dir()  # a folder named through a link is scanned where it leads
+        except OSError as exc:
+            yield problem(display_path(path, cwd), "unreadable", f"cannot stat: {exc.strerror}")
+            continue
+        if folder:
             yield from walk.tree(path)
         elif _excluded(display_path(path, cwd), exclude_patterns):
             continue
