@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ckptguard import __version__
 from ckptguard.baseline import Baseline, BaselineError, load_baseline, sha256_file
 from ckptguard.config import Config
-from ckptguard.discover import Skipped, discover
+from ckptguard.discover import FolderSkipped, Skipped, discover
 from ckptguard.engine.namelists import ListEntry
 from ckptguard.engine.ruleset import RuleSet
 from ckptguard.model import ArtifactSummary, Finding, Location, ScanResult
@@ -39,8 +39,31 @@ def plan(paths: Iterable[str | os.PathLike[str]], config: Config, *,
          root: Path | None = None, hf_cache: str | os.PathLike[str] | None = None
          ) -> list[ScanUnit]:
     """The top-level artifacts to scan, in a deterministic order."""
+    return plan_scan(paths, config, root=root, hf_cache=hf_cache).units
+
+
+@dataclass(frozen=True)
+class Plan:
+    units: list[ScanUnit]
+    skipped_folders: tuple[str, ...]  # not scanned because of their name (.git …)
+    named_files: int  # files (not folders) named explicitly: a pre-commit hook names each one
+
+
+def plan_scan(paths: Iterable[str | os.PathLike[str]], config: Config, *,
+              root: Path | None = None, hf_cache: str | os.PathLike[str] | None = None
+              ) -> Plan:
+    """The top-level artifacts to scan, the folders skipped by name, the files named."""
     units: list[ScanUnit] = []
-    for item in discover(paths, excludes=config.excludes, root=root):
+    skipped: list[str] = []
+    paths = list(paths)
+    named = sum(1 for raw in paths if str(raw) == "-" or
+                (os.path.lexists(raw) and not os.path.isdir(raw)))
+    for item in discover(paths, excludes=config.excludes, root=root,
+                         include_skipped=config.include_skipped,
+                         max_depth=config.limits.max_tree_depth):
+        if isinstance(item, FolderSkipped):
+            skipped.append(item.path)
+            continue
         if isinstance(item, Skipped):
             if item.reason == "no such file or directory":
                 raise ScanError(f"{item.path}: {item.reason}")
@@ -55,7 +78,7 @@ def plan(paths: Iterable[str | os.PathLike[str]], config: Config, *,
         except CacheError as exc:
             raise ScanError(str(exc)) from None
         units.extend(cache_units(snapshots, config.excludes))
-    return units
+    return Plan(units, tuple(skipped), named)
 
 
 def _renamed(item: Finding, outer: str) -> Finding:
@@ -120,7 +143,8 @@ def scan(paths: Iterable[str | os.PathLike[str]], config: Config | None = None, 
         except BaselineError as exc:
             raise ScanError(str(exc)) from None
     ruleset = rules or load_rules(config)
-    units = plan(paths, config, root=root, hf_cache=hf_cache)
+    planned = plan_scan(paths, config, root=root, hf_cache=hf_cache)
+    units = planned.units
     if progress is not None:
         progress.start(len(units), sum(unit.size for unit in units))
     try:
@@ -129,7 +153,12 @@ def scan(paths: Iterable[str | os.PathLike[str]], config: Config | None = None, 
     finally:
         if progress is not None:
             progress.finish()
-    return assemble(units, outcomes, config, ruleset, baseline)
+    result = assemble(units, outcomes, config, ruleset, baseline)
+    # Named files were looked at (a pre-commit hook names a lone config.json); folders that
+    # held nothing to judge were not, and a gate pointed at the wrong folder must not pass.
+    nothing = not (result.artifacts or result.findings or result.suppressed
+                   or planned.named_files)
+    return replace(result, skipped_folders=planned.skipped_folders, judged_nothing=nothing)
 
 
 def assemble(units: Sequence[ScanUnit], outcomes: Sequence[Outcomes], config: Config,

@@ -16,6 +16,7 @@ from ckptguard.api import scan
 from ckptguard.cli_support import (
     EXIT_CLEAN,
     EXIT_FINDINGS,
+    EXIT_NOTHING_JUDGED,
     Exit,
     build_config,
     config_option,
@@ -27,6 +28,7 @@ from ckptguard.progress import terminal_progress
 from ckptguard.report import RENDERERS
 
 SEVERITIES = [s.label for s in Severity]
+CLI_ARTIFACT_TIMEOUT = 300.0  # seconds per top-level file when --timeout is not given
 
 
 @click.group()
@@ -94,14 +96,21 @@ def _report(result: ScanResult, name: str, *, quiet: bool, colour: bool,
 @click.option("--hf-cache", is_flag=False, flag_value="", default=None, metavar="[DIR]",
               help="Scan the Hugging Face hub cache (default: $HF_HUB_CACHE, $HF_HOME/hub or "
                    "~/.cache/huggingface/hub), reported by repo id and revision.")
+@click.option("--include-skipped", is_flag=True,
+              help="Also scan folders skipped by name (.git, venv, node_modules, caches).")
+@click.option("--timeout", "artifact_timeout", type=click.FloatRange(min=0), default=None,
+              metavar="SECONDS",
+              help="Wall-clock budget per top-level file, enforced in a worker process that is "
+                   "stopped when it runs out (a finding).  0 disables.  [default: 300]")
 @debug_option
 def scan_command(paths: tuple[str, ...], formats: tuple[str, ...], outputs: tuple[str, ...],
                  fail_on: str | None, config_file: str | None, baseline: str | None,
                  excludes: tuple[str, ...], weights: bool | None, base: str | None, jobs: int,
                  quiet: bool, no_progress: bool, sarif_category: str | None, hf_cache: str | None,
-                 debug: bool) -> None:
+                 include_skipped: bool, artifact_timeout: float | None, debug: bool) -> None:
     """Scan files, folders and archives.  Exit codes: 0 nothing at or above the gate, 1 findings
-    at or above it, 2 usage, configuration or internal error."""
+    at or above it, 2 usage, configuration or internal error, 3 nothing was judged (the paths
+    held no model, archive or repo folder)."""
     if not paths and hf_cache is None:
         raise click.UsageError("name at least one PATH to scan (or use --hf-cache)")
     pairs = pair_outputs(formats, outputs)
@@ -111,6 +120,9 @@ def scan_command(paths: tuple[str, ...], formats: tuple[str, ...], outputs: tupl
             "weights": weights, "base": base, "baseline": baseline})
         if excludes:
             config = replace(config, excludes=(*config.excludes, *excludes))
+        config = replace(config, include_skipped=include_skipped or config.include_skipped,
+                         artifact_timeout=CLI_ARTIFACT_TIMEOUT if artifact_timeout is None
+                         else artifact_timeout or None)
         cache_dir = None
         if hf_cache is not None:
             from ckptguard.hfcache import default_cache_dir
@@ -132,6 +144,10 @@ def scan_command(paths: tuple[str, ...], formats: tuple[str, ...], outputs: tupl
             from ckptguard.report.text_report import summary_line
 
             click.echo(f"ckptguard: {summary_line(result)}", err=True)
+        if result.judged_nothing:
+            click.echo("ckptguard: nothing was judged (no model, archive or repo folder in the "
+                       f"paths given); exit {EXIT_NOTHING_JUDGED}", err=True)
+            raise Exit(EXIT_NOTHING_JUDGED)
         raise Exit(EXIT_FINDINGS if result.failed else EXIT_CLEAN)
 
 

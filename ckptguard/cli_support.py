@@ -14,6 +14,7 @@ from ckptguard.config import Config
 from ckptguard.config_file import ConfigError, resolve_config
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+EXIT_NOTHING_JUDGED = 3  # the paths held nothing to judge: a gate pointed at the wrong place
 
 
 class Exit(Exception):

@@ -29,6 +29,8 @@ class Config:
     baseline: str | None = None
     limits: Limits = DEFAULT_LIMITS
     source: str | None = None  # where the configuration was read from
+    include_skipped: bool = False  # also scan folders skipped by name (.git, venv, node_modules …)
+    artifact_timeout: float | None = None  # seconds per top-level artifact (a stoppable worker)
 
     def as_dict(self) -> dict[str, Any]:
         """The effective configuration as plain data, keyed as in the configuration file."""

@@ -4,11 +4,20 @@ one unit.  Archive members are found later, by the archive parsers, as children 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ckptguard.facts import Artifact
+from ckptguard.fsguard import (
+    classify_link,
+    containment_root,
+    problem,
+    special_kind,
+    unreadable_reason,
+)
+from ckptguard.limits import DEFAULT_LIMITS
 from ckptguard.source import FileSource, MemorySource
 
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache",
@@ -22,12 +31,26 @@ class Skipped:
     reason: str
 
 
+@dataclass(frozen=True)
+class FolderSkipped:
+    """A folder not scanned because of its name (``.git``, ``venv`` …), shown with a slash."""
+
+    path: str
+
+
 def is_repo_folder(directory: Path) -> bool:
     """A folder a model hub would serve as one repository: it has a model config or card."""
+    try:
+        return _is_repo_folder(directory)
+    except OSError:  # listed but not searchable: its files are reported one by one
+        return False
+
+
+def _is_repo_folder(directory: Path) -> bool:
     if any((directory / marker).is_file() for marker in REPO_MARKERS):
         return True
     readme = directory / "README.md"
-    if readme.is_file():
+    if readme.is_file() and not readme.is_symlink():
         try:
             with readme.open("rb") as handle:
                 return handle.read(4) in (b"---\n", b"---\r")
@@ -45,10 +68,15 @@ def display_path(path: Path, root: Path | None) -> str:
 
 
 def discover(paths: Iterable[str | os.PathLike[str]], *, excludes: Iterable[str] = (),
-             root: Path | None = None) -> Iterator[Artifact | Skipped]:
-    """Artifacts for the named paths, in a deterministic (sorted) order."""
+             root: Path | None = None, include_skipped: bool = False,
+             max_depth: int = DEFAULT_LIMITS.max_tree_depth
+             ) -> Iterator[Artifact | Skipped | FolderSkipped]:
+    """Artifacts for the named paths, in a deterministic (sorted) order.  A path that cannot be
+    judged becomes a ``filesystem`` artifact saying why (see ckptguard.fsguard); folders skipped
+    by name are yielded as ``FolderSkipped`` unless ``include_skipped``."""
     exclude_patterns = tuple(excludes)
     cwd = root or Path.cwd()
+    walk = _Walk(cwd, exclude_patterns, include_skipped, max_depth)
     for raw in paths:
         path = Path(raw)
         if str(raw) == "-":
@@ -56,15 +84,35 @@ def discover(paths: Iterable[str | os.PathLike[str]], *, excludes: Iterable[str]
 
             yield Artifact(("<stdin>",), MemorySource(sys.stdin.buffer.read()))
             continue
-        if not path.exists():
+        try:
+            os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
             yield Skipped(str(raw), "no such file or directory")
             continue
-        if path.is_dir():
-            yield from _walk(path, cwd, exclude_patterns)
+        except OSError as exc:  # e.g. below a folder that may not be entered
+            yield problem(display_path(path, cwd), "unreadable", f"cannot stat: {exc.strerror}")
+            continue
+        try:
+            folder = path.is_dir()  # a folder named through a link is scanned where it leads
+        except OSError as exc:
+            yield problem(display_path(path, cwd), "unreadable", f"cannot stat: {exc.strerror}")
+            continue
+        if folder:
+            yield from walk.tree(path)
         elif _excluded(display_path(path, cwd), exclude_patterns):
             continue
         else:
-            yield _file_artifact(path, cwd)
+            yield from walk.entry(path, _file_root(path, cwd), depth=0)
+
+
+def _file_root(path: Path, cwd: Path) -> Path:
+    """What a named file may lead to: the working folder when the file is below it, else the
+    folder that holds it."""
+    absolute = Path(os.path.abspath(path))
+    real_cwd = Path(os.path.realpath(cwd))
+    if absolute.is_relative_to(Path(os.path.abspath(cwd))) or absolute.is_relative_to(real_cwd):
+        return real_cwd
+    return Path(os.path.realpath(absolute.parent))
 
 
 def _file_artifact(path: Path, cwd: Path, in_repo: str | None = None) -> Artifact:
@@ -77,30 +125,77 @@ def _excluded(name: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch(name, p) or fnmatch(Path(name).name, p) for p in patterns)
 
 
-def _walk(top: Path, cwd: Path, excludes: tuple[str, ...]) -> Iterator[Artifact | Skipped]:
-    repos: list[tuple[Path, str]] = []
-    for directory, dirnames, filenames in os.walk(top, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and
-                             not _excluded(display_path(Path(directory) / d, cwd), excludes))
-        here = Path(directory)
-        if is_repo_folder(here):
-            repos.append((here, display_path(here, cwd) + "/"))
-            yield Artifact((repos[-1][1],), MemorySource(b""),
-                           directory=str(here), format_hint="hf-repo")
-        # The innermost repository folder this directory is in (scanned as a unit as well).
-        in_repo = next((shown for root, shown in reversed(repos)
-                        if here == root or root in here.parents), None)
-        for name in sorted(filenames):
-            path = here / name
-            shown = display_path(path, cwd)
-            if _excluded(shown, excludes):
+@dataclass(frozen=True)
+class _Walk:
+    cwd: Path
+    excludes: tuple[str, ...]
+    include_skipped: bool
+    max_depth: int
+
+    def tree(self, top: Path) -> Iterator[Artifact | Skipped | FolderSkipped]:
+        """Pre-order, sorted: a folder's repo unit, its files, then its sub-folders."""
+        root = containment_root(top)
+        # Each folder with the innermost repository folder it is in (scanned as a unit too).
+        stack: list[tuple[Path, int, str | None]] = [(top, 0, None)]
+        while stack:
+            directory, depth, in_repo = stack.pop()
+            try:
+                with os.scandir(directory) as found:
+                    names = sorted(entry.name for entry in found)
+            except OSError as exc:
+                yield problem(display_path(directory, self.cwd) + "/", "unreadable",
+                              f"folder cannot be listed: {exc.strerror}")
                 continue
-            if path.is_symlink():
-                target = path.resolve()
-                if not target.is_file():
-                    yield Skipped(shown, "broken or non-file symlink")
+            if is_repo_folder(directory):
+                in_repo = display_path(directory, self.cwd) + "/"
+                yield Artifact((in_repo,), MemorySource(b""),
+                               directory=str(directory), format_hint="hf-repo")
+            folders: list[Path] = []
+            for name in names:
+                path = directory / name
+                shown = display_path(path, self.cwd)
+                if _excluded(shown, self.excludes):
                     continue
-            if not path.is_file():
-                yield Skipped(shown, "not a regular file")
-                continue
-            yield _file_artifact(path, cwd, in_repo)
+                try:
+                    own = os.lstat(path).st_mode
+                except OSError as exc:  # a folder that may be listed but not entered
+                    yield problem(shown, "unreadable", f"cannot stat: {exc.strerror}")
+                    continue
+                if stat.S_ISDIR(own):
+                    if name in SKIP_DIRS and not self.include_skipped:
+                        yield FolderSkipped(shown + "/")
+                    elif depth + 1 > self.max_depth:
+                        yield problem(shown + "/", "too_deep",
+                                      f"folder deeper than {self.max_depth} levels")
+                    else:
+                        folders.append(path)
+                    continue
+                yield from self.entry(path, root, depth, in_repo)
+            stack.extend((folder, depth + 1, in_repo) for folder in reversed(folders))
+
+    def entry(self, path: Path, root: Path, depth: int,
+              in_repo: str | None = None) -> Iterator[Artifact]:
+        """One non-folder entry (or a link): a file artifact, a problem, or nothing (a link to
+        a folder inside the root, which is scanned where it lives)."""
+        shown = display_path(path, self.cwd)
+        if os.path.islink(path):
+            bad = classify_link(path, root)
+            if bad is not None:
+                yield problem(shown, *bad)
+                return
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as exc:
+            yield problem(shown, "unreadable", f"cannot stat: {exc.strerror}")
+            return
+        if stat.S_ISDIR(mode):
+            return  # a link to a folder inside the scanned tree: scanned at its own place
+        special = special_kind(mode)
+        if special is not None:
+            yield problem(shown, "special", f"{special}: content is produced when read")
+            return
+        reason = unreadable_reason(path)
+        if reason is not None:
+            yield problem(shown, "unreadable", reason)
+            return
+        yield _file_artifact(path, self.cwd, in_repo)

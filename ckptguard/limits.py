@@ -26,12 +26,14 @@ class Limits:
     max_archive_depth: int = 6  # archives within archives
     max_archive_members: int = 100_000
     max_member_size: int = 2 * 1024**3  # bytes decompressed into memory for one member
-    max_total_decompressed: int = 8 * 1024**3
+    max_total_decompressed: int = 8 * 1024**3  # per top-level artifact, all nesting levels
+    max_decompressed_in_memory: int = 256 * 1024**2  # the rest goes to temporary files
     max_compression_ratio: int = 200
     max_header_bytes: int = 100 * 1024**2  # safetensors/GGUF/JSON headers read into memory
     max_text_file_bytes: int = 10 * 1024**2  # configs, cards, code, templates
     max_template_nodes: int = 200_000
     max_repo_files: int = 100_000
+    max_tree_depth: int = 64  # folders below a scanned folder
 
     def for_pickle_stream(self, stream_bytes: int) -> Limits:
         """These limits with the opcode and memo bounds scaled to a stream of this size: at

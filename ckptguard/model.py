@@ -203,6 +203,10 @@ class ScanResult:
     suppressed: tuple[Finding, ...] = ()  # dropped by baseline or ignores, kept for reporting
     tool_version: str = ""
     rules_used: tuple[str, ...] = field(default=())
+    skipped_folders: tuple[str, ...] = ()  # not scanned because of their name (.git, venv …)
+    # Nothing judged, nothing reported, no file named: every folder given was empty, excluded,
+    # skipped or held no model.  A gate that passes on this was pointed at the wrong place.
+    judged_nothing: bool = False
 
     @property
     def max_severity(self) -> Severity | None:

@@ -76,6 +76,15 @@ def run_units(units: Sequence[ScanUnit], config: Config, rules: RuleSet, *, jobs
     """Outcomes per unit, in the order of ``units``.  Forked workers inherit ``rules`` through
     the pool initializer; spawned ones load the configured rules once and keep the same ids."""
     workers = effective_jobs(jobs, len(units))
+    budget = config.artifact_timeout
+    if budget and units:
+        from ckptguard.supervise import Supervisor, can_supervise
+
+        if can_supervise():
+            # One worker scans everything when jobs is 1 (one fork per scan, not per file).
+            plan = [range(len(units))] if workers == 1 else batches(len(units), workers)
+            return Supervisor(units, config, rules, workers=workers, budget=budget,
+                              advance=advance).run(plan)
     if workers == 1:
         scanner = Scanner(rules, config)
         results: list[Outcomes] = []

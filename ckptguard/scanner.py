@@ -92,14 +92,16 @@ class Scanner:
                         "base": config.base}
 
     def scan(self, root: Artifact) -> Iterator[ArtifactOutcome]:
-        """The artifact and its nested members, depth first, in a deterministic order."""
-        return iter(self._scan_tree(root, [0]))
+        """The artifact and its nested members, depth first, in a deterministic order.  The
+        whole tree shares one decompression budget (``ParseContext.for_scan``)."""
+        return iter(self._scan_tree(root, [0], self.context.for_scan()))
 
-    def _scan_tree(self, artifact: Artifact, members_seen: list[int]) -> list[ArtifactOutcome]:
+    def _scan_tree(self, artifact: Artifact, members_seen: list[int],
+                   context: ParseContext) -> list[ArtifactOutcome]:
         """Outcomes of ``artifact`` and everything below it (pre-order).  ``members_seen`` is
         this scan's running count of nested members, shared by the whole tree."""
         limits = self.config.limits
-        outcome, children = self._scan_one(artifact)
+        outcome, children = self._scan_one(artifact, context)
         kept: list[Artifact] = []
         for child in children:
             members_seen[0] += 1
@@ -110,9 +112,13 @@ class Scanner:
         dropped = len(children) - len(kept)
         if dropped:
             outcome = self._with_limit_finding(outcome, artifact, dropped)
-        subtrees = [self._scan_tree(child, members_seen) for child in kept]
-        outcome = resolve_nested(outcome, {child.name: tree
-                                           for child, tree in zip(kept, subtrees, strict=True)})
+        del children
+        names = [child.name for child in kept]
+        subtrees = []
+        kept.reverse()
+        while kept:  # each member's content is released as soon as its subtree is judged
+            subtrees.append(self._scan_tree(kept.pop(), members_seen, context))
+        outcome = resolve_nested(outcome, dict(zip(names, subtrees, strict=True)))
         return [outcome, *(item for tree in subtrees for item in tree)]
 
     def _with_limit_finding(self, outcome: ArtifactOutcome, artifact: Artifact,
@@ -123,18 +129,20 @@ class Scanner:
         extra = self.rules.evaluate("*", artifact, output, self.options)
         return ArtifactOutcome(outcome.summary, (*outcome.findings, *extra))
 
-    def _collect(self, target: str, artifact: Artifact, fmt: str) -> ParseOutput:
+    def _collect(self, target: str, artifact: Artifact, fmt: str,
+                 context: ParseContext) -> ParseOutput:
         module_name, _, function = target.partition(":")
         collector = getattr(importlib.import_module(module_name), function)
         try:
-            collected: ParseOutput = collector(artifact, self.context)
+            collected: ParseOutput = collector(artifact, context)
         except Exception as exc:  # noqa: BLE001 - fail closed: a crash is a finding
             collected = ParseOutput()
             collected.add("scanner.error", artifact.location, format=fmt,
                           error=f"{type(exc).__name__} in {module_name}: {exc}"[:500])
         return collected
 
-    def _scan_one(self, artifact: Artifact) -> tuple[ArtifactOutcome, list[Artifact]]:
+    def _scan_one(self, artifact: Artifact,
+                  context: ParseContext) -> tuple[ArtifactOutcome, list[Artifact]]:
         sniffed = sniff(artifact)
         output = ParseOutput()
         sniff_facts(artifact, sniffed, output)
@@ -142,7 +150,7 @@ class Scanner:
         parser = parser_for(fmt)
         if parser is not None:
             try:
-                parsed = parser(artifact, self.context)
+                parsed = parser(artifact, context)
             except (MemoryError, RecursionError) as exc:
                 output.add("scanner.error", artifact.location, format=fmt,
                            error=f"{type(exc).__name__}: resource exhausted while parsing")
@@ -153,7 +161,7 @@ class Scanner:
                 output.extend(parsed)
                 fmt = parsed.format or fmt
         for target in COLLECTORS.get(fmt, ()):
-            output.extend(self._collect(target, artifact, fmt))
+            output.extend(self._collect(target, artifact, fmt, context))
         if "pickle" in sniffed.also and sniffed.format != "pickle":
             # A pickle hidden behind another format's signature: a pickle loader reads it from
             # byte 0, so it is scanned as the pickle it also is.

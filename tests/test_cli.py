@@ -23,6 +23,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "models" / "model.pt").write_bytes(bytes(range(256)) * 8)  # medium only
     (tmp_path / "clean").mkdir()
     (tmp_path / "clean" / "notes.txt").write_text("nothing to see\n")
+    (tmp_path / "benign").mkdir()
+    (tmp_path / "benign" / "data.pkl").write_bytes(b"\x80\x02}q\x00X\x01\x00\x00\x00aK\x01s.")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -33,7 +35,10 @@ def run(*args: str) -> tuple[int, str, str]:
 
 
 def test_exit_codes(project: Path) -> None:
-    assert run("scan", "clean")[0] == 0
+    assert run("scan", "benign")[0] == 0
+    # A folder with nothing to judge is not a pass: a gate pointed at the wrong place says so.
+    code, _, err = run("scan", "clean")
+    assert code == 3 and "nothing was judged" in err
     assert run("scan", "models")[0] == 1
     assert run("scan", "models/model.pt")[0] == 0  # medium is below the default gate
     assert run("scan", "models/model.pt", "--fail-on", "medium")[0] == 1

@@ -79,7 +79,7 @@ def test_synthetic_report_round_trip() -> None:
     assert document["verdict"] == "fail"
     assert document["summary"] == {"artifacts": 1, "findings": 2, "suppressed": 1,
                                    "max_severity": "high", "by_severity": {"high": 1, "low": 1},
-                                   "blocking": 1}
+                                   "blocking": 1, "judged_nothing": False}
     first = document["findings"][0]
     assert first["location"] == {"artifact": "a.zip!data.pkl", "path": "a.zip",
                                  "members": ["data.pkl"], "offset": 3, "tensor": None,

@@ -13,6 +13,20 @@ from typing import Any
 
 from ckptguard.facts import Artifact, ParseOutput
 from ckptguard.limits import DEFAULT_LIMITS, Limits
+from ckptguard.spill import SpillFile
+
+
+@dataclass
+class DecompressionBudget:
+    """What one scan (a top-level artifact and everything nested in it) may still decompress,
+    and keep in memory: shared by every archive level, so a 42.zip-style nest runs out."""
+
+    remaining: int
+    memory: int
+    # Outputs already produced in this scan, by digest of their compressed input: the copies of
+    # a 42.zip level are the same bytes, inflated once (and still charged to ``remaining``).
+    seen: dict[tuple[object, ...], Any] = field(default_factory=dict)
+    spill: SpillFile = field(default_factory=SpillFile)  # where output past ``memory`` goes
 
 
 @dataclass(frozen=True)
@@ -20,6 +34,22 @@ class ParseContext:
     limits: Limits = DEFAULT_LIMITS
     want_tensors: bool = False  # collect TensorRefs for weight statistics
     options: dict[str, Any] = field(default_factory=dict)
+    # The scan's shared budget (set by the Scanner per top-level artifact); None: each caller
+    # gets a fresh one from the limits.
+    budget: DecompressionBudget | None = None
+
+    def scan_budget(self) -> DecompressionBudget:
+        if self.budget is not None:
+            return self.budget
+        return DecompressionBudget(self.limits.max_total_decompressed,
+                                   self.limits.max_decompressed_in_memory)
+
+    def for_scan(self) -> ParseContext:
+        """This context with a fresh budget for one top-level artifact and its members."""
+        from dataclasses import replace
+
+        return replace(self, budget=DecompressionBudget(self.limits.max_total_decompressed,
+                                                        self.limits.max_decompressed_in_memory))
 
 
 Parser = Callable[[Artifact, ParseContext], ParseOutput]
@@ -51,6 +81,7 @@ PARSERS: dict[str, str] = {
     "hdf5": "ckptguard.formats.keras_h5:parse",
     "yaml": "ckptguard.formats.hydra_targets:parse_yaml",
     "json": "ckptguard.formats.hydra_targets:parse_json",
+    "filesystem": "ckptguard.fsguard:parse",
 }
 
 

@@ -11,19 +11,22 @@ Decompression never raises: corrupt and truncated streams are reported in the re
 from __future__ import annotations
 
 import bz2
+import hashlib
 import lzma
 import posixpath
 import zlib
 from dataclasses import dataclass
 
 from ckptguard.facts import Artifact, ParseOutput
-from ckptguard.formats import ParseContext
+from ckptguard.formats import DecompressionBudget, ParseContext
 from ckptguard.limits import Limits
 from ckptguard.model import Location
 from ckptguard.sniff import PICKLE_LOADER_EXTENSIONS, extension_of
 from ckptguard.source import ByteSource, MemorySource, slice_source
+from ckptguard.spill import SpillBuffer
 
-CHUNK = 1 << 20  # compressed bytes read at a time
+REUSE_INPUT_MAX = 1 << 20  # compressed inputs up to this size are recognised when repeated
+CHUNK = 64 << 10  # compressed bytes read at a time (small: the ratio is judged per chunk)
 STEP = 4 << 20  # decompressed bytes produced at a time
 RATIO_FLOOR = 32 << 20  # ratios are judged once this much output exists (small files compress well)
 
@@ -92,7 +95,7 @@ class _Stream:
 class Inflated:
     """The outcome of one bounded decompression."""
 
-    data: bytes
+    source: ByteSource  # the output: in memory, or spilled to a temporary file
     consumed: int  # compressed bytes read
     complete: bool  # the stream ended properly
     limit: str | None = None  # the limit that stopped decompression, if any
@@ -100,6 +103,15 @@ class Inflated:
     error: str | None = None  # corrupt or truncated stream
     trailing: int = 0  # bytes after the end of the stream that are not another stream
     streams: int = 1  # concatenated streams decoded (gzip/bz2/xz allow several)
+
+    @property
+    def size(self) -> int:
+        return self.source.size
+
+    @property
+    def data(self) -> bytes:
+        """All the output as bytes (for small outputs and tests; parsers use ``source``)."""
+        return self.source.read(0, self.source.size)
 
 
 def _limit(limits: Limits, budget: int) -> tuple[int, str]:
@@ -109,15 +121,44 @@ def _limit(limits: Limits, budget: int) -> tuple[int, str]:
 
 
 def decompress(source: ByteSource, start: int, length: int, method: str, limits: Limits,
-               budget: int, *, filters: list[dict[str, int]] | None = None,
+               budget: int | DecompressionBudget, *, filters: list[dict[str, int]] | None = None,
                expected: int | None = None) -> Inflated:
     """Decompress ``length`` bytes of ``source`` from ``start`` with ``method``.
 
-    ``budget`` is how many decompressed bytes the caller may still spend (its share of
-    ``max_total_decompressed``).
+    ``budget`` is what the caller may still spend: the scan's ``DecompressionBudget`` (charged
+    here, so that archives nested in archives share one ``max_total_decompressed``), or a byte
+    count.  Output past the budget's in-memory share goes to a temporary file.
     """
+    shared = budget if isinstance(budget, DecompressionBudget) else \
+        DecompressionBudget(budget, limits.max_decompressed_in_memory)
+    if shared.remaining <= 0:
+        return Inflated(MemorySource(b""), 0, False, limit="max_total_decompressed",
+                        limit_detail="this scan's decompression budget is already spent")
+    key: tuple[object, ...] | None = None
+    if length <= REUSE_INPUT_MAX:
+        digest = hashlib.sha256(source.read(start, length)).digest()
+        key = (method, digest, length, expected, repr(filters))
+        known: Inflated | None = shared.seen.get(key)
+        if known is not None and known.size <= shared.remaining:
+            shared.remaining -= known.size
+            return known
+    out = SpillBuffer(shared.memory, shared.spill)
+    try:
+        result = _inflate(source, start, length, method, limits, shared.remaining, out,
+                          filters, expected)
+    finally:
+        shared.remaining -= out.size
+        shared.memory -= out.in_memory
+    if key is not None and isinstance(result.source, MemorySource) and \
+            result.limit in (None, "max_compression_ratio"):
+        shared.seen[key] = result  # the same input gives the same output (and the same facts)
+    return result
+
+
+def _inflate(source: ByteSource, start: int, length: int, method: str, limits: Limits,
+             budget: int, out: SpillBuffer, filters: list[dict[str, int]] | None,
+             expected: int | None) -> Inflated:
     cap, cap_name = _limit(limits, budget)
-    out = bytearray()
     stream = _Stream(method, filters)
     pos = 0
     streams = 1
@@ -130,25 +171,26 @@ def decompress(source: ByteSource, start: int, length: int, method: str, limits:
             else:
                 data = source.read(start + pos, min(CHUNK, length - pos))
                 pos += len(data)
-                if not data and expected is not None and len(out) == expected:
-                    return Inflated(bytes(out), pos, True, streams=streams)  # no end marker
+                if not data and expected is not None and out.size == expected:
+                    return Inflated(out.source(), pos, True, streams=streams)  # no end marker
                 if not data:
-                    return Inflated(bytes(out), pos, False, error="truncated: the compressed "
+                    return Inflated(out.source(), pos, False, error="truncated: the compressed "
                                     "stream ends before its end marker", streams=streams)
         try:
-            piece = stream.step(data, min(STEP, cap - len(out) + 1))
+            piece = stream.step(data, min(STEP, cap - out.size + 1))
         except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError) as exc:
-            return Inflated(bytes(out), pos, False, error=f"corrupt {method} data: {exc}",
+            return Inflated(out.source(), pos, False, error=f"corrupt {method} data: {exc}",
                             streams=streams)
-        out += piece
-        if len(out) > cap:
+        out.write(piece)
+        if out.size > cap:
             detail = f"more than {cap} bytes after decompression"
-            return Inflated(bytes(out[:cap]), pos, False, limit=cap_name, limit_detail=detail,
+            out.truncate(cap)
+            return Inflated(out.source(), pos, False, limit=cap_name, limit_detail=detail,
                             streams=streams)
-        if len(out) > RATIO_FLOOR and len(out) > limits.max_compression_ratio * max(pos, 1):
-            detail = (f"{len(out)} bytes from {pos} compressed bytes, a ratio above "
+        if out.size > RATIO_FLOOR and out.size > limits.max_compression_ratio * max(pos, 1):
+            detail = (f"{out.size} bytes from {pos} compressed bytes, a ratio above "
                       f"{limits.max_compression_ratio}")
-            return Inflated(bytes(out), pos, False, limit="max_compression_ratio",
+            return Inflated(out.source(), pos, False, limit="max_compression_ratio",
                             limit_detail=detail, streams=streams)
         if stream.eof:
             rest = stream.unused_data + source.read(start + pos, min(64, length - pos))
@@ -159,7 +201,7 @@ def decompress(source: ByteSource, start: int, length: int, method: str, limits:
                 streams += 1
                 continue
             trailing = len(stream.unused_data) + (length - pos)
-            return Inflated(bytes(out), pos, True, trailing=trailing, streams=streams)
+            return Inflated(out.source(), pos, True, trailing=trailing, streams=streams)
 
 
 # --- the single-stream parsers -------------------------------------------------------------------
@@ -229,11 +271,11 @@ def report_inflated(output: ParseOutput, where: Location, fmt: str, result: Infl
                     what: str) -> None:
     """The facts every container states about one decompression."""
     if result.limit is not None:
-        output.add("limit.hit", where, limit=result.limit, value=len(result.data),
+        output.add("limit.hit", where, limit=result.limit, value=result.size,
                    detail=f"{what}: {result.limit_detail}")
     if result.error is not None:
         output.add("parse.error", where, format=fmt, error=f"{what}: {result.error}",
-                   offset=result.consumed, read=len(result.data))
+                   offset=result.consumed, read=result.size)
 
 
 def _parse(artifact: Artifact, ctx: ParseContext, fmt: str) -> ParseOutput:
@@ -251,7 +293,7 @@ def _parse(artifact: Artifact, ctx: ParseContext, fmt: str) -> ParseOutput:
                    error=f"not a {fmt} stream (first bytes {head[:8].hex()})")
         return output
     result = decompress(source, start, source.size - start, method, ctx.limits,
-                        ctx.limits.max_total_decompressed)
+                        ctx.scan_budget())
     report_inflated(output, artifact.location, fmt, result, f"{method} stream")
     if result.trailing:
         offset = source.size - result.trailing
@@ -266,12 +308,12 @@ def _parse(artifact: Artifact, ctx: ParseContext, fmt: str) -> ParseOutput:
             expected = int(declared, 16)
         except ValueError:
             expected = -1
-        if result.complete and expected != len(result.data):
+        if result.complete and expected != result.size:
             output.add("parse.error", artifact.location, format="joblib", offset=2,
-                       read=len(result.data), error=f"joblib zlib header declares {expected} "
-                       f"bytes but the stream holds {len(result.data)}")
+                       read=result.size, error=f"joblib zlib header declares {expected} "
+                       f"bytes but the stream holds {result.size}")
     inner = member_name(artifact.name, head)
-    output.children.append(artifact.child(inner, MemorySource(result.data),
+    output.children.append(artifact.child(inner, result.source,
                                           format_hint=_hint(artifact.name, inner, joblib_zf)))
     return output
 

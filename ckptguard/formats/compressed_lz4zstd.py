@@ -22,7 +22,7 @@ import posixpath
 from typing import Any, Protocol
 
 from ckptguard.facts import Artifact, ParseOutput
-from ckptguard.formats import ParseContext
+from ckptguard.formats import DecompressionBudget, ParseContext
 from ckptguard.formats.compressed import (
     CHUNK,
     RATIO_FLOOR,
@@ -34,6 +34,7 @@ from ckptguard.formats.compressed import (
 from ckptguard.limits import Limits
 from ckptguard.sniff import PICKLE_LOADER_EXTENSIONS, extension_of
 from ckptguard.source import ByteSource, MemorySource, slice_source
+from ckptguard.spill import SpillBuffer
 
 LZ4_MAGIC = b"\x04\x22\x4d\x18"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -129,12 +130,26 @@ def _cap(limits: Limits, budget: int) -> tuple[int, str]:
     return limits.max_member_size, "max_member_size"
 
 
-def inflate(source: ByteSource, fmt: str, module: Any, limits: Limits, budget: int) -> Inflated:
-    """Decode every frame of ``source`` with the ``fmt`` binding ``module``, within limits."""
+def inflate(source: ByteSource, fmt: str, module: Any, limits: Limits,
+            budget: int | DecompressionBudget) -> Inflated:
+    """Decode every frame of ``source`` with the ``fmt`` binding ``module``, within limits,
+    charging the scan's shared decompression budget (output past its in-memory share spills to
+    the scan's temporary file, as in ``compressed.decompress``)."""
+    shared = budget if isinstance(budget, DecompressionBudget) else \
+        DecompressionBudget(budget, limits.max_decompressed_in_memory)
+    out = SpillBuffer(shared.memory, shared.spill)
+    try:
+        return _inflate(source, fmt, module, limits, shared.remaining, out)
+    finally:
+        shared.remaining -= out.size
+        shared.memory -= out.in_memory
+
+
+def _inflate(source: ByteSource, fmt: str, module: Any, limits: Limits, budget: int,
+             out: SpillBuffer) -> Inflated:
     cap, cap_name = _cap(limits, budget)
     magic = LZ4_MAGIC if fmt == "lz4" else ZSTD_MAGIC
     piece = CHUNK if fmt == "lz4" else ZSTD_PIECE
-    out = bytearray()
     pos = 0  # compressed bytes handed to a decoder (or skipped)
     frames = 0
     while True:
@@ -145,9 +160,9 @@ def inflate(source: ByteSource, fmt: str, module: Any, limits: Limits, budget: i
             continue
         if not head.startswith(magic):
             if frames == 0:
-                return Inflated(b"", pos, False, error=f"no {fmt} frame at byte {pos}",
-                                streams=0)
-            return Inflated(bytes(out), pos, True, trailing=source.size - pos, streams=frames)
+                return Inflated(MemorySource(b""), pos, False,
+                                error=f"no {fmt} frame at byte {pos}", streams=0)
+            return Inflated(out.source(), pos, True, trailing=source.size - pos, streams=frames)
         frames += 1
         decoder = _decoder(fmt, module)
         while not decoder.eof:
@@ -156,21 +171,22 @@ def inflate(source: ByteSource, fmt: str, module: Any, limits: Limits, budget: i
                 data = source.read(pos, min(piece, source.size - pos))
                 pos += len(data)
                 if not data:
-                    return Inflated(bytes(out), pos, False, streams=frames,
+                    return Inflated(out.source(), pos, False, streams=frames,
                                     error=f"truncated: the {fmt} frame ends before its end mark")
             try:
-                chunk = decoder.step(data, min(STEP, cap - len(out) + 1))
+                chunk = decoder.step(data, min(STEP, cap - out.size + 1))
             except Exception as exc:  # noqa: BLE001 - the bindings raise their own error types
-                return Inflated(bytes(out), pos, False, streams=frames,
+                return Inflated(out.source(), pos, False, streams=frames,
                                 error=f"corrupt {fmt} data: {type(exc).__name__}: {exc}"[:300])
-            out += chunk
-            if len(out) > cap:
-                return Inflated(bytes(out[:cap]), pos, False, limit=cap_name, streams=frames,
+            out.write(chunk)
+            if out.size > cap:
+                out.truncate(cap)
+                return Inflated(out.source(), pos, False, limit=cap_name, streams=frames,
                                 limit_detail=f"more than {cap} bytes after decompression")
-            if len(out) > RATIO_FLOOR and len(out) > limits.max_compression_ratio * max(pos, 1):
-                return Inflated(bytes(out), pos, False, limit="max_compression_ratio",
+            if out.size > RATIO_FLOOR and out.size > limits.max_compression_ratio * max(pos, 1):
+                return Inflated(out.source(), pos, False, limit="max_compression_ratio",
                                 streams=frames,
-                                limit_detail=f"{len(out)} bytes from {pos} compressed bytes, a "
+                                limit_detail=f"{out.size} bytes from {pos} compressed bytes, a "
                                 f"ratio above {limits.max_compression_ratio}")
         pos -= len(decoder.unused_data)  # what the decoder read past its frame's end
 
@@ -199,7 +215,7 @@ def _parse(artifact: Artifact, ctx: ParseContext, fmt: str) -> ParseOutput:
         output.add("format.unsupported", artifact.location, format=fmt, size=source.size,
                    detail=f"the Python package for {fmt} ({MODULES[fmt]}) is not installed")
         return output
-    result = inflate(source, fmt, module, ctx.limits, ctx.limits.max_total_decompressed)
+    result = inflate(source, fmt, module, ctx.limits, ctx.scan_budget())
     report_inflated(output, artifact.location, fmt, result, f"{fmt} stream")
     if result.trailing and result.complete:
         offset = source.size - result.trailing
@@ -210,7 +226,7 @@ def _parse(artifact: Artifact, ctx: ParseContext, fmt: str) -> ParseOutput:
     if result.streams == 0:
         return output
     inner = inner_name(artifact.name)
-    output.children.append(artifact.child(inner, MemorySource(result.data),
+    output.children.append(artifact.child(inner, result.source,
                                           format_hint=_hint(artifact.name, inner)))
     return output
 

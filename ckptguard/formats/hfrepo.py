@@ -37,6 +37,7 @@ from ckptguard.formats.hfrepo_sources import (
 )
 from ckptguard.formats.hfrepo_weights import pickle_beside_safetensors
 from ckptguard.formats.pycode import CodeLists, analyse_python, code_lists
+from ckptguard.fsguard import containment_root, inside
 from ckptguard.limits import Limits
 from ckptguard.model import Location
 
@@ -73,6 +74,8 @@ class _Repo:
 
     def read_text(self, relative: str) -> str | None:
         path = self.root / relative
+        if not inside(path, containment_root(self.root)):
+            return None  # a link out of the folder: reported by the walk (FSY002), never read
         try:
             size = path.stat().st_size
         except OSError as exc:

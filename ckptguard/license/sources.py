@@ -11,6 +11,7 @@ from typing import Any
 
 from ckptguard.facts import Artifact, Fact, ParseOutput
 from ckptguard.formats import ParseContext, parser_for
+from ckptguard.fsguard import containment_root, inside
 from ckptguard.license.catalog import Catalog, load_catalog
 from ckptguard.license.families import BaseRef
 from ckptguard.license.lineage import BaseModel, base_attributes, embedded_bases, embedded_name
@@ -50,7 +51,11 @@ def front_matter(text: str) -> tuple[Mapping[str, Any] | None, str | None]:
     return data, None
 
 
-def _read_text(path: Path, limit: int) -> str | None:
+def _read_text(path: Path, limit: int, root: Path) -> str | None:
+    """The start of a text file, or None when it cannot be read or leads out of ``root`` (a
+    ``LICENSE`` linked to a secret file must never be quoted in a report)."""
+    if not inside(path, root):
+        return None
     try:
         with path.open("rb") as handle:
             data = handle.read(limit + 1)
@@ -83,7 +88,7 @@ def _statement(output: ParseOutput, catalog: Catalog, where: Location, raw: obje
 def _card(directory: Path, chain: tuple[str, ...], catalog: Catalog, output: ParseOutput,
           limit: int) -> tuple[Mapping[str, Any], str]:
     readme = directory / "README.md"
-    text = _read_text(readme, limit) if readme.is_file() else None
+    text = _read_text(readme, limit, containment_root(directory)) if readme.is_file() else None
     if text is None:
         return {}, ""
     where = Location((*chain, "README.md"))
@@ -109,11 +114,12 @@ def _license_files(directory: Path, chain: tuple[str, ...], catalog: Catalog,
                    output: ParseOutput, limit: int) -> tuple[list[str], str]:
     names: list[str] = []
     texts: list[str] = []
+    root = containment_root(directory)
     for path in sorted(directory.iterdir()):
-        if not path.is_file() or not LICENSE_FILE.match(path.name):
-            continue
+        if not path.is_file() or not LICENSE_FILE.match(path.name) or not inside(path, root):
+            continue  # a link out of the folder is reported by the walk (FSY002), never read
         names.append(path.name)
-        text = _read_text(path, limit) or ""
+        text = _read_text(path, limit, root) or ""
         texts.append(text)
         match = identify(text, catalog)
         where = Location((*chain, path.name))
@@ -130,8 +136,9 @@ def _package_metadata(directory: Path, chain: tuple[str, ...], catalog: Catalog,
                       output: ParseOutput, limit: int) -> None:
     candidates = [*directory.glob("*.dist-info/METADATA"), *directory.glob("PKG-INFO"),
                   *directory.glob("*.egg-info/PKG-INFO")]
+    root = containment_root(directory)
     for path in sorted(candidates)[:8]:
-        text = _read_text(path, limit) or ""
+        text = _read_text(path, limit, root) or ""
         where = Location((*chain, path.relative_to(directory).as_posix()))
         headers = text.split("\n\n", 1)[0]
         for line in headers.splitlines():

@@ -55,8 +55,22 @@ def render(result: ScanResult, *, colour: bool = False,
             lines += finding_lines(item, paint)
         lines.append("")
     lines += hint_lines(result, paint, rules or {})
+    lines += scope_lines(result)
     lines.append(summary_line(result, colour=colour))
     return "\n".join(lines) + "\n"
+
+
+def scope_lines(result: ScanResult) -> list[str]:
+    """What the scan did not look at: folders skipped by name, or nothing judged at all."""
+    out = []
+    if result.skipped_folders:
+        shown = ", ".join(clean(p) for p in result.skipped_folders[:5])
+        more = f" and {len(result.skipped_folders) - 5} more" \
+            if len(result.skipped_folders) > 5 else ""
+        out.append(f"Skipped by name (--include-skipped scans them): {shown}{more}")
+    if result.judged_nothing:
+        out.append("NOTHING JUDGED: no model, archive or repo folder was found in the paths given")
+    return out
 
 
 def finding_lines(item: Finding, paint: _Painter) -> list[str]:

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ckptguard.discover import Skipped, discover
+from ckptguard.discover import FolderSkipped, Skipped, discover
 from ckptguard.facts import Artifact, Fact
 from ckptguard.formats import ParseContext, parser_for
 from ckptguard.license import sources
@@ -88,7 +88,7 @@ def inventory(paths: Iterable[str | os.PathLike[str]], *, root: Path | None = No
     repos: dict[str, tuple[Artifact, list[WeightFile]]] = {}
     lone: list[ModelUnit] = []
     for item in discover(paths, root=root):
-        if isinstance(item, Skipped):
+        if isinstance(item, (Skipped, FolderSkipped)):
             continue
         if item.directory is not None:
             repos[item.directory] = (item, [])

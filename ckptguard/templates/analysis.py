@@ -16,6 +16,7 @@ from ckptguard.facts import Fact
 from ckptguard.limits import Limits
 from ckptguard.model import Location
 from ckptguard.templates.folding import Value, fold
+from ckptguard.templates.growth import macro_fan_out, string_growth
 from ckptguard.templates.names import (
     ESCAPE_DUNDERS,
     FRAMEWORK_GLOBALS,
@@ -120,6 +121,10 @@ class _Analyser:
             self.visit(node)
         self._macro_recursion()
         self._nested_loops()
+        for growth in (macro_fan_out(self.tree, self.max_nodes),
+                       string_growth(self.tree, self.env, self.max_nodes)):
+            if growth is not None:
+                self.add("huge-loop", growth.name, growth.node, growth.detail)
 
     def _loop_count(self, loop: nodes.For) -> int | None:
         """How many times a ``{% for %}`` over ``range(...)`` with known bounds iterates."""

@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ckptguard.discover import Skipped, discover
+from ckptguard.discover import FolderSkipped, Skipped, discover
 from ckptguard.facts import Artifact, TensorRef
 from ckptguard.formats import ParseContext, parser_for
+from ckptguard.fsguard import ProblemSource
 from ckptguard.limits import Limits
 from ckptguard.sniff import sniff
 
@@ -35,6 +36,10 @@ def read_base(path: str, limits: Limits) -> BaseTensors:
     for item in discover([path], root=Path(path).parent):
         if isinstance(item, Skipped):
             problems.append(f"{item.path}: {item.reason}")
+        elif isinstance(item, FolderSkipped):
+            continue
+        elif isinstance(item.source, ProblemSource):
+            problems.append(f"{item.chain[0]}: {item.source.detail}")
         else:
             pending.append(item)
     visited = 0

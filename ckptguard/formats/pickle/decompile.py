@@ -9,6 +9,11 @@ from __future__ import annotations
 
 MAX_DECOMPILE_BYTES = 64 * 1024
 MAX_VIEW_CHARS = 1500
+# fickling builds its syntax tree with memo-shared objects as shared nodes, so a 560-byte pickle
+# of lists holding the previous list twice unparses to an exponentially long text.  The tree is
+# measured as unparsing would expand it, and that walk stops at this budget (nodes plus the
+# characters of constants), so rendering costs at most a bounded amount whatever the pickle.
+MAX_RENDER_COST = 50_000
 # Top-level modules whose names make a decompiled view worth its cost.
 SUSPECT_MODULES = frozenset({
     "os", "posix", "nt", "subprocess", "builtins", "__builtin__", "importlib", "sys", "operator",
@@ -31,6 +36,30 @@ def suspect(qualname: str) -> bool:
     return qualname.split(".", 1)[0] in SUSPECT_MODULES and qualname not in ORDINARY
 
 
+def _renders_within(tree: object, budget: int) -> bool:
+    """Whether unparsing ``tree`` costs at most ``budget``, counting a shared node once per use
+    (as ``ast.unparse`` does); the walk itself stops as soon as the budget is spent."""
+    import ast
+
+    stack: list[ast.AST] = [tree] if isinstance(tree, ast.AST) else []
+    spent = 0
+    while stack:
+        node = stack.pop()
+        spent += 1
+        value = getattr(node, "value", None) if isinstance(node, ast.Constant) else None
+        if isinstance(value, (str, bytes)):
+            spent += len(value)
+        if spent > budget:
+            return False
+        for name in node._fields:  # not ast.iter_child_nodes: fickling stores tuples, too
+            field = getattr(node, name, None)
+            if isinstance(field, ast.AST):
+                stack.append(field)
+            elif isinstance(field, (list, tuple)):
+                stack.extend(item for item in field if isinstance(item, ast.AST))
+    return True
+
+
 def decompiled_view(data: bytes) -> str:
     """Python source equivalent to one pickle, bounded; "unavailable (...)" on any failure."""
     if len(data) > MAX_DECOMPILE_BYTES:
@@ -40,7 +69,10 @@ def decompiled_view(data: bytes) -> str:
 
         from fickling.fickle import Pickled
 
-        text = ast.unparse(Pickled.load(data).ast)
+        tree = Pickled.load(data).ast
+        if not _renders_within(tree, MAX_RENDER_COST):
+            return f"unavailable (the decompiled text would exceed {MAX_RENDER_COST} units)"
+        text = ast.unparse(tree)
     except Exception as exc:  # noqa: BLE001 - evidence only: any failure is "unavailable"
         return f"unavailable ({type(exc).__name__})"
     return text if len(text) <= MAX_VIEW_CHARS else text[:MAX_VIEW_CHARS] + "\n…"

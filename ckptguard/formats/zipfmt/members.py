@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from ckptguard.facts import ParseOutput
-from ckptguard.formats import ParseContext
+from ckptguard.formats import DecompressionBudget, ParseContext
 from ckptguard.formats.compressed import decompress, report_inflated
 from ckptguard.formats.zipfmt.reader import (
     FLAG_ENCRYPTED,
@@ -22,7 +22,7 @@ from ckptguard.formats.zipfmt.reader import (
     read_local,
 )
 from ckptguard.model import Location
-from ckptguard.source import ByteSource, MemorySource, slice_source
+from ckptguard.source import ByteSource, slice_source
 
 METHODS = {0: None, 8: "deflate", 12: "bz2", 14: "lzma-raw"}
 METHOD_NAMES = {0: "stored", 8: "deflate", 9: "deflate64", 12: "bzip2", 14: "lzma", 93: "zstd",
@@ -32,11 +32,7 @@ CRC_BLOCK = 1 << 20
 MAX_REPORTED = 50  # facts of one kind per archive (the count says the rest)
 
 
-@dataclass
-class Budget:
-    """Decompressed bytes one archive may still produce (its share of the total limit)."""
-
-    remaining: int
+Budget = DecompressionBudget  # shared by the whole scan (ParseContext.scan_budget)
 
 
 @dataclass(frozen=True)
@@ -110,15 +106,14 @@ def open_member(source: ByteSource, entry: Entry, where: Location, ctx: ParseCon
                            reason="lzma compression with an unknown properties header")
                 return None
             start, length = start + 9, length - 9
-        result = decompress(source, start, length, codec, ctx.limits, budget.remaining,
+        result = decompress(source, start, length, codec, ctx.limits, budget,
                             filters=filters, expected=entry.size)
-        budget.remaining -= len(result.data)
         report_inflated(output, here, "zip", result, f"member {entry.name!r}")
-        data = MemorySource(result.data)
+        data = result.source
         check = result.complete
-        if result.complete and len(result.data) != entry.size:
+        if result.complete and result.size != entry.size:
             output.add("zip.header_mismatch", here, name=entry.name, field="size (actual data)",
-                       central=str(entry.size), local=str(len(result.data)))
+                       central=str(entry.size), local=str(result.size))
     if check:
         actual = _crc(data)
         if actual != entry.crc:

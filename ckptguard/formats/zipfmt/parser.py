@@ -12,7 +12,6 @@ from ckptguard.formats import ParseContext
 from ckptguard.formats.torchscript_code import module_name
 from ckptguard.formats.zipfmt.layout import KERAS_CHILD_HINTS, TORCH_METADATA, Layout, classify
 from ckptguard.formats.zipfmt.members import (
-    Budget,
     Member,
     child_name,
     open_member,
@@ -60,11 +59,20 @@ class _Router:
         self.copy_of = copy_of
         self.ctx = ctx
         self.output = output
-        self.budget = Budget(ctx.limits.max_total_decompressed)
+        self.budget = ctx.scan_budget()
+        self.opened: dict[tuple[int, int, int, int, int], Member | None] = {}
 
     def open(self, entry: Entry, *, verify_crc: bool) -> Member | None:
-        return open_member(self.artifact.source, entry, self.artifact.location, self.ctx,
-                           self.budget, self.output, verify_crc=verify_crc)
+        # Entries that share one local header (an overlapping-entry bomb) share one
+        # decompression: the same bytes are read from the same place.
+        key = (entry.header_offset, entry.method, entry.compressed_size, entry.size, entry.crc)
+        if key in self.opened:
+            first = self.opened[key]
+            return None if first is None else Member(entry, first.source, first.stored)
+        member = open_member(self.artifact.source, entry, self.artifact.location, self.ctx,
+                             self.budget, self.output, verify_crc=verify_crc)
+        self.opened[key] = member
+        return member
 
     def hand_on(self, member: Member, hint: str | None, loader: str | None = None) -> Artifact:
         name = child_name(member.entry, self.copy_of.get(member.entry.position, 0))
