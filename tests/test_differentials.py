@@ -89,3 +89,102 @@ def test_truncated_last_signature_is_reported(tmp_path: Path) -> None:
     with pytest.raises(zipfile.BadZipFile):
         zipfile.ZipFile(path)
     assert "CON012" in rule_ids(path)
+
+
+# --- tar --------------------------------------------------------------------------------------
+
+def tarfile_view(data: bytes) -> list[tuple[str, int, int]]:
+    """(name, data offset, extracted size) of each member as Python's tarfile lists it."""
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        return [(m.name, m.offset_data, m.size) for m in archive.getmembers()]
+
+
+def ckptguard_view(data: bytes) -> list[tuple[str, int, int]]:
+    from ckptguard.formats.tar_reader import read_members
+    from ckptguard.source import MemorySource
+
+    members, _ = read_members(MemorySource(data), 1000)
+    return [(m.name, m.offset, m.real_size if m.sparse is not None else m.size)
+            for m in members]
+
+
+def _tar_cases(canary: Path) -> dict[str, bytes]:
+    from fixtures import differentials as d
+
+    payload = canary_pickle(canary)
+    global_size = d.pax_record("size", "600")
+    global_path = d.pax_record("path", "renamed.pkl")
+    return {
+        "pax size hides a member": d.pax_size_hiding_tar(payload),
+        "unknown type": d.unknown_type_tar(payload),
+        "sparse S": d.old_sparse_tar(payload),
+        "sparse S with a hole": d.old_sparse_tar(payload, 100),
+        "global pax size": d.tar_header("g", len(global_size), b"g") + d.padded(global_size)
+        + d.tar_header("a.txt", 0) + d.tar_header("b.pkl", len(payload)) + d.padded(payload)
+        + bytes(1024),
+        "global pax path": d.tar_header("g", len(global_path), b"g") + d.padded(global_path)
+        + d.tar_header("a.txt", len(payload)) + d.padded(payload) + bytes(1024),
+        "symlink with a size": d.tar_header("link", 512, b"2", link="target")
+        + d.tar_header("hidden.pkl", len(payload)) + d.padded(payload) + bytes(1024),
+        "gnu long name": d.tar_header("././@LongLink", 300, b"L") + d.padded(b"n" * 299 + b"\0")
+        + d.tar_header("short", len(payload)) + d.padded(payload) + bytes(1024),
+        "signed checksum": _signed_checksum_tar(payload),
+    }
+
+
+def _signed_checksum_tar(payload: bytes) -> bytes:
+    from fixtures import differentials as d
+
+    header = bytearray(d.tar_header("caf\xe9.pkl", len(payload)))
+    signed = 256 + sum(b - 256 if b > 127 else b for b in header[:148] + header[156:])
+    header[148:156] = f"{signed:06o}\0 ".encode()
+    return bytes(header) + d.padded(payload) + bytes(1024)
+
+
+def test_tar_members_match_tarfile(canary: Path) -> None:
+    for label, data in _tar_cases(canary).items():
+        assert ckptguard_view(data) == tarfile_view(data), label
+
+
+@pytest.mark.parametrize("fixture", ["tar_pax_size_hides_member", "tar_unknown_type_member",
+                                     "tar_gnu_sparse_member"])
+def test_tar_payload_members_are_judged(make_fixture, canary: Path,  # type: ignore[no-untyped-def]
+                                        fixture: str) -> None:
+    path = make_fixture(fixture)
+    assert any(name.endswith(".pkl") for name, _, _ in tarfile_view(path.read_bytes()))
+    assert "CON013" in rule_ids(path)
+    assert scanned_payload(path, canary)
+
+
+def test_sparse_member_is_rebuilt_with_its_holes(tmp_path: Path, canary: Path) -> None:
+    import tarfile
+
+    from fixtures.differentials import old_sparse_tar
+
+    path = tmp_path / "s.tar"
+    path.write_bytes(old_sparse_tar(b"hello", 7))
+    with tarfile.open(path) as archive:
+        archive.extractall(tmp_path / "out")
+    from ckptguard.formats.tar_reader import read_members
+    from ckptguard.formats.tarfmt import SparseSource
+    from ckptguard.source import FileSource
+
+    (member,), _ = read_members(FileSource(str(path)), 10)
+    assert member.sparse is not None
+    rebuilt = SparseSource(FileSource(str(path)), member.offset, member.sparse, member.real_size)
+    assert rebuilt.read(0, 100) == (tmp_path / "out" / "model.pkl").read_bytes()
+
+
+def test_negative_pax_size_is_an_error_not_a_loop() -> None:
+    from ckptguard.formats.tar_reader import TarError, read_members
+    from ckptguard.source import MemorySource
+    from fixtures import differentials as d
+
+    records = d.pax_record("size", "-2048")
+    data = d.tar_header("x", len(records), b"x") + d.padded(records) + d.tar_header("a", 0) + \
+        bytes(1024)
+    with pytest.raises(TarError):
+        read_members(MemorySource(data), 100)
