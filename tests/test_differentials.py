@@ -188,3 +188,48 @@ def test_negative_pax_size_is_an_error_not_a_loop() -> None:
         bytes(1024)
     with pytest.raises(TarError):
         read_members(MemorySource(data), 100)
+
+
+# --- sniffing ---------------------------------------------------------------------------------
+
+def long_first_argument_pickle(canary: Path) -> bytes:
+    """A protocol-1 pickle whose first opcode (BINUNICODE) carries 6000 characters, past the
+    4 KiB the sniffer reads first; the payload follows."""
+    text = ("x" * 6000).encode()
+    return b"X" + len(text).to_bytes(4, "little") + text + b"0" + canary_pickle(canary)
+
+
+@pytest.mark.parametrize("name", ["model.pt", "model.pkl", "model", "weights.joblib"])
+def test_pickle_with_a_long_first_argument_is_parsed(tmp_path: Path, canary: Path,
+                                                     name: str) -> None:
+    import pickletools
+
+    data = long_first_argument_pickle(canary)
+    ops = [op.name for op, _, _ in pickletools.genops(data)]  # the real opcode reader
+    assert ops[:3] == ["BINUNICODE", "POP", "GLOBAL"]
+    path = tmp_path / name
+    path.write_bytes(data)
+    assert {a.name: a.format for a in scan([path]).artifacts}[str(path)] == "pickle"
+    assert scanned_payload(path, canary)
+
+
+def test_opcode_first_byte_under_a_loader_extension_is_a_pickle(tmp_path: Path) -> None:
+    from ckptguard.facts import Artifact
+    from ckptguard.sniff import sniff
+    from ckptguard.source import MemorySource
+
+    # 'K' (BININT1) then garbage: pickle.load reads it as a pickle and fails later; ckptguard
+    # parses it as one too (and reports where it stops), instead of calling it unknown.
+    odd = MemorySource(b"K\x01\xff\xfe\xfd" * 20)
+    assert sniff(Artifact(("m.pt",), odd)).format == "pickle"
+    assert sniff(Artifact(("m.npy",), odd)).format == "pickle"
+    assert sniff(Artifact(("m.dat",), odd)).format == "unknown"
+
+
+def test_unknown_content_under_a_checkpoint_extension_blocks(tmp_path: Path) -> None:
+    for name in ("model.pt", "model.ckpt", "arrays.npy", "model.joblib"):
+        path = tmp_path / name
+        path.write_bytes(b"\x00\x01\x02\x03" * 64)  # no format, no opcode first
+        result = scan([path])
+        assert "FMT005" in {f.rule_id for f in result.findings}, name
+        assert result.failed, name

@@ -27,15 +27,17 @@ DOUBLE = struct.Struct(">d")
 class ReadError(Exception):
     """The stream cannot be read past ``offset`` (the offset of the opcode being read)."""
 
-    def __init__(self, reason: str, *, truncated: bool = False) -> None:
+    def __init__(self, reason: str, *, truncated: bool = False, needs: int = -1) -> None:
         super().__init__(reason)
         self.reason = reason
         self.truncated = truncated
+        self.needs = needs  # the stream length that would have been enough (-1: unknown)
 
 
 def _need(pos: int, count: int, end: int) -> None:
     if pos + count > end:
-        raise ReadError(f"needs {count} byte(s) at {pos}, stream ends at {end}", truncated=True)
+        raise ReadError(f"needs {count} byte(s) at {pos}, stream ends at {end}", truncated=True,
+                        needs=pos + count)
 
 
 def _line(buf: memoryview, pos: int, end: int) -> tuple[bytes, int]:
