@@ -233,3 +233,83 @@ def test_unknown_content_under_a_checkpoint_extension_blocks(tmp_path: Path) -> 
         result = scan([path])
         assert "FMT005" in {f.rule_id for f in result.findings}, name
         assert result.failed, name
+
+
+# --- pickle stream: the C unpickler's own reading, by the stub oracle --------------------------
+
+def frame_hidden_payload(canary: Path) -> bytes:
+    """A FRAME of 2 bytes holding BINBYTES and the first byte of its length.  pickle.loads
+    reads the length on inside the stream and swallows the payload as data; an unpickler over a
+    file (torch.load, pickle.load) reads the length afresh after the frame (zero) and then runs
+    the payload."""
+    payload = canary_pickle(canary)
+    return (b"\x80\x04\x95" + (2).to_bytes(8, "little") + b"B" + bytes([1 + len(payload)])
+            + bytes(4) + payload + b".")
+
+
+def ckptguard_imports(path: Path) -> set[str]:
+    """Raw "module name" of every pickle.import fact, in the file and in its children."""
+    from ckptguard.facts import Artifact
+    from ckptguard.formats import ParseContext, parser_for
+    from ckptguard.sniff import sniff
+    from ckptguard.source import FileSource
+
+    found: set[str] = set()
+    pending = [Artifact((path.name,), FileSource(str(path)))]
+    while pending:
+        artifact = pending.pop()
+        parser = parser_for(sniff(artifact).format)
+        if parser is None:
+            continue
+        output = parser(artifact, ParseContext())
+        found |= {str(f.get("raw")) for f in output.of_kind("pickle.import")}
+        pending += output.children
+    return found
+
+
+def test_frame_left_unread_by_file_readers(tmp_path: Path, canary: Path) -> None:
+    from tests.pickle_oracle import run_oracle
+
+    data = frame_hidden_payload(canary)
+    path = tmp_path / "model.pkl"
+    path.write_bytes(data)
+    oracle = run_oracle(data)
+    assert oracle is not None
+    assert oracle["memory"].imports == ()
+    assert oracle["file"].calls == ("posix system",) or oracle["file"].calls == ("os system",)
+    assert set(oracle["file"].imports) <= ckptguard_imports(path)
+    assert "PKL008" in rule_ids(path)
+    assert scanned_payload(path, canary)
+    assert not canary.exists()
+
+
+def test_file_reading_equals_memory_reading_for_real_pickles() -> None:
+    import pickle
+
+    from ckptguard.formats.pickle.reader import file_reading
+
+    value = {"weights": [float(i) for i in range(50_000)], "name": "x" * 200_000,
+             "blob": bytes(300_000), "nested": [{"k": i} for i in range(2000)]}
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        data = pickle.dumps(value, protocol=protocol) + pickle.dumps([1, 2], protocol=protocol)
+        assert file_reading(memoryview(data), 2) is None, protocol
+
+
+def test_oracle_agrees_on_the_pickle_fixtures(make_fixture) -> None:  # type: ignore[no-untyped-def]
+    from fixtures.registry import all_fixtures
+    from tests.pickle_oracle import run_oracle
+
+    checked = 0
+    for name, fixture in sorted(all_fixtures().items()):
+        if not (name.startswith(("pkl_", "pickle_")) and fixture.available()):
+            continue
+        path = make_fixture(name)
+        if not path.is_file() or path.stat().st_size > 1 << 20:
+            continue
+        oracle = run_oracle(path.read_bytes(), pickles=8)
+        if oracle is None:
+            continue
+        loader = set(oracle["memory"].imports) | set(oracle["file"].imports)
+        assert loader <= ckptguard_imports(path), name
+        checked += 1
+    assert checked >= 20

@@ -301,3 +301,140 @@ def iter_ops(buf: memoryview, start: int = 0, end: int | None = None) -> Iterato
         if op.name == "STOP":
             return
         pos = op.end
+
+
+# -- the stream as a file-reading unpickler consumes it ----------------------------------------
+#
+# ``pickle.loads(data)`` reads the stream in order.  An Unpickler over a *file object* (what
+# ``torch.load`` builds over an ``io.BytesIO`` of ``data.pkl``, what ``pickle.load(f)`` and
+# joblib build) reads FRAME bodies into a buffer: a fixed-size read or a line that does not fit
+# in what is left of that buffer is read afresh from the file, after the frame, and the rest of
+# the frame is never read (``_Unpickler_Read``/``_Unpickler_Readline`` in Modules/_pickle.c);
+# only BINBYTES, SHORT_BINBYTES, BINBYTES8 and BYTEARRAY8 bodies (``_Unpickler_ReadInto``) carry
+# on from the buffer into the file.  A new Unpickler on the same file (the next pickle) starts
+# where the file is, after the frame.  Without a peek() method (io.BytesIO) this is exact; with
+# one (open(..., "rb")) CPython reads the same way once a frame is larger than its prefetch.
+
+# Per argument layout: the reads the C unpickler makes ("r<n>" fixed, "line", "count<n>" a
+# length of n bytes then a body read by _Unpickler_Read, "into<n>" the same with _ReadInto).
+_FILE_READS: dict[Arg, tuple[str, ...]] = {
+    Arg.NONE: (), Arg.U1: ("r1",), Arg.U2: ("r2",), Arg.I4: ("r4",), Arg.U4: ("r4",),
+    Arg.U8: ("r8",), Arg.FLOAT8: ("r8",), Arg.INT_LINE: ("line",), Arg.LONG_LINE: ("line",),
+    Arg.FLOAT_LINE: ("line",), Arg.DECIMAL_LINE: ("line",), Arg.STRING_LINE: ("line",),
+    Arg.UNICODE_LINE: ("line",), Arg.ASCII_LINE: ("line",), Arg.TWO_LINES: ("line", "line"),
+    Arg.BYTES1: ("into1",), Arg.STRING1: ("count1",), Arg.BYTES4: ("into4",),
+    Arg.BYTES4_SIGNED: ("count4",), Arg.BYTES8: ("into8",), Arg.TEXT1: ("count1",),
+    Arg.TEXT4: ("count4",), Arg.TEXT8: ("count8",), Arg.LONG1: ("count1",),
+    Arg.LONG4: ("count4",),
+}
+FRAME_CODE = 0x95
+STOP_CODE = 0x2E
+MAX_FILE_OPS = 50_000_000
+
+
+class _FileCursor:
+    """Position ``r`` in a buffer that ends at ``bend`` (which is also where the file is)."""
+
+    def __init__(self, buf: memoryview) -> None:
+        self.buf = buf
+        self.end = len(buf)
+        self.r = 0
+        self.bend = 0
+        self.skipped = False
+
+    def read(self, count: int) -> int:
+        """Offset of ``count`` bytes read with _Unpickler_Read."""
+        if self.r + count <= self.bend:
+            start = self.r
+            self.r += count
+            return start
+        if self.r < self.bend:
+            self.skipped = True  # the rest of the buffer (a frame) is never read
+        start = self.bend
+        _need(start, count, self.end)
+        self.bend = self.r = start + count
+        return start
+
+    def read_into(self, count: int) -> int:
+        """_Unpickler_ReadInto: the rest of the buffer, then the file: contiguous."""
+        start = self.r
+        _need(start, count, self.end)
+        self.r = start + count
+        self.bend = max(self.bend, self.r)
+        return start
+
+    def line(self) -> tuple[int, int]:
+        found = bytes(self.buf[self.r:self.bend]).find(b"\n")
+        if found >= 0:
+            start = self.r
+            self.r += found + 1
+            return start, self.r
+        if self.r < self.bend:
+            self.skipped = True
+        start = self.bend
+        stop = bytes(self.buf[start:min(self.end, start + MAX_LINE)]).find(b"\n")
+        if stop < 0:
+            raise ReadError("line argument has no terminating newline", truncated=True)
+        self.bend = self.r = start + stop + 1
+        return start, self.r
+
+    def new_unpickler(self) -> None:
+        """A new Unpickler on the same file starts with an empty buffer where the file is."""
+        if self.r < self.bend:
+            self.skipped = True
+        self.r = self.bend
+
+
+def _number_at(buf: memoryview, start: int, size: int) -> int:
+    return int.from_bytes(buf[start:start + size], "little", signed=size == 4)
+
+
+def file_reading(buf: memoryview, max_pickles: int) -> bytes | None:
+    """The bytes a file-reading C unpickler consumes as opcodes and arguments, in order and
+    without FRAME opcodes, for up to ``max_pickles`` pickles read one after another; None when
+    that is exactly what an in-memory reading sees (no frame is left unread).  Where the file
+    reading fails (an invalid opcode, the end of the stream) the bytes stop there."""
+    cursor = _FileCursor(buf)
+    out = bytearray()
+    ops = 0
+    pickles = 0
+    try:
+        while pickles < max_pickles and cursor.bend < cursor.end and ops < MAX_FILE_OPS:
+            if pickles:
+                cursor.new_unpickler()
+            while ops < MAX_FILE_OPS:
+                ops += 1
+                at = cursor.read(1)
+                code = buf[at]
+                info = OPCODES.get(code)
+                if info is None:
+                    out.append(code)
+                    raise ReadError(f"invalid opcode 0x{code:02x}")
+                if code == FRAME_CODE:
+                    size = _number_at(buf, cursor.read(8), 8)
+                    cursor.r = cursor.read(size)  # the body is buffered, then read from its start
+                    continue
+                piece = bytearray([code])
+                for step in _FILE_READS[info.arg]:
+                    if step == "line":
+                        start, stop = cursor.line()
+                        piece += buf[start:stop]
+                        continue
+                    width = int(step.lstrip("abcdefghijklmnopqrstuvwxyz"))
+                    head = cursor.read(width)
+                    piece += buf[head:head + width]
+                    if step.startswith("r"):
+                        continue
+                    count = _number_at(buf, head, width)
+                    if count < 0 or (count == 0 and info.arg in (Arg.LONG1, Arg.LONG4)):
+                        continue
+                    body = cursor.read_into(count) if step.startswith("into") else \
+                        cursor.read(count)
+                    piece += buf[body:body + count]
+                out += piece
+                if code == STOP_CODE:
+                    break
+            pickles += 1
+    except ReadError:
+        pass
+    return bytes(out) if cursor.skipped else None
