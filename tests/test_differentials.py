@@ -313,3 +313,43 @@ def test_oracle_agrees_on_the_pickle_fixtures(make_fixture) -> None:  # type: ig
         assert loader <= ckptguard_imports(path), name
         checked += 1
     assert checked >= 20
+
+
+# --- regressions found by bench/differential.py ------------------------------------------------
+
+def test_regression_second_pickle_after_a_frame_left_unread(tmp_path: Path, canary: Path) -> None:
+    """Found by bench/differential.py: the in-memory reading fails (stack underflow) inside a
+    FRAME; a file reader skips the frame's rest, stops cleanly, and the next load runs the
+    payload that follows."""
+    from tests.pickle_oracle import run_oracle
+
+    data = (b"\x80\x03\x95\x06\x00\x00\x00\x00\x00\x00\x00X\x03\x00\x00\x00abcs\x94."
+            + canary_pickle(canary))
+    oracle = run_oracle(data, pickles=2)
+    assert oracle is not None and oracle["memory"].error is not None
+    assert "os system" in oracle["file"].imports
+    path = tmp_path / "model.pkl"
+    path.write_bytes(data)
+    assert "os system" in ckptguard_imports(path)
+    assert scanned_payload(path, canary)
+
+
+def test_regression_sparse_member_after_a_global_header(canary: Path) -> None:
+    """Found by bench/differential.py: a global pax header before a GNU sparse member made
+    ckptguard take the stored size for the real size."""
+    from fixtures import differentials as d
+
+    records = d.pax_record("size", "157")
+    data = (d.tar_header("g", len(records), b"g") + d.padded(records)
+            + d.old_sparse_tar(canary_pickle(canary), 100))
+    assert ckptguard_view(data) == tarfile_view(data)
+
+
+def test_regression_names_cut_at_nul_are_duplicates(tmp_path: Path) -> None:
+    """Found by bench/differential.py: zipfile cuts a name at its first NUL byte."""
+    from fixtures.containers import zip_bytes
+
+    path = tmp_path / "bundle.zip"
+    path.write_bytes(zip_bytes([("model.pkl\x00.txt", b"A"), ("model.pkl", b"B")]))
+    assert zipfile.ZipFile(path).namelist() == ["model.pkl", "model.pkl"]
+    assert "CON001" in rule_ids(path)

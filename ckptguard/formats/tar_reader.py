@@ -227,8 +227,9 @@ def _pax(state: _State, member: TarMember, chain: int) -> tuple[TarMember, int] 
     notes = list(nxt.divergences)
     if member.kind == b"g" and pax.keys() & {"path", "linkpath", "size"}:
         notes.append("a global pax header renames or resizes every later member")
-    if "GNU.sparse.map" in pax or "GNU.sparse.size" in pax or \
-            (pax.get("GNU.sparse.major") == "1" and pax.get("GNU.sparse.minor") == "0"):
+    pax_sparse = "GNU.sparse.map" in pax or "GNU.sparse.size" in pax or \
+        (pax.get("GNU.sparse.major") == "1" and pax.get("GNU.sparse.minor") == "0")
+    if pax_sparse:
         nxt = _pax_sparse(state, nxt, pax, body)
         notes.append("GNU sparse member (pax): tarfile extracts it rebuilt from its chunks")
     if member.kind in (b"x", b"X"):
@@ -240,7 +241,7 @@ def _pax(state: _State, member: TarMember, chain: int) -> tuple[TarMember, int] 
             if nxt.size != ustar and nxt.sparse is None:
                 notes.append(f"its pax size ({nxt.size}) differs from its header size "
                              f"({ustar}): readers without pax support find other members")
-    if nxt.sparse is not None:
+    if pax_sparse and nxt.sparse is not None:
         nxt = replace(nxt, real_size=nxt.size, size=sum(count for _, count in nxt.sparse))
     return replace(nxt, header=member.header, divergences=tuple(dict.fromkeys(notes))), following
 

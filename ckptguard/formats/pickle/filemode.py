@@ -35,7 +35,7 @@ def add_file_reading(buf: memoryview, result: StreamResult, artifact: Artifact,
                      ctx: ParseContext, output: ParseOutput) -> None:
     if not may_differ(buf, result):
         return
-    alternate = file_reading(buf, max(1, min(result.pickles, ctx.limits.max_pickles_per_stream)))
+    alternate = file_reading(buf, ctx.limits.max_pickles_per_stream)
     if alternate is None:
         return
     output.add("pickle.divergence", artifact.location.within(offset=0), offset=0, detail=DETAIL)
