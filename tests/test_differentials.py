@@ -353,3 +353,43 @@ def test_regression_names_cut_at_nul_are_duplicates(tmp_path: Path) -> None:
     path.write_bytes(zip_bytes([("model.pkl\x00.txt", b"A"), ("model.pkl", b"B")]))
     assert zipfile.ZipFile(path).namelist() == ["model.pkl", "model.pkl"]
     assert "CON001" in rule_ids(path)
+
+
+TEXT_NUMBERS = [b"I010\n.", b"I09\n.", b"I1_0\n.", b"I 1\n.", b"I+1\n.", b"I12\x00zz\n.",
+                b"I-0\n.", b"I 01\n.", b"I0x1f\n.", b"I0x\n.", b"I99999999999999999999\n.",
+                b"I00\n.", b"I01\n.", b"I0777777777777777777777777\n.", b"L010\n.",
+                b"L0x10L\n.", b"L1_0\n.", b"L12\x00zz\n.", b"LL\n.", b"F1_0\n.", b"F 1.5\n.",
+                b"Finf\n.", b"F1e5\n.", b"F2.5\x00x\n.", b"S'abc' \n.", b"S'a'\n."]
+
+
+@pytest.mark.parametrize("stream", TEXT_NUMBERS)
+def test_text_arguments_read_as_the_c_unpickler_reads_them(stream: bytes) -> None:
+    """Plain values only (no global): pickle.loads itself is the reference here."""
+    import pickle
+
+    from ckptguard.formats.pickle.reader import ReadError, iter_ops
+
+    try:
+        expected = repr(pickle.loads(stream))
+    except Exception:  # noqa: BLE001 - the C unpickler refuses it
+        expected = "error"
+    try:
+        actual = repr(next(iter(iter_ops(memoryview(stream)))).arg)
+    except ReadError:
+        actual = "error"
+    assert (actual == "error") == (expected == "error")
+    if stream[:1] in b"ILF" and expected != "error":
+        assert actual == expected
+
+
+def test_memo_index_with_underscores_reaches_the_global(tmp_path: Path, canary: Path) -> None:
+    """PUT/GET indices are read with int(base 10): "1_0" is memo 10 to the loader."""
+    from tests.pickle_oracle import run_oracle
+
+    command = canary_pickle(canary)[len(b"cos\nsystem\n"):]
+    data = b"cos\nsystem\np1_0\n0g10\n" + command
+    oracle = run_oracle(data)
+    assert oracle is not None and "os system" in oracle["memory"].calls
+    path = tmp_path / "model.pkl"
+    path.write_bytes(data)
+    assert scanned_payload(path, canary)

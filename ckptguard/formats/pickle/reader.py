@@ -97,44 +97,92 @@ def _float8(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
     return DOUBLE.unpack_from(buf, pos)[0], pos + 8
 
 
-def _int_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
-    text, nxt = _line(buf, pos, end)
-    if text == b"00":
-        return False, nxt
-    if text == b"01":
-        return True, nxt
-    return _parse_int(text), nxt
+# Text numbers are read as the C unpickler reads them: INT with strtol(base 0) and Python's int()
+# as a fallback, LONG with int(base 0) after dropping one "L", GET/PUT with int(base 10), FLOAT
+# with PyOS_string_to_double; the C functions see a C string, so a NUL byte ends the number.
+C_SPACE = b" \t\n\v\f\r"
+LONG_MIN, LONG_MAX = -(1 << 63), (1 << 63) - 1
 
 
-def _parse_int(text: bytes) -> int:
-    if text.isdigit():  # the common case (memo indices, small ints): plain ASCII digits
-        return int(text)
-    body = text.strip()
-    if not body or b"_" in body:
-        raise ReadError(f"invalid integer literal {text[:40]!r}")
+def _c_string(text: bytes) -> bytes:
+    return text.split(b"\x00", 1)[0]
+
+
+def _strtol(text: bytes) -> int | None:
+    """``strtol(s, &end, 0)`` accepted only when ``end`` is the line's end or a NUL byte."""
+    i, n = 0, len(text)
+    while i < n and text[i] in C_SPACE:
+        i += 1
+    negative = i < n and text[i] == 0x2D
+    if i < n and text[i] in b"+-":
+        i += 1
+    base = 10
+    if text[i:i + 2] in (b"0x", b"0X") and i + 2 < n and text[i + 2:i + 3].isalnum() and \
+            chr(text[i + 2]).lower() in "0123456789abcdef":
+        base, i = 16, i + 2
+    elif text[i:i + 1] == b"0":
+        base = 8
+    allowed = "0123456789abcdef"[:base]
+    start = i
+    while i < n and chr(text[i]).lower() in allowed:
+        i += 1
+    if i == start or (i < n and text[i] != 0):
+        return None
+    value = int(text[start:i], base) * (-1 if negative else 1)
+    return value if LONG_MIN <= value <= LONG_MAX else None
+
+
+def _python_int(text: bytes, base: int) -> int:
     try:
-        return int(body, 0 if body.lstrip(b"+-")[:2].lower() in (b"0x", b"0o") else 10)
+        return int(_c_string(text), base)
     except ValueError:
         raise ReadError(f"invalid integer literal {text[:40]!r}") from None
 
 
+def _int_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    text, nxt = _line(buf, pos, end)
+    if not text:
+        raise ReadError("INT argument is an empty line")
+    value = _strtol(text)
+    if value is None:
+        return _python_int(text, 0), nxt
+    if len(text) == 2 and value in (0, 1):  # "00" / "01" (and "+1", " 0", "-0"): a bool
+        return value == 1, nxt
+    return value, nxt
+
+
+def _parse_int(text: bytes) -> int:
+    """A memo index (GET/PUT) as ``PyLong_FromString(s, NULL, 10)`` reads it."""
+    if text.isdigit():  # the common case: plain ASCII digits
+        return int(text)
+    return _python_int(text, 10)
+
+
 def _long_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
     text, nxt = _line(buf, pos, end)
+    if not text:
+        raise ReadError("LONG argument is an empty line")
     if text.endswith(b"L"):
         text = text[:-1]
-    return _parse_int(text), nxt
+    return _python_int(text, 0), nxt
 
 
 def _float_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
     text, nxt = _line(buf, pos, end)
+    number = _c_string(text)
+    # PyOS_string_to_double takes no surrounding whitespace and no underscores.
+    if not text or number != number.strip() or b"_" in number:
+        raise ReadError(f"invalid float literal {text[:40]!r}")
     try:
-        return float(text), nxt
+        return float(number), nxt
     except ValueError:
         raise ReadError(f"invalid float literal {text[:40]!r}") from None
 
 
 def _decimal_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
     text, nxt = _line(buf, pos, end)
+    if not text:
+        raise ReadError("memo index is an empty line")
     value = _parse_int(text)
     if value < 0:
         raise ReadError("negative memo index")
@@ -143,7 +191,6 @@ def _decimal_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
 
 def _string_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
     text, nxt = _line(buf, pos, end)
-    text = text.rstrip()  # C strips trailing whitespace before checking the quotes
     if len(text) < 2 or text[0] != text[-1] or text[:1] not in (b"'", b'"'):
         raise ReadError("the STRING opcode argument must be quoted")
     try:
