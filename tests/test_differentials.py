@@ -393,3 +393,15 @@ def test_memo_index_with_underscores_reaches_the_global(tmp_path: Path, canary: 
     path = tmp_path / "model.pkl"
     path.write_bytes(data)
     assert scanned_payload(path, canary)
+
+
+def test_zip_appended_with_a_lying_comment_length_is_still_found(tmp_path: Path,
+                                                                 canary: Path) -> None:
+    from fixtures.containers import zip_bytes
+
+    inner = zip_bytes(torch_records("archive", canary_pickle(canary)))
+    inner = inner[:-2] + (500).to_bytes(2, "little")  # a comment length past the end
+    path = tmp_path / "model.pkl"
+    path.write_bytes(plain_data_pickle() + inner)
+    assert zipfile.ZipFile(path).read("archive/data.pkl") == canary_pickle(canary)
+    assert scanned_payload(path, canary)

@@ -251,26 +251,30 @@ def disagreements(entry: Entry, local: LocalHeader) -> list[tuple[str, str, str]
 
 
 def has_end_record(source: ByteSource, *, attempts: int = 16) -> bool:
-    """Whether a zip archive ends the source (an end record whose comment reaches exactly to the
-    end of the file and whose central directory starts with its signature), wherever it begins:
-    how a zip appended to another format is noticed."""
+    """Whether a zip archive ends the source (the last end record, or one whose comment reaches
+    exactly to the end of the file, with a central directory that starts with its signature),
+    wherever it begins: how a zip appended to another format is noticed."""
     size = source.size
     if size < END.size:
         return False
     tail_start = max(0, size - END.size - MAX_COMMENT)
     tail = source.read(tail_start, size - tail_start)
     pos = tail.rfind(SIG_END)
+    last = True  # the loaders' end record: the last one, whatever its comment length says
     while pos >= 0 and attempts > 0:
         attempts -= 1
         if pos + END.size <= len(tail):
             fields = END.unpack_from(tail, pos)
             end_pos = tail_start + pos
             cd_size = fields[5]
-            if end_pos + END.size + fields[7] == size and cd_size <= end_pos:
-                if _zip64_locator_at(source, end_pos) or (cd_size == 0 and fields[4] == 0):
-                    return True
-                if source.read(end_pos - cd_size, 4) == SIG_CENTRAL:
-                    return True
+            fits = end_pos + END.size + fields[7] == size
+            if fits and cd_size <= end_pos and (
+                    _zip64_locator_at(source, end_pos) or (cd_size == 0 and fields[4] == 0)):
+                return True
+            if (fits or last) and 0 < cd_size <= end_pos and \
+                    source.read(end_pos - cd_size, 4) == SIG_CENTRAL:
+                return True
+            last = False
         pos = tail.rfind(SIG_END, 0, pos)
     return False
 
