@@ -183,10 +183,6 @@ def magic_format(head: bytes, size: int, name: str) -> list[str]:
         found.append(ext[1:])  # no known signature: let the parser report what is wrong
     if not found and ext == ".onnx" and size > 0:
         found.append("onnx")  # protobuf has no magic: let the ONNX parser judge (fail closed)
-    if not found and ext in PICKLE_LOADER_EXTENSIONS and head and _is_opcode(head[0]):
-        # A loader unpickles whatever it is handed: content that begins with an opcode is read
-        # as the pickle it would be (the parser reports where it stops making sense).
-        found.append("pickle")
     return found
 
 
@@ -233,6 +229,10 @@ def sniff(artifact: Artifact) -> Sniffed:
 
         if has_end_record(artifact.source):  # a zip after other bytes: a polyglot, or a prefix
             found.append("zip")
+    if not found and ext in PICKLE_LOADER_EXTENSIONS and head and _is_opcode(head[0]):
+        # A loader unpickles whatever it is handed: content that begins with an opcode is read
+        # as the pickle it would be (the parser reports where it stops making sense).
+        found.append("pickle")
     if not found:
         return Sniffed("unknown", expected)
     return Sniffed(found[0], expected, tuple(found[1:]))
