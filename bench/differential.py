@@ -4,10 +4,10 @@ with what the real readers read.
     python bench/differential.py [--minutes 3] [--seed 1] [--only zip,tar,pickle]
                                  [--out bench/out/differential]
 
-* zip: the member names of Python's ``zipfile`` and of torch's reader (``PyTorchFileReader``,
-  names below the archive root) must be among the names of the central directories ckptguard
-  judges (the loaders' one and every other candidate), unless ckptguard fails closed on the
-  archive (a parse error).
+* zip: the member names of Python's ``zipfile``, of Info-ZIP (``zipinfo -1``, when installed)
+  and of torch's reader (``PyTorchFileReader``, names below the archive root) must be among the
+  names of the central directories ckptguard judges (the loaders' one and every other
+  candidate), unless ckptguard fails closed on the archive (a parse error).
 * tar: ``tarfile.getmembers()`` (name, data offset, size) must equal ckptguard's member list
   whenever both read the archive.
 * pickle: every global the C unpickler imports (tests/pickle_oracle.py: inert stubs, in a
@@ -82,14 +82,38 @@ def check_zip(data: bytes) -> str:
                 torch_names = set(torch._C.PyTorchFileReader(handle.name).get_all_records())
             except Exception:  # noqa: BLE001 - torch refuses the file
                 torch_names = None
+    unzip_names = _unzip_names(data)
     if mine is None:
         return "fail-closed" if theirs is not None or torch_names is not None else "agree"
     names, below_root = mine
     if theirs is not None and not theirs <= names:
         return f"disagree: zipfile lists {sorted(theirs - names)} that ckptguard never judged"
+    if unzip_names is not None and not unzip_names <= names | {n.rstrip("/") for n in names}:
+        return f"disagree: unzip lists {sorted(unzip_names - names)[:5]}"
     if torch_names is not None and not torch_names <= below_root | names:
         return f"disagree: torch lists {sorted(torch_names - below_root - names)}"
     return "agree"
+
+
+def _unzip_names(data: bytes) -> set[str] | None:
+    """Info-ZIP's listing (``zipinfo -1``), when it is installed and reads the file."""
+    import shutil
+    import subprocess
+
+    if shutil.which("zipinfo") is None:
+        return None
+    with tempfile.NamedTemporaryFile(suffix=".zip") as handle:
+        handle.write(data)
+        handle.flush()
+        done = subprocess.run(["zipinfo", "-1", handle.name], capture_output=True, timeout=20,
+                              check=False)
+    if done.returncode not in (0, 1):  # 1: warnings (e.g. prepended bytes), still listed
+        return None
+    # zipinfo shows control characters as ^X and others in its own escapes: only plainly
+    # printable names can be compared.
+    return {text for line in done.stdout.splitlines()
+            if line and (text := line.decode("ascii", "replace")).isprintable()
+            and "^" not in text and "\ufffd" not in text}
 
 
 def check_tar(data: bytes) -> str:
