@@ -40,9 +40,9 @@ sys.path.insert(0, str(ROOT))
 from bench.structures import random_pickle, random_tar, random_zip  # noqa: E402
 
 
-def ckptguard_zip_names(data: bytes) -> tuple[set[str], set[str]] | None:
-    """(names, names below each directory's torch root) over every directory ckptguard
-    judges; None when it reports the archive unreadable (fails closed)."""
+def ckptguard_zip_names(data: bytes) -> tuple[set[str], set[str], bool] | None:
+    """(names, names below each directory's torch root, whether readers could disagree: CON012)
+    over every directory ckptguard judges; None when it reports the archive unreadable."""
     from ckptguard.formats.zipfmt.endrecords import examine
     from ckptguard.formats.zipfmt.reader import ZipError, read_directory
     from ckptguard.source import MemorySource
@@ -52,7 +52,8 @@ def ckptguard_zip_names(data: bytes) -> tuple[set[str], set[str]] | None:
         primary = read_directory(source, max_entries=100_000, max_bytes=1 << 26)
     except ZipError:
         return None
-    others = examine(source, primary, max_entries=100_000, max_bytes=1 << 26).alternates
+    found = examine(source, primary, max_entries=100_000, max_bytes=1 << 26)
+    others = found.alternates
     names: set[str] = set()
     below_root: set[str] = set()
     for directory in (primary, *others):
@@ -61,7 +62,7 @@ def ckptguard_zip_names(data: bytes) -> tuple[set[str], set[str]] | None:
         names.update(entries)
         root = entries[0].split("/", 1)[0] + "/" if entries and "/" in entries[0] else ""
         below_root.update(n[len(root):] for n in entries if root and n.startswith(root))
-    return names, below_root
+    return names, below_root, bool(found.reasons)
 
 
 def check_zip(data: bytes) -> str:
@@ -85,13 +86,16 @@ def check_zip(data: bytes) -> str:
     unzip_names = _unzip_names(data)
     if mine is None:
         return "fail-closed" if theirs is not None or torch_names is not None else "agree"
-    names, below_root = mine
+    names, below_root, ambiguous = mine
+    # Where ckptguard reports that readers could disagree (CON012, at the gate), a member it
+    # could not read in another candidate directory is a fail-closed case, not a silent miss.
+    verdict = "fail-closed" if ambiguous else "disagree"
     if theirs is not None and not theirs <= names:
-        return f"disagree: zipfile lists {sorted(theirs - names)} that ckptguard never judged"
+        return f"{verdict}: zipfile lists {sorted(theirs - names)} that ckptguard never judged"
     if unzip_names is not None and not unzip_names <= names | {n.rstrip("/") for n in names}:
-        return f"disagree: unzip lists {sorted(unzip_names - names)[:5]}"
+        return f"{verdict}: unzip lists {sorted(unzip_names - names)[:5]}"
     if torch_names is not None and not torch_names <= below_root | names:
-        return f"disagree: torch lists {sorted(torch_names - below_root - names)}"
+        return f"{verdict}: torch lists {sorted(torch_names - below_root - names)}"
     return "agree"
 
 
