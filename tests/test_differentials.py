@@ -405,3 +405,28 @@ def test_zip_appended_with_a_lying_comment_length_is_still_found(tmp_path: Path,
     path.write_bytes(plain_data_pickle() + inner)
     assert zipfile.ZipFile(path).read("archive/data.pkl") == canary_pickle(canary)
     assert scanned_payload(path, canary)
+
+
+def test_regression_broken_record_in_another_directory_is_still_judged(tmp_path: Path,
+                                                                      canary: Path) -> None:
+    """Found by bench/differential.py: Info-ZIP lists the members of the ZIP64 directory the
+    locator points at even when a record's extra length runs past the directory; ckptguard
+    dropped that whole candidate directory."""
+    import struct
+    import subprocess
+
+    data = bytearray(zip64_split_zip(torch_records("archive", plain_data_pickle()),
+                                     [("archive/data.pkl", canary_pickle(canary))]))
+    locator = data.rindex(b"PK\x06\x07")
+    (declared,) = struct.unpack_from("<Q", data, locator + 8)
+    (central,) = struct.unpack_from("<Q", data, declared + 48)
+    struct.pack_into("<H", data, central + 30, 0x4000)  # extra field length past the directory
+    path = tmp_path / "model.pt"
+    path.write_bytes(bytes(data))
+    import shutil
+
+    if shutil.which("zipinfo"):
+        listing = subprocess.run(["zipinfo", "-1", str(path)], capture_output=True, check=False)
+        assert b"archive/data.pkl" in listing.stdout
+    assert "CON012" in rule_ids(path)
+    assert scanned_payload(path, canary)

@@ -90,7 +90,7 @@ def examine(source: ByteSource, primary: Directory, *, max_entries: int,
             break
         try:
             directory = read_directory(source, max_entries=max_entries, max_bytes=max_bytes,
-                                       end_at=end_at, zip64_choice=choice)
+                                       end_at=end_at, zip64_choice=choice, partial=True)
         except (ZipError, ValueError):
             continue
         if directory.entries and not _same(directory, primary) and \

@@ -164,9 +164,12 @@ def _zip64_extra(extra: bytes, size: int, csize: int, offset: int) -> tuple[int,
 
 
 def read_directory(source: ByteSource, *, max_entries: int, max_bytes: int,
-                   end_at: int | None = None, zip64_choice: int = 0) -> Directory:
+                   end_at: int | None = None, zip64_choice: int = 0,
+                   partial: bool = False) -> Directory:
     """The central directory of the end record the loaders use (or the one at ``end_at``;
-    ``zip64_choice`` picks among ``zip64_records``)."""
+    ``zip64_choice`` picks among ``zip64_records``).  With ``partial``, a broken record ends
+    the directory instead of failing it (the records before it are what a tolerant reader,
+    such as Info-ZIP, still lists)."""
     if end_at is None:
         end_pos, end = _find_end(source)
     else:
@@ -199,6 +202,12 @@ def read_directory(source: ByteSource, *, max_entries: int, max_bytes: int,
          _, offset) = unpack(data, pos)
         name_end = pos + CENTRAL.size + name_len
         if name_end + extra_len + comment_len > len(data):
+            if partial:
+                raw_name = data[pos + CENTRAL.size:name_end]
+                entries.append(Entry(len(entries), decode_name(raw_name, flags), raw_name,
+                                     method, flags, crc, csize, usize, offset + prefix))
+                cut_at = len(entries)
+                break
             raise ZipError(f"central directory record {len(entries)} runs past the directory",
                            actual + pos)
         raw_name = data[pos + CENTRAL.size:name_end]
@@ -208,7 +217,7 @@ def read_directory(source: ByteSource, *, max_entries: int, max_bytes: int,
         entries.append(Entry(len(entries), decode_name(raw_name, flags), raw_name, method, flags,
                              crc, csize, usize, offset + prefix))
         pos = name_end + extra_len + comment_len
-    if cut_at is None and len(entries) != total:
+    if cut_at is None and len(entries) != total and not partial:
         raise ZipError(f"the end record declares {total} entries but the central directory "
                        f"holds {len(entries)}", actual + pos)
     return Directory(tuple(entries), prefix, actual, cd_size, total, zip64 is not None, cut_at,
