@@ -24,8 +24,9 @@ EXTENSION_FORMATS: dict[str, str] = {
     ".lz4": "lz4", ".zst": "zstd", ".zstd": "zstd",
 }
 # Extensions a loader would hand to a pickle-based loader: unrecognised content there is suspect.
+# numpy.load(allow_pickle=True) unpickles a .npy/.npz whose content has neither magic.
 PICKLE_LOADER_EXTENSIONS = {".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".joblib", ".jbl",
-                            ".dill", ".bin", ".model", ".pck", ".sav"}
+                            ".dill", ".bin", ".model", ".pck", ".sav", ".npy", ".npz"}
 # Protobuf formats that are not ONNX but can start with the same field tags (CoreML, Caffe,
 # TensorFlow records): their content alone would pass for an ONNX model.
 OTHER_PROTOBUF = {".mlmodel", ".caffemodel", ".tfrecord", ".pbtxt", ".prototxt"}
@@ -187,6 +188,33 @@ def magic_format(head: bytes, size: int, name: str) -> list[str]:
     return found
 
 
+def _is_opcode(code: int) -> bool:
+    from ckptguard.formats.pickle.reader import ARG_READERS
+
+    return ARG_READERS[code] is not None
+
+
+MAX_PROBE_BYTES = 16 << 20  # how far the sniffer reads to get past a long first argument
+
+
+def _head(artifact: Artifact, ext: str) -> bytes:
+    """The bytes to sniff: SNIFF_BYTES, or more when a pickle's first opcodes carry an argument
+    longer than that (a loader reads it whatever its length)."""
+    size = artifact.source.size
+    head = artifact.source.read(0, SNIFF_BYTES)
+    if ext in TEXT_FORMATS:
+        return head
+    from ckptguard.formats.pickle.probe import probe
+
+    while len(head) < min(size, MAX_PROBE_BYTES):
+        verdict = probe(head, at_end=len(head) >= size)
+        if isinstance(verdict, bool) or (verdict is not None and verdict > size):
+            break  # decided, or an argument longer than the file: the load fails there
+        wanted = len(head) * 16 if verdict is None else max(verdict, len(head) * 2)
+        head = artifact.source.read(0, min(wanted, MAX_PROBE_BYTES))
+    return head
+
+
 SNIFF_BYTES = 4096
 
 
@@ -196,18 +224,25 @@ def sniff(artifact: Artifact) -> Sniffed:
     if artifact.format_hint is not None:
         return Sniffed(artifact.format_hint, None)
     size = artifact.source.size
-    head = artifact.source.read(0, SNIFF_BYTES)
+    head = _head(artifact, ext)
     found = magic_format(head, size, artifact.name)
     if "zip" not in found:
         from ckptguard.formats.zipfmt.reader import has_end_record
 
         if has_end_record(artifact.source):  # a zip after other bytes: a polyglot, or a prefix
             found.append("zip")
-    if not found:
+    if not found and not _reads_as_pickle(head):
         from ckptguard.formats.known_data import identify
 
+        # A data format of its own (fastText, word2vec, IDL, Core ML) that no unpickler can
+        # read either: named, so that there is no extension to disagree with.
         data = identify(head, "/".join(artifact.chain))
         if data is not None:
-            return Sniffed(data, None)  # a data format of its own: no extension to disagree with
+            return Sniffed(data, None)
+    if not found and ext in PICKLE_LOADER_EXTENSIONS and head and _is_opcode(head[0]):
+        # A loader unpickles whatever it is handed: content that begins with an opcode is read
+        # as the pickle it would be (the parser reports where it stops making sense).
+        found.append("pickle")
+    if not found:
         return Sniffed("unknown", expected)
     return Sniffed(found[0], expected, tuple(found[1:]))

@@ -20,13 +20,25 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / ".git").mkdir()
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "bundle.7z").write_bytes(sevenzip())  # high
-    (tmp_path / "models" / "model.pt").write_bytes(bytes(range(256)) * 8)  # medium only
+    (tmp_path / "models" / "model.pt").write_bytes(_links_tar())  # medium only (a symlink)
     (tmp_path / "clean").mkdir()
     (tmp_path / "clean" / "notes.txt").write_text("nothing to see\n")
     (tmp_path / "benign").mkdir()
     (tmp_path / "benign" / "data.pkl").write_bytes(b"\x80\x02}q\x00X\x01\x00\x00\x00aK\x01s.")
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def _links_tar() -> bytes:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        link = tarfile.TarInfo("latest")
+        link.type, link.linkname = tarfile.SYMTYPE, "weights"
+        archive.addfile(link)
+    return buffer.getvalue()
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -79,9 +91,9 @@ def test_output_pairing_rules() -> None:
 def test_quiet_shows_only_failing_findings(project: Path) -> None:
     code, out, _ = run("scan", "models", "--quiet")
     assert code == 1
-    assert "FMT004" in out and "FMT005" not in out
+    assert "FMT004" in out and "CON009" not in out
     _, loud, _ = run("scan", "models")
-    assert "FMT005" in loud
+    assert "CON009" in loud
 
 
 def test_exclude_skips_paths(project: Path) -> None:

@@ -226,7 +226,8 @@ def test_no_canary_after_scanning_every_container_fixture(make_fixture, canary: 
 
 
 def test_number_fields_in_tar_headers() -> None:
-    from ckptguard.formats.tarfmt import TarError, _number
+    from ckptguard.formats.tar_reader import TarError
+    from ckptguard.formats.tar_reader import number as _number
 
     assert _number(b"0000644\x00", 0) == 0o644
     assert _number(b"\x80" + (5).to_bytes(11, "big"), 0) == 5

@@ -209,8 +209,8 @@ STREAM: dict[str, tuple[At, ...]] = {
     "evasion_stream_binpersid_called": (At("PKL007", (), -2),),
     "evasion_stream_memo_put_00": (At("PKL001", (), 0),),
     "evasion_stream_memo_get_plus": (At("PKL001", (), 0),),
-    # the loader accepts int('0_0'); the reader stops there (PKL004), which still fails closed
-    "evasion_stream_memo_put_underscore": (At("PKL001", (), 0), At("PKL004", (), 11)),
+    # the loader reads memo indices with int(base 10): '0_0' is 0, and so does the reader
+    "evasion_stream_memo_put_underscore": (At("PKL001", (), 0),),
     "evasion_stream_binpersid_type": (At("PKL001", (), 12),),
 }
 

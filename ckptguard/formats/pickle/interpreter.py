@@ -206,8 +206,9 @@ class Machine(StackOps):
 
     def _frame_crossed(self, pos: int) -> None:
         self.trace.note(self.trace.divergences, Note(
-            pos, "an opcode crosses the end of its FRAME: CPython's C unpickler reads on, the "
-                 "pure-Python unpickler and pickletools stop with an error"))
+            pos, "an opcode crosses the end of its FRAME: pickle.loads reads on, an unpickler "
+                 "reading a file (pickle.load, torch.load, joblib.load) reads it again from after "
+                 "the frame, and pickletools stops with an error"))
         self.frame_end = -1
 
     # -- helpers --------------------------------------------------------------------------------

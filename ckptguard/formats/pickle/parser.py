@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from ckptguard.facts import Artifact, ParseOutput
 from ckptguard.formats import ParseContext
 from ckptguard.formats.pickle.facts import emit
+from ckptguard.formats.pickle.filemode import add_file_reading
 from ckptguard.formats.pickle.interpreter import Machine
 from ckptguard.formats.pickle.legacy import storage_keys, tensor_refs
 from ckptguard.formats.pickle.reader import ARG_READERS, ReadError, iter_ops
@@ -143,6 +144,7 @@ def parse(artifact: Artifact, ctx: ParseContext) -> ParseOutput:
     output = ParseOutput()
     result = interpret_stream(buf, ctx)
     emit(result, buf, artifact, ctx, output)
+    add_file_reading(buf, result, artifact, ctx, output)
     if result.trailing_kind == "unknown" and result.trailing_offset >= 0:
         for offset in embedded_pickles(buf, result.trailing_offset):
             output.children.append(artifact.child(

@@ -49,6 +49,15 @@ def _named_globals_are_identifiers(arg: object) -> bool:
 
 def reads_as_pickle(head: bytes) -> bool:
     """Whether ``head`` (the first bytes of an artifact) plausibly starts a pickle."""
+    return probe(head, at_end=True) is True
+
+
+def probe(head: bytes, *, at_end: bool) -> bool | int | None:
+    """Like ``reads_as_pickle``, when it can decide.  When ``head`` ends inside an opcode before
+    the probe could decide and more bytes follow it (``at_end`` false), it answers how many bytes
+    would be enough (an int), or None when that is not known (a line with no newline yet): the
+    caller reads further and asks again.  A loader reads an argument of any length, so a long
+    first argument is no evidence either way."""
     buf = memoryview(head)
     end = len(head)
     pos = 0
@@ -60,6 +69,8 @@ def reads_as_pickle(head: bytes) -> bool:
         try:
             op = read_op(buf, pos, end)
         except ReadError as exc:
+            if exc.truncated and not at_end:
+                return exc.needs if exc.needs > 0 else None
             # Running off the end of the sniffed bytes is not evidence against a pickle (a long
             # argument), provided enough came before it to tell a pickle from text.
             return exc.truncated and end >= 1024 and count >= 8 and marked >= 2

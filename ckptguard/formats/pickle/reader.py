@@ -29,15 +29,17 @@ DOUBLE = struct.Struct(">d")
 class ReadError(Exception):
     """The stream cannot be read past ``offset`` (the offset of the opcode being read)."""
 
-    def __init__(self, reason: str, *, truncated: bool = False) -> None:
+    def __init__(self, reason: str, *, truncated: bool = False, needs: int = -1) -> None:
         super().__init__(reason)
         self.reason = reason
         self.truncated = truncated
+        self.needs = needs  # the stream length that would have been enough (-1: unknown)
 
 
 def _need(pos: int, count: int, end: int) -> None:
     if pos + count > end:
-        raise ReadError(f"needs {count} byte(s) at {pos}, stream ends at {end}", truncated=True)
+        raise ReadError(f"needs {count} byte(s) at {pos}, stream ends at {end}", truncated=True,
+                        needs=pos + count)
 
 
 def _line(buf: memoryview, pos: int, end: int) -> tuple[bytes, int]:
@@ -97,44 +99,92 @@ def _float8(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
     return DOUBLE.unpack_from(buf, pos)[0], pos + 8
 
 
-def _int_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
-    text, nxt = _line(buf, pos, end)
-    if text == b"00":
-        return False, nxt
-    if text == b"01":
-        return True, nxt
-    return _parse_int(text), nxt
+# Text numbers are read as the C unpickler reads them: INT with strtol(base 0) and Python's int()
+# as a fallback, LONG with int(base 0) after dropping one "L", GET/PUT with int(base 10), FLOAT
+# with PyOS_string_to_double; the C functions see a C string, so a NUL byte ends the number.
+C_SPACE = b" \t\n\v\f\r"
+LONG_MIN, LONG_MAX = -(1 << 63), (1 << 63) - 1
 
 
-def _parse_int(text: bytes) -> int:
-    if text.isdigit():  # the common case (memo indices, small ints): plain ASCII digits
-        return int(text)
-    body = text.strip()
-    if not body or b"_" in body:
-        raise ReadError(f"invalid integer literal {text[:40]!r}")
+def _c_string(text: bytes) -> bytes:
+    return text.split(b"\x00", 1)[0]
+
+
+def _strtol(text: bytes) -> int | None:
+    """``strtol(s, &end, 0)`` accepted only when ``end`` is the line's end or a NUL byte."""
+    i, n = 0, len(text)
+    while i < n and text[i] in C_SPACE:
+        i += 1
+    negative = i < n and text[i] == 0x2D
+    if i < n and text[i] in b"+-":
+        i += 1
+    base = 10
+    if text[i:i + 2] in (b"0x", b"0X") and i + 2 < n and text[i + 2:i + 3].isalnum() and \
+            chr(text[i + 2]).lower() in "0123456789abcdef":
+        base, i = 16, i + 2
+    elif text[i:i + 1] == b"0":
+        base = 8
+    allowed = "0123456789abcdef"[:base]
+    start = i
+    while i < n and chr(text[i]).lower() in allowed:
+        i += 1
+    if i == start or (i < n and text[i] != 0):
+        return None
+    value = int(text[start:i], base) * (-1 if negative else 1)
+    return value if LONG_MIN <= value <= LONG_MAX else None
+
+
+def _python_int(text: bytes, base: int) -> int:
     try:
-        return int(body, 0 if body.lstrip(b"+-")[:2].lower() in (b"0x", b"0o") else 10)
+        return int(_c_string(text), base)
     except ValueError:
         raise ReadError(f"invalid integer literal {text[:40]!r}") from None
 
 
+def _int_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
+    text, nxt = _line(buf, pos, end)
+    if not text:
+        raise ReadError("INT argument is an empty line")
+    value = _strtol(text)
+    if value is None:
+        return _python_int(text, 0), nxt
+    if len(text) == 2 and value in (0, 1):  # "00" / "01" (and "+1", " 0", "-0"): a bool
+        return value == 1, nxt
+    return value, nxt
+
+
+def _parse_int(text: bytes) -> int:
+    """A memo index (GET/PUT) as ``PyLong_FromString(s, NULL, 10)`` reads it."""
+    if text.isdigit():  # the common case: plain ASCII digits
+        return int(text)
+    return _python_int(text, 10)
+
+
 def _long_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
     text, nxt = _line(buf, pos, end)
+    if not text:
+        raise ReadError("LONG argument is an empty line")
     if text.endswith(b"L"):
         text = text[:-1]
-    return _parse_int(text), nxt
+    return _python_int(text, 0), nxt
 
 
 def _float_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
     text, nxt = _line(buf, pos, end)
+    number = _c_string(text)
+    # PyOS_string_to_double takes no surrounding whitespace and no underscores.
+    if not text or number != number.strip() or b"_" in number:
+        raise ReadError(f"invalid float literal {text[:40]!r}")
     try:
-        return float(text), nxt
+        return float(number), nxt
     except ValueError:
         raise ReadError(f"invalid float literal {text[:40]!r}") from None
 
 
 def _decimal_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
     text, nxt = _line(buf, pos, end)
+    if not text:
+        raise ReadError("memo index is an empty line")
     value = _parse_int(text)
     if value < 0:
         raise ReadError("negative memo index")
@@ -143,7 +193,6 @@ def _decimal_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
 
 def _string_line(buf: memoryview, pos: int, end: int) -> tuple[Any, int]:
     text, nxt = _line(buf, pos, end)
-    text = text.rstrip()  # C strips trailing whitespace before checking the quotes
     if len(text) < 2 or text[0] != text[-1] or text[:1] not in (b"'", b'"'):
         raise ReadError("the STRING opcode argument must be quoted")
     try:
@@ -301,3 +350,140 @@ def iter_ops(buf: memoryview, start: int = 0, end: int | None = None) -> Iterato
         if op.name == "STOP":
             return
         pos = op.end
+
+
+# -- the stream as a file-reading unpickler consumes it ----------------------------------------
+#
+# ``pickle.loads(data)`` reads the stream in order.  An Unpickler over a *file object* (what
+# ``torch.load`` builds over an ``io.BytesIO`` of ``data.pkl``, what ``pickle.load(f)`` and
+# joblib build) reads FRAME bodies into a buffer: a fixed-size read or a line that does not fit
+# in what is left of that buffer is read afresh from the file, after the frame, and the rest of
+# the frame is never read (``_Unpickler_Read``/``_Unpickler_Readline`` in Modules/_pickle.c);
+# only BINBYTES, SHORT_BINBYTES, BINBYTES8 and BYTEARRAY8 bodies (``_Unpickler_ReadInto``) carry
+# on from the buffer into the file.  A new Unpickler on the same file (the next pickle) starts
+# where the file is, after the frame.  Without a peek() method (io.BytesIO) this is exact; with
+# one (open(..., "rb")) CPython reads the same way once a frame is larger than its prefetch.
+
+# Per argument layout: the reads the C unpickler makes ("r<n>" fixed, "line", "count<n>" a
+# length of n bytes then a body read by _Unpickler_Read, "into<n>" the same with _ReadInto).
+_FILE_READS: dict[Arg, tuple[str, ...]] = {
+    Arg.NONE: (), Arg.U1: ("r1",), Arg.U2: ("r2",), Arg.I4: ("r4",), Arg.U4: ("r4",),
+    Arg.U8: ("r8",), Arg.FLOAT8: ("r8",), Arg.INT_LINE: ("line",), Arg.LONG_LINE: ("line",),
+    Arg.FLOAT_LINE: ("line",), Arg.DECIMAL_LINE: ("line",), Arg.STRING_LINE: ("line",),
+    Arg.UNICODE_LINE: ("line",), Arg.ASCII_LINE: ("line",), Arg.TWO_LINES: ("line", "line"),
+    Arg.BYTES1: ("into1",), Arg.STRING1: ("count1",), Arg.BYTES4: ("into4",),
+    Arg.BYTES4_SIGNED: ("count4",), Arg.BYTES8: ("into8",), Arg.TEXT1: ("count1",),
+    Arg.TEXT4: ("count4",), Arg.TEXT8: ("count8",), Arg.LONG1: ("count1",),
+    Arg.LONG4: ("count4",),
+}
+FRAME_CODE = 0x95
+STOP_CODE = 0x2E
+MAX_FILE_OPS = 50_000_000
+
+
+class _FileCursor:
+    """Position ``r`` in a buffer that ends at ``bend`` (which is also where the file is)."""
+
+    def __init__(self, buf: memoryview) -> None:
+        self.buf = buf
+        self.end = len(buf)
+        self.r = 0
+        self.bend = 0
+        self.skipped = False
+
+    def read(self, count: int) -> int:
+        """Offset of ``count`` bytes read with _Unpickler_Read."""
+        if self.r + count <= self.bend:
+            start = self.r
+            self.r += count
+            return start
+        if self.r < self.bend:
+            self.skipped = True  # the rest of the buffer (a frame) is never read
+        start = self.bend
+        _need(start, count, self.end)
+        self.bend = self.r = start + count
+        return start
+
+    def read_into(self, count: int) -> int:
+        """_Unpickler_ReadInto: the rest of the buffer, then the file: contiguous."""
+        start = self.r
+        _need(start, count, self.end)
+        self.r = start + count
+        self.bend = max(self.bend, self.r)
+        return start
+
+    def line(self) -> tuple[int, int]:
+        found = bytes(self.buf[self.r:self.bend]).find(b"\n")
+        if found >= 0:
+            start = self.r
+            self.r += found + 1
+            return start, self.r
+        if self.r < self.bend:
+            self.skipped = True
+        start = self.bend
+        stop = bytes(self.buf[start:min(self.end, start + MAX_LINE)]).find(b"\n")
+        if stop < 0:
+            raise ReadError("line argument has no terminating newline", truncated=True)
+        self.bend = self.r = start + stop + 1
+        return start, self.r
+
+    def new_unpickler(self) -> None:
+        """A new Unpickler on the same file starts with an empty buffer where the file is."""
+        if self.r < self.bend:
+            self.skipped = True
+        self.r = self.bend
+
+
+def _number_at(buf: memoryview, start: int, size: int) -> int:
+    return int.from_bytes(buf[start:start + size], "little", signed=size == 4)
+
+
+def file_reading(buf: memoryview, max_pickles: int) -> bytes | None:
+    """The bytes a file-reading C unpickler consumes as opcodes and arguments, in order and
+    without FRAME opcodes, for up to ``max_pickles`` pickles read one after another; None when
+    that is exactly what an in-memory reading sees (no frame is left unread).  Where the file
+    reading fails (an invalid opcode, the end of the stream) the bytes stop there."""
+    cursor = _FileCursor(buf)
+    out = bytearray()
+    ops = 0
+    pickles = 0
+    try:
+        while pickles < max_pickles and cursor.bend < cursor.end and ops < MAX_FILE_OPS:
+            if pickles:
+                cursor.new_unpickler()
+            while ops < MAX_FILE_OPS:
+                ops += 1
+                at = cursor.read(1)
+                code = buf[at]
+                info = OPCODES.get(code)
+                if info is None:
+                    out.append(code)
+                    raise ReadError(f"invalid opcode 0x{code:02x}")
+                if code == FRAME_CODE:
+                    size = _number_at(buf, cursor.read(8), 8)
+                    cursor.r = cursor.read(size)  # the body is buffered, then read from its start
+                    continue
+                piece = bytearray([code])
+                for step in _FILE_READS[info.arg]:
+                    if step == "line":
+                        start, stop = cursor.line()
+                        piece += buf[start:stop]
+                        continue
+                    width = int(step.lstrip("abcdefghijklmnopqrstuvwxyz"))
+                    head = cursor.read(width)
+                    piece += buf[head:head + width]
+                    if step.startswith("r"):
+                        continue
+                    count = _number_at(buf, head, width)
+                    if count < 0 or (count == 0 and info.arg in (Arg.LONG1, Arg.LONG4)):
+                        continue
+                    body = cursor.read_into(count) if step.startswith("into") else \
+                        cursor.read(count)
+                    piece += buf[body:body + count]
+                out += piece
+                if code == STOP_CODE:
+                    break
+            pickles += 1
+    except ReadError:
+        pass
+    return bytes(out) if cursor.skipped else None

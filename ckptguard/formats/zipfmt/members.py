@@ -137,13 +137,17 @@ def structure_facts(directory: Directory, where: Location, output: ParseOutput,
     for entry in directory.entries:
         copy_of[entry.position] = exact[entry.raw_name]
         exact[entry.raw_name] += 1
-        groups[entry.raw_name.lower()].append(entry)
+        # zipfile cuts a name at its first NUL byte: "a\0x" and "a" are one name to it.
+        groups[entry.raw_name.split(b"\x00", 1)[0].lower()].append(entry)
     duplicates = [copies for copies in groups.values() if len(copies) > 1]
     for copies in duplicates[:MAX_REPORTED]:
         spellings = sorted({e.name for e in copies})
         detail = "Python's zipfile reads the last copy; torch (miniz) finds names by binary " \
             "search over a sorted index and may take either"
-        if len(spellings) > 1:
+        if any("\x00" in name for name in spellings):
+            detail = f"names {spellings} are the same up to a NUL byte, where Python's zipfile " \
+                "cuts them"
+        elif len(spellings) > 1:
             detail = f"names {spellings} differ only in case, which torch's reader ignores " \
                 "while zipfile does not"
         output.add("zip.duplicate_name", where.child(copies[0].name), name=copies[0].name,

@@ -7,9 +7,12 @@ A torch checkpoint costs its central directory and its pickle records: storage r
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ckptguard.facts import Artifact, ParseOutput
 from ckptguard.formats import ParseContext
 from ckptguard.formats.torchscript_code import module_name
+from ckptguard.formats.zipfmt.endrecords import examine
 from ckptguard.formats.zipfmt.layout import KERAS_CHILD_HINTS, TORCH_METADATA, Layout, classify
 from ckptguard.formats.zipfmt.members import (
     Member,
@@ -45,21 +48,49 @@ def parse(artifact: Artifact, ctx: ParseContext) -> ParseOutput:
     output.format = layout.format
     route = _Router(artifact, directory, layout, copy_of, ctx, output)
     route.run()
+    _other_directories(artifact, directory, route, ctx, output)
     return output
+
+
+def _other_directories(artifact: Artifact, primary: Directory, route: _Router, ctx: ParseContext,
+                       output: ParseOutput) -> None:
+    """Where readers could take another central directory, say so and judge its members too
+    (those the loaders' directory does not already hold), as children named after it."""
+    found = examine(artifact.source, primary, max_entries=ctx.limits.max_archive_members,
+                    max_bytes=ctx.limits.max_header_bytes)
+    if not found.reasons:
+        return
+    output.add("zip.end_record_ambiguous", artifact.location, reasons=found.reasons,
+               detail="; ".join(found.reasons), directories=1 + len(found.alternates))
+    known = {(e.raw_name, e.header_offset) for e in primary.entries}
+    for alternate in found.alternates:
+        entries = tuple(e for e in alternate.entries if (e.raw_name, e.header_offset) not in known)
+        known.update((e.raw_name, e.header_offset) for e in entries)
+        seen: dict[bytes, int] = {}
+        copy_of: dict[int, int] = {}
+        for entry in entries:
+            copy_of[entry.position] = seen.get(entry.raw_name, 0)
+            seen[entry.raw_name] = copy_of[entry.position] + 1
+        other = _Router(artifact, replace(alternate, entries=entries),
+                        classify([e.name for e in alternate.entries]), copy_of, ctx, output,
+                        prefix=f"<directory @{alternate.end_offset}>/")
+        other.run()
 
 
 class _Router:
     """Hands each member on according to the archive's layout (one parse, then discarded)."""
 
     def __init__(self, artifact: Artifact, directory: Directory, layout: Layout,
-                 copy_of: dict[int, int], ctx: ParseContext, output: ParseOutput) -> None:
+                 copy_of: dict[int, int], ctx: ParseContext, output: ParseOutput, *,
+                 prefix: str = "") -> None:
         self.artifact = artifact
         self.directory = directory
         self.layout = layout
         self.copy_of = copy_of
         self.ctx = ctx
         self.output = output
-        self.budget = ctx.scan_budget()
+        self.prefix = prefix  # children of another candidate directory are named after it
+        self.budget = ctx.scan_budget()  # shared by every directory and nesting level
         self.opened: dict[tuple[int, int, int, int, int], Member | None] = {}
 
     def open(self, entry: Entry, *, verify_crc: bool) -> Member | None:
@@ -75,7 +106,7 @@ class _Router:
         return member
 
     def hand_on(self, member: Member, hint: str | None, loader: str | None = None) -> Artifact:
-        name = child_name(member.entry, self.copy_of.get(member.entry.position, 0))
+        name = self.prefix + child_name(member.entry, self.copy_of.get(member.entry.position, 0))
         child = self.artifact.child(name, member.source, format_hint=hint, loader=loader)
         self.output.children.append(child)
         return child
@@ -132,6 +163,6 @@ class _Router:
                                 layout=layout.format, root=layout.root)
             if relative == "data.pkl" and self.copy_of.get(entry.position, 0) == 0:
                 data_pickle = child
-        if self.ctx.want_tensors and data_pickle is not None:
+        if self.ctx.want_tensors and data_pickle is not None and not self.prefix:
             index = StorageIndex(self.artifact.source, storages)
             add_tensor_refs(data_pickle, index, big_endian, where, self.ctx, self.output)

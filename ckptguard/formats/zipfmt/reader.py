@@ -78,6 +78,7 @@ class Directory:
     declared_entries: int
     zip64: bool
     cut_at: int | None  # the member limit stopped reading after this many entries
+    end_offset: int = -1  # absolute offset of the end record it was read from
 
 
 def decode_name(raw: bytes, flags: int) -> str:
@@ -89,37 +90,58 @@ def decode_name(raw: bytes, flags: int) -> str:
         return raw.decode("cp437")
 
 
-def _find_end(source: ByteSource) -> tuple[int, tuple[int, ...]]:
+def end_candidates(source: ByteSource) -> tuple[list[tuple[int, tuple[int, ...]]], list[int]]:
+    """Every end record signature in the last 64 KiB: those with room for a whole record (their
+    absolute offset and fields, last first), and the offsets of those too close to the end."""
     size = source.size
-    if size < END.size:
-        raise ZipError("too small to hold a zip end of central directory record", 0)
     tail_start = max(0, size - END.size - MAX_COMMENT)
     tail = source.read(tail_start, size - tail_start)
+    found: list[tuple[int, tuple[int, ...]]] = []
+    short: list[int] = []
     pos = tail.rfind(SIG_END)
     while pos >= 0:
         if pos + END.size <= len(tail):
-            fields = END.unpack_from(tail, pos)
-            if pos + END.size + fields[7] <= len(tail):
-                return tail_start + pos, fields
+            found.append((tail_start + pos, END.unpack_from(tail, pos)))
+        else:
+            short.append(tail_start + pos)
         pos = tail.rfind(SIG_END, 0, pos)
-    raise ZipError("no end of central directory record in the last 64 KiB", tail_start)
+    return found, short
 
 
-def _zip64_end(source: ByteSource, end_pos: int) -> tuple[int, int, int, int] | None:
-    """(position, entries, central size, central offset) from the ZIP64 records, if present."""
+def _find_end(source: ByteSource) -> tuple[int, tuple[int, ...]]:
+    """The end record the loaders use: Python's zipfile, Info-ZIP unzip and torch's reader
+    (miniz) all take the *last* signature in the file, whatever its comment length says."""
+    if source.size < END.size:
+        raise ZipError("too small to hold a zip end of central directory record", 0)
+    found, _ = end_candidates(source)
+    if not found:
+        raise ZipError("no end of central directory record in the last 64 KiB",
+                       max(0, source.size - END.size - MAX_COMMENT))
+    return found[0]
+
+
+def zip64_records(source: ByteSource, end_pos: int) -> list[tuple[int, int, int, int]]:
+    """(position, entries, central size, central offset) of each ZIP64 end record the locator
+    before ``end_pos`` leads to: the one right before the locator (where zipfile reads it)
+    first, then the one at the locator's declared offset (where miniz reads it) if different.
+    Empty without a locator."""
     if end_pos < ZIP64_LOCATOR.size:
-        return None
+        return []
     locator = source.read(end_pos - ZIP64_LOCATOR.size, ZIP64_LOCATOR.size)
     if not locator.startswith(SIG_ZIP64_LOCATOR):
-        return None
+        return []
     _, _, declared_pos, _ = ZIP64_LOCATOR.unpack(locator)
     expected = end_pos - ZIP64_LOCATOR.size - ZIP64_END.size
-    for pos in (expected, declared_pos):
+    found: list[tuple[int, int, int, int]] = []
+    for pos in dict.fromkeys((expected, declared_pos)):
         raw = source.read(pos, ZIP64_END.size) if pos >= 0 else b""
         if len(raw) == ZIP64_END.size and raw.startswith(SIG_ZIP64_END):
             fields = ZIP64_END.unpack(raw)
-            return pos, fields[7], fields[8], fields[9]
-    raise ZipError("ZIP64 locator present but no ZIP64 end of central directory record", expected)
+            found.append((pos, fields[7], fields[8], fields[9]))
+    if not found:
+        raise ZipError("ZIP64 locator present but no ZIP64 end of central directory record",
+                       expected)
+    return found
 
 
 def _zip64_extra(extra: bytes, size: int, csize: int, offset: int) -> tuple[int, int, int]:
@@ -141,11 +163,21 @@ def _zip64_extra(extra: bytes, size: int, csize: int, offset: int) -> tuple[int,
     return size, csize, offset
 
 
-def read_directory(source: ByteSource, *, max_entries: int, max_bytes: int) -> Directory:
-    end_pos, end = _find_end(source)
+def read_directory(source: ByteSource, *, max_entries: int, max_bytes: int,
+                   end_at: int | None = None, zip64_choice: int = 0,
+                   partial: bool = False) -> Directory:
+    """The central directory of the end record the loaders use (or the one at ``end_at``;
+    ``zip64_choice`` picks among ``zip64_records``).  With ``partial``, a broken record ends
+    the directory instead of failing it (the records before it are what a tolerant reader,
+    such as Info-ZIP, still lists)."""
+    if end_at is None:
+        end_pos, end = _find_end(source)
+    else:
+        end_pos, end = end_at, END.unpack(source.read(end_at, END.size))
     _, _, _, _, total, cd_size, cd_offset, _ = end
     anchor = end_pos
-    zip64 = _zip64_end(source, end_pos)
+    records = zip64_records(source, end_pos)
+    zip64 = records[min(zip64_choice, len(records) - 1)] if records else None
     if zip64 is not None:
         anchor, total, cd_size, cd_offset = zip64
     actual = anchor - cd_size
@@ -170,6 +202,12 @@ def read_directory(source: ByteSource, *, max_entries: int, max_bytes: int) -> D
          _, offset) = unpack(data, pos)
         name_end = pos + CENTRAL.size + name_len
         if name_end + extra_len + comment_len > len(data):
+            if partial:
+                raw_name = data[pos + CENTRAL.size:name_end]
+                entries.append(Entry(len(entries), decode_name(raw_name, flags), raw_name,
+                                     method, flags, crc, csize, usize, offset + prefix))
+                cut_at = len(entries)
+                break
             raise ZipError(f"central directory record {len(entries)} runs past the directory",
                            actual + pos)
         raw_name = data[pos + CENTRAL.size:name_end]
@@ -179,10 +217,11 @@ def read_directory(source: ByteSource, *, max_entries: int, max_bytes: int) -> D
         entries.append(Entry(len(entries), decode_name(raw_name, flags), raw_name, method, flags,
                              crc, csize, usize, offset + prefix))
         pos = name_end + extra_len + comment_len
-    if cut_at is None and len(entries) != total:
+    if cut_at is None and len(entries) != total and not partial:
         raise ZipError(f"the end record declares {total} entries but the central directory "
                        f"holds {len(entries)}", actual + pos)
-    return Directory(tuple(entries), prefix, actual, cd_size, total, zip64 is not None, cut_at)
+    return Directory(tuple(entries), prefix, actual, cd_size, total, zip64 is not None, cut_at,
+                     end_pos)
 
 
 def read_local(source: ByteSource, entry: Entry) -> LocalHeader:
@@ -221,26 +260,30 @@ def disagreements(entry: Entry, local: LocalHeader) -> list[tuple[str, str, str]
 
 
 def has_end_record(source: ByteSource, *, attempts: int = 16) -> bool:
-    """Whether a zip archive ends the source (an end record whose comment reaches exactly to the
-    end of the file and whose central directory starts with its signature), wherever it begins:
-    how a zip appended to another format is noticed."""
+    """Whether a zip archive ends the source (the last end record, or one whose comment reaches
+    exactly to the end of the file, with a central directory that starts with its signature),
+    wherever it begins: how a zip appended to another format is noticed."""
     size = source.size
     if size < END.size:
         return False
     tail_start = max(0, size - END.size - MAX_COMMENT)
     tail = source.read(tail_start, size - tail_start)
     pos = tail.rfind(SIG_END)
+    last = True  # the loaders' end record: the last one, whatever its comment length says
     while pos >= 0 and attempts > 0:
         attempts -= 1
         if pos + END.size <= len(tail):
             fields = END.unpack_from(tail, pos)
             end_pos = tail_start + pos
             cd_size = fields[5]
-            if end_pos + END.size + fields[7] == size and cd_size <= end_pos:
-                if _zip64_locator_at(source, end_pos) or (cd_size == 0 and fields[4] == 0):
-                    return True
-                if source.read(end_pos - cd_size, 4) == SIG_CENTRAL:
-                    return True
+            fits = end_pos + END.size + fields[7] == size
+            if fits and cd_size <= end_pos and (
+                    _zip64_locator_at(source, end_pos) or (cd_size == 0 and fields[4] == 0)):
+                return True
+            if (fits or last) and 0 < cd_size <= end_pos and \
+                    source.read(end_pos - cd_size, 4) == SIG_CENTRAL:
+                return True
+            last = False
         pos = tail.rfind(SIG_END, 0, pos)
     return False
 
