@@ -6,7 +6,6 @@ per convolution channel.  Hooks are installed only for the duration of one forwa
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,18 +36,16 @@ class HiddenLayer:
 
 def load_architecture(spec: str, scanned: Path) -> nn.Module:
     """Build the module ``package.module:factory`` names.  Code inside the scanned model's own
-    folder is refused: the architecture must come from code the user trusts, not the file."""
+    folder is refused before it is imported (``ckptguard.probes.arch``): the architecture must
+    come from code the user trusts, not from the model."""
     from torch import nn
+
+    from ckptguard.probes.arch import import_trusted
 
     module_name, _, factory_name = spec.partition(":")
     if not module_name or not factory_name:
         raise ProbeError(f"--arch {spec!r} must look like package.module:factory")
-    module = importlib.import_module(module_name)
-    origin = getattr(module, "__file__", None)
-    folder = scanned.resolve().parent if scanned.is_file() else scanned.resolve()
-    if origin and Path(origin).resolve().is_relative_to(folder):
-        raise ProbeError(f"--arch {spec!r} resolves to {origin}, inside the scanned model's "
-                         "folder; name an architecture from code you trust")
+    module = import_trusted(module_name, scanned)
     factory = getattr(module, factory_name, None)
     if not callable(factory):
         raise ProbeError(f"{module_name} has no callable {factory_name!r}")
