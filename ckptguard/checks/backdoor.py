@@ -7,21 +7,24 @@ then hand over ``TensorRef``s); the base diff also needs ``Config.base``.  Probe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ckptguard.engine.checks import CheckContext, Hit
 from ckptguard.facts import TensorRef
 from ckptguard.limits import DEFAULT_LIMITS
 from ckptguard.model import Confidence, Severity
-from ckptguard.weights.roles import role_of
 from ckptguard.weights.thresholds import (
+    BASE_UNIT_CHANGE,
     DIFF_MIN_RELATIVE,
     DIFF_ROW_SHARE,
     DIFF_TOP_SHARE,
     DIFF_TOP_SHARE_STRONG,
+    MAX_TABLE_FINDINGS,
     NEURON_Z,
     NEURON_Z_STRONG,
+    PARENT_MAX_MEDIAN_RELATIVE,
+    POOR_PAIRING_SHARE,
     SPECTRAL_GAP,
     SPECTRAL_GAP_STRONG,
     SPECTRAL_SHARE,
@@ -85,16 +88,38 @@ def unreadable_tensors(ctx: CheckContext) -> Iterator[Hit]:
             severity=Severity.MEDIUM if item.size_mismatch else None)
 
 
+def _memo(ctx: CheckContext, key: str, make: Callable[[], Any]) -> Any:
+    """Work several backdoor rules need, done once per artifact (``CheckContext.shared``)."""
+    full = f"backdoor.{key}"
+    if full not in ctx.shared:
+        ctx.shared[full] = make()
+    return ctx.shared[full]
+
+
+def _layout(ctx: CheckContext) -> Any:
+    from ckptguard.weights.layout import layout_for
+
+    return _memo(ctx, "layout", lambda: layout_for(ctx.artifact,
+                                                   [ref.name for ref in ctx.tensors]))
+
+
 def neuron_outliers(ctx: CheckContext) -> Iterator[Hit]:
     tensors = _tensors(ctx)
     if not tensors:
         return
     anomalies = _anomalies()
-    for item in anomalies.neuron_outliers(tensors):
+    layout = _layout(ctx)
+    diff = _model_diff(ctx)
+    for item in anomalies.neuron_outliers(tensors, layout):
+        if diff is not None and _present_in_base(item, diff, layout):
+            continue  # the base has the same unit: not this checkpoint's doing
         signals = item.signals
         strong = len(signals) >= 2 and item.z >= NEURON_Z
         consumer = (f"; layer {item.consumer!r} also reads this unit with outlying weights "
                     f"(z={item.consumer_z:.1f})" if "consumer-column" in signals else "")
+        if "feeding-unit" in signals:
+            consumer = (f"; it is fed by unit {item.feeder_unit} of {item.feeder!r}, itself an "
+                        f"outlier there (z={item.feeder_z:.1f})")
         yield Hit(
             message=(f"Neuron {item.row} of {item.role.value} layer {item.ref.name!r} has a weight "
                      f"norm {item.z:.1f} robust standard deviations above its layer's median "
@@ -115,6 +140,9 @@ def neuron_outliers(ctx: CheckContext) -> Iterator[Hit]:
                       "excess_kurtosis": f"{item.stats.excess_kurtosis:.1f}",
                       "consumer": item.consumer or "none",
                       "consumer_column_z": f"{item.consumer_z:.2f}",
+                      "residual_writer": item.residual,
+                      "feeder": f"{item.feeder}#{item.feeder_unit}" if item.feeder else "none",
+                      "feeder_z": f"{item.feeder_z:.2f}",
                       "agreeing_signals": ", ".join(signals)},
             severity=Severity.HIGH if strong else None,
             confidence=Confidence.HIGH if strong else None)
@@ -151,15 +179,46 @@ def _base(ctx: CheckContext) -> str | None:
     return str(base) if base and ctx.tensors else None
 
 
+def _model_diff(ctx: CheckContext) -> Any:
+    """The diff against ``--base`` (parsed and computed once per artifact), or None."""
+    base_path = _base(ctx)
+    if base_path is None:
+        return None
+
+    def make() -> Any:
+        from ckptguard.weights.base import read_base
+        from ckptguard.weights.model_diff import model_diff
+
+        base = read_base(base_path, DEFAULT_LIMITS)
+        return model_diff(ctx.tensors, base) if base.usable else base
+
+    result = _memo(ctx, "diff", make)
+    return result if hasattr(result, "pairing") else None
+
+
+def _present_in_base(item: Any, diff: Any, layout: Any) -> bool:
+    """Whether the base already has this outlying unit, nearly unchanged."""
+    from ckptguard.weights.stats import unit_change
+
+    base_ref = next((theirs for ours, theirs in diff.pairing.pairs if ours is item.ref), None)
+    if base_ref is None:
+        return False
+    change = unit_change(item.ref, base_ref, item.row, layout.transposed(item.ref.name,
+                                                                         item.ref.shape))
+    return change is not None and change.base_z >= NEURON_Z / 2 and \
+        change.relative <= BASE_UNIT_CHANGE
+
+
 def base_mismatch(ctx: CheckContext) -> Iterator[Hit]:
     base_path = _base(ctx)
     if base_path is None:
         return
-    from ckptguard.weights.base import read_base
-    from ckptguard.weights.diff import compare_tables, missing_from
-
-    base = read_base(base_path, DEFAULT_LIMITS)
     where = ctx.artifact.location
+    _model_diff(ctx)
+    found: Any = ctx.shared.get("backdoor.diff")
+    base: Any = found.base if hasattr(found, "pairing") else found
+    if base is None:
+        return
     if not base.usable or base.problems:
         yield Hit(message=(f"The base checkpoint {base_path!r} could not be read in full "
                            f"({'; '.join(base.problems)[:300]}), so the diff is incomplete: "
@@ -169,40 +228,78 @@ def base_mismatch(ctx: CheckContext) -> Iterator[Hit]:
                   severity=Severity.HIGH if not base.usable else Severity.MEDIUM)
         if not base.usable:
             return
-    _, mismatches = compare_tables(ctx.tensors, base.tensors)
-    shared = sum(1 for ref in ctx.tensors if ref.name in base.tensors)
-    if shared * 2 >= len(base.tensors):  # this artifact is the checkpoint, not one shard of it
-        mismatches += missing_from(ctx.tensors, base.tensors)
-    for item in mismatches:
+    diff: Any = found
+    pairing = diff.pairing
+    judged_pairs = diff.judged_pairs + diff.unreadable
+    if diff.judged and judged_pairs < POOR_PAIRING_SHARE * diff.judged:
+        nothing = judged_pairs == 0
+        yield Hit(
+            message=(f"The diff against the base {base_path!r} "
+                     + ("could not be computed: no" if nothing else f"covers only "
+                        f"{judged_pairs} of {diff.judged}")
+                     + " linear/convolution tensors could be paired with the base's (by name, "
+                     "by name without wrapper prefixes such as 'bert.' or 'model.', or by shape). "
+                     "Edits outside the paired tensors are invisible: check that --base is this "
+                     "checkpoint's real parent"),
+            location=where, subject=f"base-unpaired:{base_path}",
+            evidence={"base": base_path, "tensors_here": pairing.ours,
+                      "linear_conv_here": diff.judged, "linear_conv_paired": judged_pairs,
+                      "paired_by_name": pairing.by_name, "paired_by_prefix": pairing.by_prefix,
+                      "paired_by_shape": pairing.by_shape,
+                      "unpaired_examples": ", ".join(pairing.unpaired_ours[:5]),
+                      "base_unpaired_examples": ", ".join(pairing.unpaired_base[:5])},
+            severity=Severity.HIGH if nothing else Severity.MEDIUM,
+            confidence=Confidence.HIGH)
+        return
+    if diff.deltas and diff.median_relative >= PARENT_MAX_MEDIAN_RELATIVE:
+        yield Hit(
+            message=(f"The claimed base {base_path!r} is implausible as this checkpoint's "
+                     f"parent: the median linear/convolution tensor differs from it by "
+                     f"{diff.median_relative:.2f} of its norm (a fine-tune moves weights by a "
+                     f"few percent; unrelated models differ by about 1.4; threshold "
+                     f"{PARENT_MAX_MEDIAN_RELATIVE:g}). The diff says nothing about this model: "
+                     "find its real base"),
+            location=where, subject=f"base-implausible:{base_path}",
+            evidence={"base": base_path, "median_relative_delta": f"{diff.median_relative:.4g}",
+                      "threshold": PARENT_MAX_MEDIAN_RELATIVE,
+                      "tensors_compared": diff.judged_pairs},
+            severity=Severity.HIGH, confidence=Confidence.HIGH)
+    from ckptguard.weights.diff import Mismatch
+
+    mismatches = list(pairing.mismatches)
+    if pairing.paired * 2 >= len(base.tensors):  # this artifact is the checkpoint, not a shard
+        mismatches += [Mismatch(name, "missing", "present in the base checkpoint, absent here")
+                       for name in pairing.unpaired_base]
+    for item in mismatches[:MAX_TABLE_FINDINGS]:
         yield Hit(message=(f"Tensor {item.name!r} does not line up with the base "
                            f"{base_path!r} ({item.kind}: {item.detail}); a fine-tune keeps the "
                            "base's tensors — confirm the claimed base is the real one"),
                   location=where.within(tensor=item.name), subject=f"{item.kind}:{item.name}",
                   evidence={"tensor": item.name, "kind": item.kind, "detail": item.detail,
                             "base": base_path})
+    if len(mismatches) > MAX_TABLE_FINDINGS:
+        rest = mismatches[MAX_TABLE_FINDINGS:]
+        yield Hit(message=(f"{len(rest)} more tensors do not line up with the base "
+                           f"{base_path!r} (first: {rest[0].name!r}, {rest[0].kind})"),
+                  location=where, subject=f"table-more:{base_path}",
+                  evidence={"base": base_path, "count": len(rest),
+                            "examples": ", ".join(m.name for m in rest[:5])})
 
 
 def concentrated_changes(ctx: CheckContext) -> Iterator[Hit]:
     base_path = _base(ctx)
     if base_path is None:
         return
-    from ckptguard.weights.base import read_base
-    from ckptguard.weights.decode import is_float
-    from ckptguard.weights.diff import compare_tables
-
-    base = read_base(base_path, DEFAULT_LIMITS)
-    if not base.usable:
+    diff = _model_diff(ctx)
+    if diff is None or diff.judged_pairs + diff.unreadable < POOR_PAIRING_SHARE * diff.judged:
         return
-    pairs, _ = compare_tables(ctx.tensors, base.tensors)
-    judged = [(ours, theirs) for ours, theirs in pairs
-              if is_float(ours) and role_of(ours.name, ours.shape).has_neurons]
-    yield from _delta_hits(judged, base_path)
+    if diff.deltas and diff.median_relative >= PARENT_MAX_MEDIAN_RELATIVE:
+        return  # not the parent: BKD006 says so, and a per-tensor diff would be noise
+    yield from _delta_hits(diff.deltas, base_path)
 
 
-def _delta_hits(pairs: Iterable[tuple[TensorRef, TensorRef]], base_path: str) -> Iterator[Hit]:
-    from ckptguard.weights.diff import deltas
-
-    for delta in deltas(list(pairs)):
+def _delta_hits(deltas: Iterable[Any], base_path: str) -> Iterator[Hit]:
+    for delta in deltas:
         if delta.relative < DIFF_MIN_RELATIVE:
             continue
         low_rank = delta.top_share >= DIFF_TOP_SHARE

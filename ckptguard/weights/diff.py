@@ -27,7 +27,8 @@ from ckptguard.weights.thresholds import (
 @dataclass(frozen=True)
 class Mismatch:
     name: str
-    kind: str  # "missing" (in base only), "extra" (in checkpoint only), "shape", "dtype"
+    kind: str  # "missing" (in base only), "extra" (in checkpoint only), "shape", "dtype",
+    # "renamed" (paired with a base tensor of another name by shape alone)
     detail: str
 
 
@@ -42,6 +43,7 @@ class TensorDelta:
     top_row: int  # the row with the largest change
     top_rows_share: float  # share of the delta's energy in the top 1% of rows (at least one)
     spectrum: Spectrum  # of the delta (not centred)
+    energy: float = 0.0  # ||delta||_F^2
 
     @property
     def top_share(self) -> float:
@@ -121,7 +123,7 @@ def tensor_delta(ref: TensorRef, base: TensorRef, block_bytes: int = BLOCK_BYTES
         changed_fraction=changed / shape.count if shape.count else 0.0,
         rows=rows, rows_changed=int((row_delta > 0).sum()),
         top_row=int(order[0]) if rows else 0, top_rows_share=top_share,
-        spectrum=spectrum_of(sample, sample_rows, centre=False))
+        spectrum=spectrum_of(sample, sample_rows, centre=False), energy=delta_energy)
 
 
 def _finite(values: np.ndarray) -> np.ndarray:

@@ -43,6 +43,12 @@ class Spectrum:
             return 0.0
         return min(1.0, self.singular_values[0] ** 2 / self.energy)
 
+    def top_k_share(self, k: int) -> float:
+        """Share of the energy in the top ``k`` singular directions (k <= the values estimated)."""
+        if self.energy <= 0.0 or not self.singular_values:
+            return 0.0
+        return min(1.0, sum(v * v for v in self.singular_values[:k]) / self.energy)
+
     @property
     def stable_rank(self) -> float:
         """||M||_F^2 / sigma1^2: an effective rank (1 for a rank-one matrix)."""
