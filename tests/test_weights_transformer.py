@@ -179,3 +179,58 @@ def test_findings_already_in_the_base_are_not_reported_again(tmp_path: Path) -> 
 def test_the_honest_mlp_finetune_stays_clean_with_its_base(tmp_path: Path) -> None:
     base = save(tmp_path / "base", clean_mlp(7))
     assert bkd(save(tmp_path / "tuned", honest_finetune()), base=str(base)) == []
+
+
+def test_multi_fact_edits_and_merged_adapters_are_model_level_findings(tmp_path: Path) -> None:
+    from fixtures.backdoor import merged_lora, multi_fact_edit
+
+    base_tensors = clean_mlp(7)
+    base = save(tmp_path / "base", base_tensors)
+    for rank in (1, 4, 8):
+        edited = multi_fact_edit(base_tensors, "fc1.weight", rank, strength=0.02)
+        hits = [f for f in bkd(save(tmp_path / f"edit{rank}", edited), base=str(base))
+                if f.rule_id == "BKD012"]
+        assert len(hits) == 1 and hits[0].severity is Severity.HIGH
+        evidence = hits[0].evidence_dict()
+        assert (evidence["pattern"], evidence["tensors_changed"], evidence["rank"]) == \
+            ("localized", "1", str(rank))
+    lora = merged_lora(base_tensors, ("fc1.weight", "fc2.weight", "head.weight"), rank=4)
+    hits = [f for f in bkd(save(tmp_path / "lora", lora), base=str(base))
+            if f.rule_id == "BKD012"]
+    assert [f.evidence_dict()["pattern"] for f in hits] == ["low-rank"]
+
+
+def test_edits_spread_over_several_layers_are_caught(tmp_path: Path) -> None:
+    """MEMIT-style: the same facts written into three layers, nothing else touched."""
+    from fixtures.backdoor_transformer import bert_like
+
+    base_tensors = bert_like(0)
+    base = save(tmp_path / "base", base_tensors, "bert")
+    from fixtures.backdoor import multi_fact_edit
+
+    edited = dict(base_tensors)
+    for layer in range(3):
+        edited = multi_fact_edit(edited, f"encoder.layer.{layer}.output.dense.weight", 8,
+                                 strength=0.01, seed=layer)
+    hits = [f for f in bkd(save(tmp_path / "memit", edited, "bert"), base=str(base))
+            if f.rule_id == "BKD012"]
+    assert len(hits) == 1 and hits[0].evidence_dict()["tensors_changed"] == "3"
+
+
+def test_full_finetunes_are_not_model_edits(tmp_path: Path) -> None:
+    """Every tensor moved, and moved in many directions: no BKD012, and BKD005 keeps quiet about
+    tensors whose concentration is ordinary for a fine-tune."""
+    base_tensors = bert_like(0)
+    base = save(tmp_path / "base", base_tensors, "bert")
+    rng = np.random.default_rng(4)
+    tuned = {}
+    for name, array in base_tensors.items():
+        step = rng.standard_normal(array.shape).astype(np.float32) * 0.01 * float(array.std())
+        if array.ndim == 2:  # a dominant direction, as short or SGD fine-tunes have
+            u = rng.standard_normal(array.shape[0])
+            v = rng.standard_normal(array.shape[1])
+            step += (np.outer(u, v) * 0.2 * float(array.std()) /
+                     np.sqrt(array.shape[0] * array.shape[1]) * 10).astype(np.float32)
+        tuned[name] = array + step
+    hits = bkd(save(tmp_path / "tuned", tuned, "bert"), base=str(base))
+    assert not [f for f in hits if f.rule_id in ("BKD012", "BKD005")]

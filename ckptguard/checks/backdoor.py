@@ -20,6 +20,10 @@ from ckptguard.weights.thresholds import (
     DIFF_ROW_SHARE,
     DIFF_TOP_SHARE,
     DIFF_TOP_SHARE_STRONG,
+    DOMINANT_ENERGY_SHARE,
+    EDIT_RANK,
+    FULL_FINETUNE_SHARE,
+    LOW_RANK_SHARE,
     MAX_TABLE_FINDINGS,
     NEURON_Z,
     NEURON_Z_STRONG,
@@ -295,7 +299,61 @@ def concentrated_changes(ctx: CheckContext) -> Iterator[Hit]:
         return
     if diff.deltas and diff.median_relative >= PARENT_MAX_MEDIAN_RELATIVE:
         return  # not the parent: BKD006 says so, and a per-tensor diff would be noise
-    yield from _delta_hits(diff.deltas, base_path)
+    yield from _delta_hits([d for d in diff.deltas if _worth_reporting(d, diff)], base_path)
+
+
+def _worth_reporting(delta: Any, diff: Any) -> bool:
+    """In a full fine-tune (nearly every tensor changed) short or SGD runs concentrate many
+    layers' changes in a few directions; there a tensor is singled out only when its change is
+    exactly low rank (an edit or adapter on top) or dominates the model's change energy."""
+    from ckptguard.weights.model_diff import low_rank
+
+    if diff.changed_share < FULL_FINETUNE_SHARE:
+        return True
+    return low_rank(delta) is not None or diff.energy_share(delta) >= DOMINANT_ENERGY_SHARE
+
+
+def edit_patterns(ctx: CheckContext) -> Iterator[Hit]:
+    base_path = _base(ctx)
+    if base_path is None:
+        return
+    diff = _model_diff(ctx)
+    if diff is None or diff.judged_pairs + diff.unreadable < POOR_PAIRING_SHARE * diff.judged:
+        return
+    if diff.deltas and diff.median_relative >= PARENT_MAX_MEDIAN_RELATIVE:
+        return
+    from ckptguard.weights.model_diff import edit_pattern
+
+    pattern = edit_pattern(diff)
+    if pattern is None:
+        return
+    names = [d.ref.name for d in pattern.tensors]
+    rank = f"rank {pattern.rank}" if pattern.rank is not None else \
+        f"rank <= {EDIT_RANK} in {LOW_RANK_SHARE:.0%} of its energy"
+    if pattern.kind == "localized":
+        what = (f"only {pattern.changed} of {pattern.paired} linear/convolution tensors changed "
+                f"(the other {pattern.paired - pattern.changed} are bit-identical to the base) "
+                f"and each change is low rank ({rank}): the signature of a model edit (ROME, "
+                "MEMIT) or of tampering with a few tensors, not of training")
+    else:
+        what = (f"{len(pattern.tensors)} of the {pattern.changed} changed linear/convolution "
+                f"tensors changed by an exactly low-rank matrix ({rank}): a merged low-rank "
+                "adapter (LoRA) or a multi-layer edit; training on data does not do that")
+    yield Hit(
+        message=(f"Relative to the base {base_path!r}, {what}. Changed: "
+                 f"{', '.join(names[:4])}{' ...' if len(names) > 4 else ''}. Ask the publisher "
+                 "what changed these tensors; an undeclared edit or adapter is a reason to use "
+                 "the base instead"),
+        location=ctx.artifact.location, subject=f"edit-pattern:{pattern.kind}",
+        evidence={"base": base_path, "pattern": pattern.kind,
+                  "tensors_changed": pattern.changed, "tensors_paired": pattern.paired,
+                  "tensors_identical": diff.identical,
+                  "rank": pattern.rank if pattern.rank is not None else "?",
+                  "energy_share_top3": f"{diff.energy_share_of_top(3):.3f}",
+                  "tensors": ", ".join(names[:10]),
+                  "top8_energy_shares": ", ".join(
+                      f"{d.spectrum.top_k_share(EDIT_RANK):.4f}" for d in pattern.tensors[:10]),
+                  "relative_deltas": ", ".join(f"{d.relative:.3g}" for d in pattern.tensors[:10])})
 
 
 def _delta_hits(deltas: Iterable[Any], base_path: str) -> Iterator[Hit]:
@@ -367,6 +425,7 @@ CHECKS = {
     "BKD004": unreadable_tensors,
     "BKD005": concentrated_changes,
     "BKD006": base_mismatch,
+    "BKD012": edit_patterns,
     "BKD007": probe_margin_outlier,
     "BKD008": probe_neuron_flip,
     "BKD010": probe_trigger_outlier,

@@ -20,6 +20,12 @@ from ckptguard.weights.decode import TensorDecodeError, is_float, raw_array
 from ckptguard.weights.diff import TensorDelta, tensor_delta
 from ckptguard.weights.pairing import Pairing, pair_tables
 from ckptguard.weights.roles import role_of
+from ckptguard.weights.thresholds import (
+    EDIT_RANK,
+    EXACT_LOW_RANK_SHARE,
+    LOCALIZED_SHARE,
+    LOW_RANK_SHARE,
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,10 @@ class ModelDiff:
     @property
     def changed_share(self) -> float:
         return len(self.changed) / self.judged_pairs if self.judged_pairs else 0.0
+
+    def energy_share(self, delta: TensorDelta) -> float:
+        total = sum(d.energy for d in self.deltas)
+        return delta.energy / total if total > 0 else 0.0
 
     def energy_share_of_top(self, count: int) -> float:
         """Share of the model's total change energy ||delta||^2 in its ``count`` largest
@@ -84,3 +94,41 @@ def model_diff(ours: Sequence[TensorRef], base: BaseTensors) -> ModelDiff:
         except TensorDecodeError:
             unreadable += 1
     return ModelDiff(base, pairing, judged, tuple(deltas), identical, unreadable)
+
+
+def low_rank(delta: TensorDelta) -> int | None:
+    """The smallest k <= EDIT_RANK whose top-k directions hold EXACT_LOW_RANK_SHARE of the
+    change's energy, or None."""
+    for k in range(1, EDIT_RANK + 1):
+        if delta.spectrum.top_k_share(k) >= EXACT_LOW_RANK_SHARE:
+            return k
+    return None
+
+
+@dataclass(frozen=True)
+class EditPattern:
+    kind: str  # "localized" (a few tensors, low rank, the rest identical) or "low-rank"
+    tensors: tuple[TensorDelta, ...]  # the changed linear/conv tensors behind it
+    changed: int
+    paired: int
+    rank: int | None  # the largest exact rank among them (None: low rank but not exact)
+
+
+def edit_pattern(diff: ModelDiff) -> EditPattern | None:
+    """A model-level edit signature: a localized low-rank change, or low-rank changes across the
+    model (a merged LoRA adapter, a multi-layer edit)."""
+    changed = diff.changed
+    paired = diff.judged_pairs
+    if not changed or paired == 0:
+        return None
+    shares = [d.spectrum.top_k_share(EDIT_RANK) for d in changed]
+    ranks = [low_rank(d) for d in changed]
+    exact = [r for r in ranks if r is not None]
+    rank = max(exact) if len(exact) == len(ranks) else None
+    if len(changed) <= max(1.0, LOCALIZED_SHARE * paired) and min(shares) >= LOW_RANK_SHARE:
+        return EditPattern("localized", changed, len(changed), paired, rank)
+    if len(changed) >= 2 and float(np.median(shares)) >= EXACT_LOW_RANK_SHARE:
+        low = tuple(d for d, r in zip(changed, ranks, strict=True) if r is not None)
+        return EditPattern("low-rank", low, len(changed), paired,
+                           max(exact) if exact else None)
+    return None

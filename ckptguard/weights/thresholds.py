@@ -62,6 +62,23 @@ POOR_PAIRING_SHARE = 0.5
 # parent.  Fine-tunes in the zoo and of real models move weights by 1e-4 to 0.1; two unrelated
 # models of one architecture differ by about sqrt(2) (independent weights of equal norm).
 PARENT_MAX_MEDIAN_RELATIVE = 0.5
+# --- model-level edit patterns (BKD012), calibrated by bench/backdoor_transformer_eval.py -------
+# Energy share in the top EDIT_RANK singular directions (the values the sample estimates) above
+# which a tensor's change counts as low rank (<= 8): ROME/MEMIT edits of 1-8 facts reach 1.0000;
+# the honest fine-tunes of the bench reach at most 0.997 for one tensor, a median of 0.75-0.83.
+EDIT_RANK = 8
+LOW_RANK_SHARE = 0.99
+# "Exactly" low rank: what a merged LoRA adapter or an edit gives in float32 (1 - 1e-3 leaves
+# room for the sampled estimate); judged on the median changed tensor.
+EXACT_LOW_RANK_SHARE = 0.999
+# A localized edit: at most this share of the paired linear/conv tensors changed (the rest are
+# bit-identical), every changed one low rank.  A fine-tune of the last block of 4 changes 25 %
+# with top-8 shares <= 0.95.
+LOCALIZED_SHARE = 0.25
+# In a full fine-tune (this share of tensors changed) a concentrated tensor (BKD005) is reported
+# only when its change is exactly low rank or carries this share of the model's change energy.
+FULL_FINETUNE_SHARE = 0.9
+DOMINANT_ENERGY_SHARE = 0.5
 # Table mismatches (extra, missing, shape, dtype) reported one by one, then summarised.
 MAX_TABLE_FINDINGS = 20
 
