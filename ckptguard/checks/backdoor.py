@@ -56,7 +56,8 @@ def non_finite_weights(ctx: CheckContext) -> Iterator[Hit]:
     if not tensors:
         return
     anomalies = _anomalies()
-    for item in anomalies.non_finite(tensors):
+    known = {ref.name: stats.non_finite for ref, _, stats in _judged(ctx)}
+    for item in anomalies.non_finite(tensors, known):
         counts = item.counts
         yield Hit(
             message=(f"Tensor {item.ref.name!r} ({item.ref.dtype} {_shape(item.ref)}) holds "
@@ -107,6 +108,12 @@ def _layout(ctx: CheckContext) -> Any:
                                                    [ref.name for ref in ctx.tensors]))
 
 
+def _judged(ctx: CheckContext) -> Any:
+    """Per-tensor statistics of the linear/conv tensors: one streaming pass, shared by BKD001
+    (non-finite counts) and BKD002 (unit norms)."""
+    return _memo(ctx, "judged", lambda: _anomalies().judged_stats(_tensors(ctx), _layout(ctx)))
+
+
 def neuron_outliers(ctx: CheckContext) -> Iterator[Hit]:
     tensors = _tensors(ctx)
     if not tensors:
@@ -114,7 +121,7 @@ def neuron_outliers(ctx: CheckContext) -> Iterator[Hit]:
     anomalies = _anomalies()
     layout = _layout(ctx)
     diff = _model_diff(ctx)
-    for item in anomalies.neuron_outliers(tensors, layout):
+    for item in anomalies.neuron_outliers(tensors, layout, judged=_judged(ctx)):
         if diff is not None and _present_in_base(item, diff, layout):
             continue  # the base has the same unit: not this checkpoint's doing
         signals = item.signals

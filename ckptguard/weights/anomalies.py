@@ -117,10 +117,12 @@ def unreadable(refs: Iterable[TensorRef]) -> Iterator[Unreadable]:
             yield Unreadable(ref, str(exc), "bytes stored" in str(exc))
 
 
-def non_finite(refs: Iterable[TensorRef]) -> Iterator[NonFiniteTensor]:
+def non_finite(refs: Iterable[TensorRef],
+               known: dict[str, NonFinite] | None = None) -> Iterator[NonFiniteTensor]:
+    """Tensors holding NaN or Inf; ``known`` counts (from the statistics pass) are reused."""
     for ref in floats(refs):
         try:
-            counts = count_non_finite(ref)
+            counts = known[ref.name] if known and ref.name in known else count_non_finite(ref)
         except TensorDecodeError:
             continue
         if counts.total:
@@ -151,12 +153,15 @@ def judged_stats(refs: Iterable[TensorRef],
 
 
 def neuron_outliers(refs: Iterable[TensorRef], layout: Layout | None = None,
-                    explained: list[ExplainedOutlier] | None = None) -> Iterator[NeuronOutlier]:
+                    explained: list[ExplainedOutlier] | None = None,
+                    judged: list[tuple[TensorRef, Role, TensorStats]] | None = None,
+                    ) -> Iterator[NeuronOutlier]:
     """Units of linear/conv layers whose weight norm is a robust outlier among their layer's.
     A residual writer's outlier at one of the stream's outlier dimensions is not reported (it is
     appended to ``explained`` when given)."""
     refs = list(refs)
-    judged = judged_stats(refs, layout)
+    if judged is None:
+        judged = judged_stats(refs, layout)
     candidates = [(ref, role, stats) for ref, role, stats in judged
                   if stats.row is not None and stats.row.z >= NEURON_Z]
     widths = {stats.unit_norms.size for ref, _, stats in candidates

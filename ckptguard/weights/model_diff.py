@@ -16,7 +16,7 @@ import numpy as np
 
 from ckptguard.facts import TensorRef
 from ckptguard.weights.base import BaseTensors
-from ckptguard.weights.decode import TensorDecodeError, is_float, raw_array
+from ckptguard.weights.decode import TensorDecodeError, is_float
 from ckptguard.weights.diff import TensorDelta, tensor_delta
 from ckptguard.weights.pairing import Pairing, pair_tables
 from ckptguard.weights.roles import role_of
@@ -68,15 +68,6 @@ class ModelDiff:
         return sum(energies[:count]) / total if total > 0 else 0.0
 
 
-def _identical(ours: TensorRef, base: TensorRef) -> bool:
-    if ours.dtype != base.dtype:
-        return False
-    try:
-        return bool(np.array_equal(raw_array(ours), raw_array(base)))
-    except (TensorDecodeError, ValueError):
-        return False
-
-
 def model_diff(ours: Sequence[TensorRef], base: BaseTensors) -> ModelDiff:
     pairing = pair_tables(ours, base.tensors)
     judged = sum(1 for ref in ours if is_float(ref) and role_of(ref.name, ref.shape).has_neurons)
@@ -86,13 +77,15 @@ def model_diff(ours: Sequence[TensorRef], base: BaseTensors) -> ModelDiff:
         if not (is_float(mine) and is_float(theirs) and
                 role_of(mine.name, mine.shape).has_neurons):
             continue
-        if _identical(mine, theirs):
-            identical += 1
-            continue
         try:
-            deltas.append(tensor_delta(mine, theirs))
+            delta = tensor_delta(mine, theirs)
         except TensorDecodeError:
             unreadable += 1
+            continue
+        if delta.energy == 0.0 and mine.dtype == theirs.dtype:
+            identical += 1  # equal values (bit-identical up to NaN payloads and signed zeros)
+        else:
+            deltas.append(delta)
     return ModelDiff(base, pairing, judged, tuple(deltas), identical, unreadable)
 
 

@@ -99,14 +99,16 @@ def top_singular_values(matrix: np.ndarray, rank: int = SPECTRAL_RANK,
 def spectrum_of(matrix: np.ndarray, rows: np.ndarray | None = None, *,
                 centre: bool = True) -> Spectrum:
     """Singular values of ``matrix`` (mean-centred unless told otherwise)."""
-    data = matrix - matrix.mean(dtype=np.float64) if centre and matrix.size else matrix
+    data = matrix - matrix.dtype.type(matrix.mean(dtype=np.float64)) if centre and matrix.size \
+        else matrix
     values, top_vector = top_singular_values(data)
     picked = rows if rows is not None else np.arange(matrix.shape[0])
     top_row = int(picked[int(np.argmax(np.abs(top_vector)))]) if top_vector.size else 0
     weights = np.square(top_vector.astype(np.float64))
     concentration = float(weights.max() / weights.sum()) if weights.size and weights.sum() > 0 \
         else 0.0
-    return Spectrum(tuple(float(v) for v in values), float(np.vdot(data, data)),
+    flat = data.reshape(-1)
+    return Spectrum(tuple(float(v) for v in values), float(np.dot(flat, flat)),
                     matrix.shape[0], matrix.shape[1], top_row, concentration)
 
 
