@@ -24,6 +24,7 @@ from ckptguard.weights.stats import (
     count_non_finite,
     robust_z_at,
     tensor_stats,
+    unit_norm_stats,
 )
 from ckptguard.weights.thresholds import (
     FEEDER_Z,
@@ -145,11 +146,22 @@ def judged_stats(refs: Iterable[TensorRef],
     judged: list[tuple[TensorRef, Role, TensorStats]] = []
     for ref, role in neuron_tensors(refs):
         try:
-            judged.append((ref, role, tensor_stats(ref, transposed=layout.transposed(
-                ref.name, ref.shape))))
+            transposed = layout.transposed(ref.name, ref.shape)
+            judged.append((ref, role, tensor_stats(ref, transposed=True) if transposed
+                           else unit_norm_stats(ref)))
         except TensorDecodeError:
             continue
     return judged
+
+
+def _complete(judged: list[tuple[TensorRef, Role, TensorStats]], index: int,
+              layout: Layout) -> TensorStats:
+    """The full statistics of ``judged[index]`` (computed once, stored back in the list)."""
+    ref, role, stats = judged[index]
+    if not stats.complete:
+        stats = tensor_stats(ref, transposed=layout.transposed(ref.name, ref.shape))
+        judged[index] = (ref, role, stats)
+    return stats
 
 
 def neuron_outliers(refs: Iterable[TensorRef], layout: Layout | None = None,
@@ -160,10 +172,18 @@ def neuron_outliers(refs: Iterable[TensorRef], layout: Layout | None = None,
     A residual writer's outlier at one of the stream's outlier dimensions is not reported (it is
     appended to ``explained`` when given)."""
     refs = list(refs)
+    layout = layout or Layout()
     if judged is None:
         judged = judged_stats(refs, layout)
-    candidates = [(ref, role, stats) for ref, role, stats in judged
-                  if stats.row is not None and stats.row.z >= NEURON_Z]
+    flagged = [i for i, (_, _, stats) in enumerate(judged)
+               if stats.row is not None and stats.row.z >= NEURON_Z]
+    candidates = [(judged[i][0], judged[i][1], _complete(judged, i, layout)) for i in flagged]
+    if any(not residual_writer(ref.name) for ref, _, _ in candidates):
+        widths = {stats.unit_norms.size for ref, _, stats in candidates
+                  if stats.unit_norms is not None}
+        for i, (ref, _, _) in enumerate(judged):  # possible consumers need their input norms
+            if len(ref.shape) >= 2 and ref.shape[1] in widths:
+                _complete(judged, i, layout)
     widths = {stats.unit_norms.size for ref, _, stats in candidates
               if residual_writer(ref.name) and stats.unit_norms is not None}
     votes = stream_votes(refs, {ref.name: stats for ref, _, stats in judged}, widths) \

@@ -6,6 +6,7 @@ signature while the cost stays bounded (randomized SVD with a few power iteratio
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,15 +70,32 @@ def sample_matrix(ref: TensorRef, max_rows: int = SPECTRAL_SAMPLE_ROWS,
     array = raw_array(ref)
     rows = evenly_spaced(array.shape[0], max_rows)
     cols = evenly_spaced(array.shape[1], max_cols)
-    sample = array[rows][:, cols] if cols.size < array.shape[1] else array[rows]
+    sample = array[rows][:, cols] if cols.size < array.shape[1] else array[rows]  # one copy
     values = to_float32(np.ascontiguousarray(sample), ref.dtype)
     return np.where(np.isfinite(values), values, np.float32(0.0)), rows
+
+
+def single_threaded_blas() -> AbstractContextManager[object]:
+    """BLAS on one thread for the small products and factorisations here: a multi-threaded BLAS
+    spends more on waking threads than on a 512 x 16 QR, and on a busy machine (oversubscribed
+    cores) many times more.  Uses threadpoolctl when it is installed; otherwise does nothing."""
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except ImportError:
+        return nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")  # type: ignore[no-any-return]
 
 
 def top_singular_values(matrix: np.ndarray, rank: int = SPECTRAL_RANK,
                         iterations: int = SPECTRAL_POWER_ITERATIONS,
                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The ``rank`` largest singular values and the top left singular vector (randomized SVD)."""
+    with single_threaded_blas():
+        return _top_singular_values(matrix, rank, iterations, seed)
+
+
+def _top_singular_values(matrix: np.ndarray, rank: int, iterations: int,
+                         seed: int) -> tuple[np.ndarray, np.ndarray]:
     rows, cols = matrix.shape
     k = min(rank, rows, cols)
     if k == 0:
@@ -91,9 +109,12 @@ def top_singular_values(matrix: np.ndarray, rank: int = SPECTRAL_RANK,
     for _ in range(iterations):
         basis, _ = np.linalg.qr(matrix.T @ basis)
         basis, _ = np.linalg.qr(matrix @ basis)
-    small = basis.T @ matrix
-    u_small, s, _ = np.linalg.svd(small, full_matrices=False)
-    return s[:k], basis @ u_small[:, 0]
+    small = basis.T @ matrix  # (k + 8, cols): its singular values are the estimates
+    gram = (small @ small.T).astype(np.float64)  # a tiny symmetric matrix: eigh, not an SVD
+    eigenvalues, vectors = np.linalg.eigh(gram)
+    order = np.argsort(eigenvalues)[::-1]
+    s = np.sqrt(np.clip(eigenvalues[order], 0.0, None))
+    return s[:k], basis @ vectors[:, order[0]].astype(basis.dtype)
 
 
 def spectrum_of(matrix: np.ndarray, rows: np.ndarray | None = None, *,

@@ -53,6 +53,9 @@ class TensorStats:
     # L2 norm of each output unit's weights (rows; columns of a transposed Conv1D tensor).
     unit_norms: np.ndarray | None = field(default=None, compare=False, repr=False)
     transposed: bool = False  # output units are the columns (GPT-2 Conv1D, stored (in, out))
+    # False for the light pass (unit norms and non-finite counts only): the moments, the row
+    # maxima and the input norms are then unknown, and ``tensor_stats`` must be run for them.
+    complete: bool = True
 
 
 def count_non_finite(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> NonFinite:
@@ -92,6 +95,25 @@ def robust_outlier(values: np.ndarray) -> Outlier | None:
     second = float(values[order[-2]])
     return Outlier(index=top, value=float(values[top]), median=median,
                    z=(float(values[top]) - median) / scale, second_z=(second - median) / scale)
+
+
+def unit_norm_stats(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> TensorStats:
+    """The light pass every linear/conv tensor gets: each row's sum of squares (one fused
+    multiply-add pass in float32, summed per row), which also proves there is no NaN or Inf
+    (they would reach the sums).  Tensors whose sums are not finite, and tensors the checks
+    single out, get the full ``tensor_stats``."""
+    _, shape = checked_layout(ref)
+    row_sq = np.zeros(shape.rows, dtype=np.float64)
+    for block in iter_blocks(ref, block_bytes):
+        end = block.first_row + block.values.shape[0]
+        row_sq[block.first_row:end] += np.einsum("ij,ij->i", block.values, block.values)
+    if not np.isfinite(row_sq).all():
+        return tensor_stats(ref, block_bytes)
+    units = np.sqrt(row_sq)
+    return TensorStats(name=ref.name, count=shape.count, non_finite=NonFinite(0, 0, 0, None),
+                       max_abs=0.0, mean=0.0, std=0.0, excess_kurtosis=0.0,
+                       row=robust_outlier(units) if units.size >= 3 else None, column=None,
+                       row_max_abs=None, unit_norms=units, complete=False)
 
 
 def tensor_stats(ref: TensorRef, block_bytes: int = BLOCK_BYTES,
