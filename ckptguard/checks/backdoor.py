@@ -94,10 +94,14 @@ def unreadable_tensors(ctx: CheckContext) -> Iterator[Hit]:
 
 
 def _memo(ctx: CheckContext, key: str, make: Callable[[], Any]) -> Any:
-    """Work several backdoor rules need, done once per artifact (``CheckContext.shared``)."""
+    """Work several backdoor rules need, done once per artifact (``CheckContext.shared``), with
+    BLAS on one thread (small products: threads cost more than they save)."""
     full = f"backdoor.{key}"
     if full not in ctx.shared:
-        ctx.shared[full] = make()
+        from ckptguard.weights.spectrum import single_threaded_blas
+
+        with single_threaded_blas():
+            ctx.shared[full] = make()
     return ctx.shared[full]
 
 
@@ -121,7 +125,10 @@ def neuron_outliers(ctx: CheckContext) -> Iterator[Hit]:
     anomalies = _anomalies()
     layout = _layout(ctx)
     diff = _model_diff(ctx)
-    for item in anomalies.neuron_outliers(tensors, layout, judged=_judged(ctx)):
+    judged = _judged(ctx)
+    outliers = _memo(ctx, "neurons", lambda: list(anomalies.neuron_outliers(
+        tensors, layout, judged=judged)))
+    for item in outliers:
         if diff is not None and _present_in_base(item, diff, layout):
             continue  # the base has the same unit: not this checkpoint's doing
         signals = item.signals
@@ -164,7 +171,8 @@ def rank_one_edits(ctx: CheckContext) -> Iterator[Hit]:
     if not tensors:
         return
     anomalies = _anomalies()
-    for item in anomalies.rank_one_structures(tensors):
+    found = _memo(ctx, "rank-one", lambda: list(anomalies.rank_one_structures(tensors)))
+    for item in found:
         spec = item.spectrum
         strong = spec.gap >= SPECTRAL_GAP_STRONG
         yield Hit(

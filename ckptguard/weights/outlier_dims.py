@@ -19,7 +19,7 @@ import numpy as np
 from ckptguard.facts import TensorRef
 from ckptguard.weights.decode import TensorDecodeError, is_float, raw_array, to_float32
 from ckptguard.weights.roles import Role, norm_vector, residual_writer, role_of
-from ckptguard.weights.stats import TensorStats, tensor_stats
+from ckptguard.weights.stats import TensorStats, input_norms
 from ckptguard.weights.thresholds import DIM_VOTES, DIM_Z, MAD_TO_SIGMA
 
 
@@ -70,9 +70,7 @@ def stream_votes(refs: Iterable[TensorRef], judged: Mapping[str, TensorStats],
                 found.add(ref.shape[0], robust_z_all(values, two_sided=True), ref.name)
             elif len(ref.shape) == 2 and role_of(ref.name, ref.shape) is Role.EMBEDDING and \
                     ref.shape[1] in widths:
-                embedding = tensor_stats(ref)
-                if embedding.input_norms is not None:
-                    found.add(ref.shape[1], robust_z_all(embedding.input_norms), ref.name)
+                found.add(ref.shape[1], robust_z_all(input_norms(ref)), ref.name)
             elif stats is not None:
                 if residual_writer(ref.name) and stats.unit_norms is not None and \
                         stats.unit_norms.size in widths:

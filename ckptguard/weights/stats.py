@@ -65,6 +65,8 @@ def count_non_finite(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> NonFinit
     cols = checked_layout(ref)[1].cols
     for block in iter_blocks(ref, block_bytes):
         values = block.values
+        if np.isfinite(np.einsum("ij,ij->", values, values)):
+            continue  # NaN and Inf would reach the sum of squares: none here
         bad = ~np.isfinite(values)
         if not bad.any():
             continue
@@ -95,6 +97,21 @@ def robust_outlier(values: np.ndarray) -> Outlier | None:
     second = float(values[order[-2]])
     return Outlier(index=top, value=float(values[top]), median=median,
                    z=(float(values[top]) - median) / scale, second_z=(second - median) / scale)
+
+
+def input_norms(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> np.ndarray:
+    """The L2 norm of each column (each input feature of a linear layer or embedding), in one
+    light pass; non-finite values count as 0."""
+    _, shape = checked_layout(ref)
+    col_sq = np.zeros(shape.cols, dtype=np.float64)
+    for block in iter_blocks(ref, block_bytes):
+        values = block.values
+        sums = np.einsum("ij,ij->j", values, values)
+        if not np.isfinite(sums).all():
+            clean = np.where(np.isfinite(values), values, np.float32(0.0))
+            sums = np.einsum("ij,ij->j", clean, clean)
+        col_sq[block.first_col:block.first_col + values.shape[1]] += sums
+    return np.asarray(np.sqrt(col_sq), dtype=np.float64)
 
 
 def unit_norm_stats(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> TensorStats:
