@@ -234,3 +234,15 @@ def test_full_finetunes_are_not_model_edits(tmp_path: Path) -> None:
         tuned[name] = array + step
     hits = bkd(save(tmp_path / "tuned", tuned, "bert"), base=str(base))
     assert not [f for f in hits if f.rule_id in ("BKD012", "BKD005")]
+
+
+def test_a_diff_that_pairs_few_tensors_is_one_medium_finding(tmp_path: Path) -> None:
+    base_tensors = bert_like(0)
+    base = save(tmp_path / "base", base_tensors, "bert")
+    ours = {"pooler.dense.weight": base_tensors["pooler.dense.weight"]}
+    ours.update({f"block{i}.proj.weight": np.random.default_rng(i).standard_normal(
+        (40 + i, 33)).astype(np.float32) for i in range(10)})
+    hits = [f for f in bkd(save(tmp_path / "few", ours), base=str(base)) if f.rule_id == "BKD006"]
+    assert len(hits) == 1 and hits[0].severity is Severity.MEDIUM
+    evidence = hits[0].evidence_dict()
+    assert (evidence["linear_conv_here"], evidence["linear_conv_paired"]) == ("11", "1")
