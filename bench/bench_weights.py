@@ -40,7 +40,7 @@ from ckptguard.config import Config
 from ckptguard.facts import Artifact
 from ckptguard.formats import ParseContext, parser_for
 from ckptguard.source import FileSource
-from ckptguard.weights.spectrum import tensor_spectrum
+from ckptguard.weights.spectrum import single_threaded_blas, tensor_spectrum
 from ckptguard.weights.stats import unit_norm_stats
 
 CHUNK = 16 * 1024 * 1024
@@ -102,9 +102,10 @@ def statistics(path: Path) -> None:
     artifact = Artifact((path.name,), FileSource(str(path)))
     parser = parser_for("safetensors")
     assert parser is not None
-    for ref in parser(artifact, ParseContext(want_tensors=True)).tensors:
-        unit_norm_stats(ref)
-        tensor_spectrum(ref)
+    with single_threaded_blas():  # as the checks run them
+        for ref in parser(artifact, ParseContext(want_tensors=True)).tensors:
+            unit_norm_stats(ref)
+            tensor_spectrum(ref)
 
 
 def full_scan(path: Path) -> None:
