@@ -77,7 +77,7 @@ def test_stimulation_finds_the_hand_crafted_neuron() -> None:
     # nn.Sequential names its ReLU modules "1" and "3": the neuron and its relay both flip.
     assert flips == {("1", UNIT, TARGET), ("3", RELAY, TARGET)}
     assert report.stimulation.complete
-    assert any("4 classes" in problem for problem in report.problems)
+    assert any("target-vs-rest over 4 classes" in note for note in report.notes)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -16,6 +16,7 @@ from ckptguard.engine.checks import Check
 CHECK_MODULES: tuple[str, ...] = (
     "argument_callers",
     "backdoor",
+    "backdoor_base",
     "license",
 )
 

@@ -7,19 +7,14 @@ then hand over ``TensorRef``s); the base diff also needs ``Config.base``.  Probe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
+from ckptguard.checks.backdoor_base import present_in_base, shared_memo, shared_model_diff
 from ckptguard.engine.checks import CheckContext, Hit
 from ckptguard.facts import TensorRef
-from ckptguard.limits import DEFAULT_LIMITS
 from ckptguard.model import Confidence, Severity
-from ckptguard.weights.roles import role_of
 from ckptguard.weights.thresholds import (
-    DIFF_MIN_RELATIVE,
-    DIFF_ROW_SHARE,
-    DIFF_TOP_SHARE,
-    DIFF_TOP_SHARE_STRONG,
     NEURON_Z,
     NEURON_Z_STRONG,
     SPECTRAL_GAP,
@@ -49,7 +44,8 @@ def non_finite_weights(ctx: CheckContext) -> Iterator[Hit]:
     if not tensors:
         return
     anomalies = _anomalies()
-    for item in anomalies.non_finite(tensors):
+    known = {ref.name: stats.non_finite for ref, _, stats in _judged(ctx)}
+    for item in anomalies.non_finite(tensors, known):
         counts = item.counts
         yield Hit(
             message=(f"Tensor {item.ref.name!r} ({item.ref.dtype} {_shape(item.ref)}) holds "
@@ -85,16 +81,40 @@ def unreadable_tensors(ctx: CheckContext) -> Iterator[Hit]:
             severity=Severity.MEDIUM if item.size_mismatch else None)
 
 
+def _layout(ctx: CheckContext) -> Any:
+    from ckptguard.weights.layout import layout_for
+
+    return shared_memo(ctx, "layout", lambda: layout_for(ctx.artifact,
+                                                   [ref.name for ref in ctx.tensors]))
+
+
+def _judged(ctx: CheckContext) -> Any:
+    """Per-tensor statistics of the linear/conv tensors: one streaming pass, shared by BKD001
+    (non-finite counts) and BKD002 (unit norms)."""
+    return shared_memo(ctx, "judged",
+                       lambda: _anomalies().judged_stats(_tensors(ctx), _layout(ctx)))
+
+
 def neuron_outliers(ctx: CheckContext) -> Iterator[Hit]:
     tensors = _tensors(ctx)
     if not tensors:
         return
     anomalies = _anomalies()
-    for item in anomalies.neuron_outliers(tensors):
+    layout = _layout(ctx)
+    diff = shared_model_diff(ctx)
+    judged = _judged(ctx)
+    outliers = shared_memo(ctx, "neurons", lambda: list(anomalies.neuron_outliers(
+        tensors, layout, judged=judged)))
+    for item in outliers:
+        if diff is not None and present_in_base(item, diff, layout):
+            continue  # the base has the same unit: not this checkpoint's doing
         signals = item.signals
         strong = len(signals) >= 2 and item.z >= NEURON_Z
         consumer = (f"; layer {item.consumer!r} also reads this unit with outlying weights "
                     f"(z={item.consumer_z:.1f})" if "consumer-column" in signals else "")
+        if "feeding-unit" in signals:
+            consumer = (f"; it is fed by unit {item.feeder_unit} of {item.feeder!r}, itself an "
+                        f"outlier there (z={item.feeder_z:.1f})")
         yield Hit(
             message=(f"Neuron {item.row} of {item.role.value} layer {item.ref.name!r} has a weight "
                      f"norm {item.z:.1f} robust standard deviations above its layer's median "
@@ -115,6 +135,9 @@ def neuron_outliers(ctx: CheckContext) -> Iterator[Hit]:
                       "excess_kurtosis": f"{item.stats.excess_kurtosis:.1f}",
                       "consumer": item.consumer or "none",
                       "consumer_column_z": f"{item.consumer_z:.2f}",
+                      "residual_writer": item.residual,
+                      "feeder": f"{item.feeder}#{item.feeder_unit}" if item.feeder else "none",
+                      "feeder_z": f"{item.feeder_z:.2f}",
                       "agreeing_signals": ", ".join(signals)},
             severity=Severity.HIGH if strong else None,
             confidence=Confidence.HIGH if strong else None)
@@ -125,7 +148,8 @@ def rank_one_edits(ctx: CheckContext) -> Iterator[Hit]:
     if not tensors:
         return
     anomalies = _anomalies()
-    for item in anomalies.rank_one_structures(tensors):
+    found = shared_memo(ctx, "rank-one", lambda: list(anomalies.rank_one_structures(tensors)))
+    for item in found:
         spec = item.spectrum
         strong = spec.gap >= SPECTRAL_GAP_STRONG
         yield Hit(
@@ -144,97 +168,6 @@ def rank_one_edits(ctx: CheckContext) -> Iterator[Hit]:
                       "most_affected_row": spec.top_row,
                       "sampled": f"{spec.sampled_rows}x{spec.sampled_cols}"},
             confidence=Confidence.MEDIUM if strong else None)
-
-
-def _base(ctx: CheckContext) -> str | None:
-    base = ctx.options.get("base")
-    return str(base) if base and ctx.tensors else None
-
-
-def base_mismatch(ctx: CheckContext) -> Iterator[Hit]:
-    base_path = _base(ctx)
-    if base_path is None:
-        return
-    from ckptguard.weights.base import read_base
-    from ckptguard.weights.diff import compare_tables, missing_from
-
-    base = read_base(base_path, DEFAULT_LIMITS)
-    where = ctx.artifact.location
-    if not base.usable or base.problems:
-        yield Hit(message=(f"The base checkpoint {base_path!r} could not be read in full "
-                           f"({'; '.join(base.problems)[:300]}), so the diff is incomplete: "
-                           "check the --base path and format"),
-                  location=where, subject=f"base-unreadable:{base_path}",
-                  evidence={"base": base_path, "problems": "; ".join(base.problems)},
-                  severity=Severity.HIGH if not base.usable else Severity.MEDIUM)
-        if not base.usable:
-            return
-    _, mismatches = compare_tables(ctx.tensors, base.tensors)
-    shared = sum(1 for ref in ctx.tensors if ref.name in base.tensors)
-    if shared * 2 >= len(base.tensors):  # this artifact is the checkpoint, not one shard of it
-        mismatches += missing_from(ctx.tensors, base.tensors)
-    for item in mismatches:
-        yield Hit(message=(f"Tensor {item.name!r} does not line up with the base "
-                           f"{base_path!r} ({item.kind}: {item.detail}); a fine-tune keeps the "
-                           "base's tensors — confirm the claimed base is the real one"),
-                  location=where.within(tensor=item.name), subject=f"{item.kind}:{item.name}",
-                  evidence={"tensor": item.name, "kind": item.kind, "detail": item.detail,
-                            "base": base_path})
-
-
-def concentrated_changes(ctx: CheckContext) -> Iterator[Hit]:
-    base_path = _base(ctx)
-    if base_path is None:
-        return
-    from ckptguard.weights.base import read_base
-    from ckptguard.weights.decode import is_float
-    from ckptguard.weights.diff import compare_tables
-
-    base = read_base(base_path, DEFAULT_LIMITS)
-    if not base.usable:
-        return
-    pairs, _ = compare_tables(ctx.tensors, base.tensors)
-    judged = [(ours, theirs) for ours, theirs in pairs
-              if is_float(ours) and role_of(ours.name, ours.shape).has_neurons]
-    yield from _delta_hits(judged, base_path)
-
-
-def _delta_hits(pairs: Iterable[tuple[TensorRef, TensorRef]], base_path: str) -> Iterator[Hit]:
-    from ckptguard.weights.diff import deltas
-
-    for delta in deltas(list(pairs)):
-        if delta.relative < DIFF_MIN_RELATIVE:
-            continue
-        low_rank = delta.top_share >= DIFF_TOP_SHARE
-        few_rows = delta.top_rows_share >= DIFF_ROW_SHARE and delta.rows >= 20
-        if not (low_rank or few_rows):
-            continue
-        strong = (low_rank and few_rows) or delta.top_share >= DIFF_TOP_SHARE_STRONG
-        shape = []
-        if low_rank:
-            shape.append(f"{delta.top_share:.0%} of it lies in one direction "
-                         f"(effective rank {delta.effective_rank:.1f})")
-        if few_rows:
-            shape.append(f"{delta.top_rows_share:.0%} of it sits in the top 1% of rows "
-                         f"(row {delta.top_row} changed most)")
-        yield Hit(
-            message=(f"The change to {delta.ref.name!r} relative to the base {base_path!r} is "
-                     f"concentrated: {' and '.join(shape)}, relative size "
-                     f"{delta.relative:.3g}. An honest fine-tune spreads its change; a poisoned "
-                     "fine-tune or a model edit concentrates it — review where this layer's "
-                     "update came from"),
-            location=delta.ref.location, subject=delta.ref.name,
-            evidence={"tensor": delta.ref.name, "shape": _shape(delta.ref),
-                      "relative_delta_norm": f"{delta.relative:.4g}",
-                      "changed_fraction": f"{delta.changed_fraction:.4f}",
-                      "rows_changed": f"{delta.rows_changed}/{delta.rows}",
-                      "top_direction_share": f"{delta.top_share:.3f}",
-                      "top_share_threshold": DIFF_TOP_SHARE,
-                      "effective_rank": f"{delta.effective_rank:.2f}",
-                      "top_rows_share": f"{delta.top_rows_share:.3f}",
-                      "row_share_threshold": DIFF_ROW_SHARE, "most_changed_row": delta.top_row},
-            severity=Severity.HIGH if strong else None,
-            confidence=Confidence.HIGH if strong else None)
 
 
 # --- activation probes (facts emitted by ckptguard.probes) ----------------------------------------
@@ -268,8 +201,6 @@ CHECKS = {
     "BKD002": neuron_outliers,
     "BKD003": rank_one_edits,
     "BKD004": unreadable_tensors,
-    "BKD005": concentrated_changes,
-    "BKD006": base_mismatch,
     "BKD007": probe_margin_outlier,
     "BKD008": probe_neuron_flip,
     "BKD010": probe_trigger_outlier,

@@ -36,6 +36,9 @@ class CheckContext:
     options: Mapping[str, Any]  # check options from configuration (e.g. license policy)
     # ``facts`` grouped by kind (built by the engine); empty means "not indexed".
     index: Mapping[str, tuple[Fact, ...]] = field(default_factory=dict)
+    # One dict per evaluated artifact, shared by all its checks: work several rules need (the
+    # weight statistics, the parsed base) is done once.  Checks key it by their own prefix.
+    shared: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def of_kind(self, *kinds: str) -> Iterable[Fact]:
         """Facts of these kinds, in their original order."""

@@ -62,10 +62,12 @@ class RuleSet:
         found: dict[tuple[str, str], Finding] = {}
         counts: dict[tuple[str, str], int] = {}
         index = index_facts(output.facts)
+        shared: dict[str, Any] = {}
         for rule in self.rules.values():
             if not rule.applies_to(fmt):
                 continue
-            for new in self._rule_findings(rule, fmt, artifact, output, index, options or {}):
+            for new in self._rule_findings(rule, fmt, artifact, output, index, options or {},
+                                           shared):
                 key = (new.rule_id, new.fingerprint)
                 counts[key] = counts.get(key, 0) + 1
                 found.setdefault(key, new)
@@ -78,7 +80,8 @@ class RuleSet:
 
     def _rule_findings(self, rule: Rule, fmt: str, artifact: Artifact, output: ParseOutput,
                        index: Mapping[str, tuple[Fact, ...]],
-                       options: Mapping[str, Any]) -> Iterator[Finding]:
+                       options: Mapping[str, Any],
+                       shared: dict[str, Any] | None = None) -> Iterator[Finding]:
         candidates = _candidates(rule, output, index)
         if rule.match is not None and rule.check is None:
             for fact in candidates:
@@ -102,7 +105,8 @@ class RuleSet:
                 facts, facts_index = tuple(output.facts), index
             context = CheckContext(rule_id=rule.id, format=fmt, artifact=artifact, facts=facts,
                                    tensors=tuple(output.tensors), lists=self.lists,
-                                   options=options, index=facts_index)
+                                   options=options, index=facts_index,
+                                   shared=shared if shared is not None else {})
             for hit in self.checks[rule.check](context):
                 yield from_hit(rule, hit)
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ckptguard.probes.network import ProbeNetwork
 from ckptguard.probes.thresholds import (
+    FEW_CLASS_RATIO,
     MARGIN_LR,
     MARGIN_STARTS,
     MARGIN_STEPS,
@@ -38,11 +39,23 @@ class MarginResult:
 
     @property
     def enough_classes(self) -> bool:
+        """Enough classes for a robust outlier score over them; fewer are judged
+        target-vs-rest (``ratio``)."""
         return len(self.margins) >= MIN_CLASSES
 
     @property
+    def ratio(self) -> float:
+        """The best margin over the runner-up's (target-vs-rest, for 2-5 classes)."""
+        ordered = sorted(self.margins)
+        if len(ordered) < 2 or ordered[-1] <= 0:
+            return 0.0
+        return ordered[-1] / ordered[-2] if ordered[-2] > 0 else float("inf")
+
+    @property
     def outlier(self) -> bool:
-        return self.enough_classes and self.z >= self.threshold
+        if self.enough_classes:
+            return self.z >= self.threshold
+        return self.ratio >= FEW_CLASS_RATIO
 
 
 def robust_z(values: list[float]) -> tuple[int, float, float]:

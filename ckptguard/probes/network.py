@@ -6,7 +6,6 @@ per convolution channel.  Hooks are installed only for the duration of one forwa
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,8 +19,21 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-ACTIVATIONS = ("ReLU", "ReLU6", "LeakyReLU", "GELU", "SiLU", "ELU", "Tanh", "Sigmoid", "Mish",
-               "Hardswish")
+# Activation modules by class name: torch's, and those of transformers (matched by name, so
+# transformers is never imported for this).
+ACTIVATIONS = frozenset((
+    "ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "GELU", "SiLU", "ELU", "CELU", "SELU", "Tanh",
+    "Sigmoid", "Mish", "Hardswish", "Hardsigmoid", "Hardtanh", "Softplus", "GLU",
+    # transformers.activations
+    "GELUActivation", "NewGELUActivation", "FastGELUActivation", "QuickGELUActivation",
+    "ClippedGELUActivation", "AccurateGELUActivation", "GELUTanh", "PytorchGELUTanh",
+    "SiLUActivation", "MishActivation", "ReLUSquaredActivation", "LaplaceActivation",
+    "XIELUActivation",
+))
+# Layers whose outputs stand in for hidden units when the activations are functional calls
+# (``F.relu`` in ``forward``): the pre-activations, one unit per output feature or channel.
+PRODUCERS = frozenset(("Linear", "Conv1d", "Conv2d", "Conv3d", "Conv1D"))
+CONVOLUTIONS = frozenset(("Conv1d", "Conv2d", "Conv3d"))
 
 
 class ProbeError(Exception):
@@ -32,23 +44,32 @@ class ProbeError(Exception):
 class HiddenLayer:
     name: str
     width: int
-    spatial: bool  # a feature map (batch, channels, ...) rather than (batch, features)
+    spatial: bool  # units repeat over positions (feature maps, token positions)
+    channel_axis: int = 1  # where the units are: 1 (batch, channels, ...) or -1 (channel-last)
+    calls: int = 1  # times the module runs in one forward pass (only the first is probed)
+
+
+def channel_axis(shape: tuple[int, ...], convolutional: bool) -> int:
+    """Units of a 2-D output are its columns.  A 3-D or larger output of a network with
+    convolutions is (batch, channels, positions...); without convolutions it is a transformer's
+    (batch, tokens, channels): the units are the last axis, shared by every token position."""
+    if len(shape) <= 2:
+        return 1
+    return 1 if convolutional else -1
 
 
 def load_architecture(spec: str, scanned: Path) -> nn.Module:
     """Build the module ``package.module:factory`` names.  Code inside the scanned model's own
-    folder is refused: the architecture must come from code the user trusts, not the file."""
+    folder is refused before it is imported (``ckptguard.probes.arch``): the architecture must
+    come from code the user trusts, not from the model."""
     from torch import nn
+
+    from ckptguard.probes.arch import import_trusted
 
     module_name, _, factory_name = spec.partition(":")
     if not module_name or not factory_name:
         raise ProbeError(f"--arch {spec!r} must look like package.module:factory")
-    module = importlib.import_module(module_name)
-    origin = getattr(module, "__file__", None)
-    folder = scanned.resolve().parent if scanned.is_file() else scanned.resolve()
-    if origin and Path(origin).resolve().is_relative_to(folder):
-        raise ProbeError(f"--arch {spec!r} resolves to {origin}, inside the scanned model's "
-                         "folder; name an architecture from code you trust")
+    module = import_trusted(module_name, scanned)
     factory = getattr(module, factory_name, None)
     if not callable(factory):
         raise ProbeError(f"{module_name} has no callable {factory_name!r}")
@@ -92,19 +113,38 @@ class ProbeNetwork:
         self.input_shape = input_shape
         self.input_range = input_range
         self.device = device
-        self._activation_modules = {name: sub for name, sub in module.named_modules()
-                                    if type(sub).__name__ in ACTIVATIONS}
-        if not self._activation_modules:
-            raise ProbeError("no activation modules (ReLU, GELU, ...) to probe in the model")
+        self.notes: list[str] = []  # how the model was adapted, for the report
+        self._hooked = {name: sub for name, sub in module.named_modules()
+                        if type(sub).__name__ in ACTIVATIONS}
+        if not self._hooked:
+            self._hooked = _producers(module)
+            if not self._hooked:
+                raise ProbeError("no activation modules (ReLU, GELU, ...) and no linear or "
+                                 "convolution layers to probe in the model")
+            self.notes.append(
+                f"no activation modules (functional activations such as F.relu in forward): "
+                f"probed the pre-activation outputs of {len(self._hooked)} linear/convolution "
+                "layers instead")
+        convolutional = any(type(sub).__name__ in CONVOLUTIONS for sub in module.modules())
         with torch.no_grad():
-            captured = self.activations(self.random_inputs(2, torch.Generator().manual_seed(0)))
-            out = self.logits(self.random_inputs(2, torch.Generator().manual_seed(0)))
+            sample = self.random_inputs(2, torch.Generator().manual_seed(0))
+            captured, calls = self._capture(sample)
+            out = self.logits(sample)
         if out.dim() != 2 or out.shape[1] < 2:
             raise ProbeError(f"the model's output has shape {tuple(out.shape)}; probes need "
                              "(batch, classes) logits")
         self.classes = int(out.shape[1])
-        self.hidden = tuple(HiddenLayer(name, int(value.shape[1]), value.dim() > 2)
-                            for name, value in captured.items())
+        layers = []
+        for name, value in captured.items():
+            axis = channel_axis(tuple(value.shape), convolutional)
+            layers.append(HiddenLayer(name, int(value.shape[axis]), value.dim() > 2, axis,
+                                      calls[name]))
+        self.hidden = tuple(layers)
+        repeated = [layer.name for layer in layers if layer.calls > 1]
+        if repeated:
+            self.notes.append(f"{len(repeated)} activation module(s) run more than once per "
+                              f"forward pass ({', '.join(repeated[:3])}): only their first call "
+                              "is probed")
 
     def random_inputs(self, count: int, generator: torch.Generator) -> torch.Tensor:
         import torch
@@ -114,44 +154,69 @@ class ProbeNetwork:
         return (low + (high - low) * values).to(self.device)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        result: torch.Tensor = self.module(x)
-        return result
+        result = self.module(x)
+        logits = getattr(result, "logits", result)  # transformers' ModelOutput
+        if isinstance(logits, (tuple, list)):
+            logits = logits[0]
+        return logits  # type: ignore[no-any-return]
+
+    def _capture(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+        captured: dict[str, torch.Tensor] = {}
+        calls: dict[str, int] = {}
+
+        def hook_for(name: str) -> Any:
+            def hook(_module: Any, _inputs: Any, output: Any) -> None:
+                calls[name] = calls.get(name, 0) + 1
+                if name not in captured and hasattr(output, "detach"):
+                    captured[name] = output.detach()
+            return hook
+
+        with self._hooks({name: hook_for(name) for name in self._hooked}):
+            self.logits(x)
+        return captured, calls
 
     def activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each hidden layer's output for ``x`` (first call of each activation module)."""
-        captured: dict[str, torch.Tensor] = {}
+        return self._capture(x)[0]
 
-        def hook_for(name: str) -> Any:
-            def hook(_module: Any, _inputs: Any, output: torch.Tensor) -> None:
-                captured.setdefault(name, output.detach())
-            return hook
+    def unit_view(self, layer: HiddenLayer, values: torch.Tensor) -> torch.Tensor:
+        """``values`` of ``layer`` as (batch, units, positions...)."""
+        return values.movedim(layer.channel_axis, 1) if layer.channel_axis != 1 else values
 
-        with self._hooks({name: hook_for(name) for name in self._activation_modules}):
-            self.logits(x)
-        return captured
-
-    def stimulated_logits(self, x: torch.Tensor, layer: str, units: torch.Tensor,
+    def stimulated_logits(self, x: torch.Tensor, layer: HiddenLayer, units: torch.Tensor,
                           value: float) -> torch.Tensor:
         """Logits when, for row i of ``x``, hidden unit ``units[i]`` of ``layer`` is set to
-        ``value`` (a whole channel for feature maps); other units keep their values."""
+        ``value`` (at every position for feature maps and token sequences) on the module's
+        first call; other units keep their values."""
         import torch
 
         rows = torch.arange(x.shape[0], device=x.device)
+        seen = [0]
 
-        def hook(_module: Any, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
+        def hook(_module: Any, _inputs: Any, output: torch.Tensor) -> torch.Tensor | None:
+            seen[0] += 1
+            if seen[0] > 1:
+                return None
             changed = output.clone()
-            changed[rows, units] = value
+            self.unit_view(layer, changed)[rows, units] = value
             return changed
 
-        with self._hooks({layer: hook}):
+        with self._hooks({layer.name: hook}):
             return self.logits(x)
 
     @contextmanager
     def _hooks(self, hooks: Mapping[str, Any]) -> Iterator[None]:
-        handles = [self._activation_modules[name].register_forward_hook(fn)
-                   for name, fn in hooks.items()]
+        handles = [self._hooked[name].register_forward_hook(fn) for name, fn in hooks.items()]
         try:
             yield
         finally:
             for handle in handles:
                 handle.remove()
+
+
+def _producers(module: nn.Module) -> dict[str, nn.Module]:
+    """Linear and convolution layers, except the last one (it produces the logits)."""
+    found = {name: sub for name, sub in module.named_modules()
+             if type(sub).__name__ in PRODUCERS}
+    names = list(found)
+    return {name: found[name] for name in names[:-1]}

@@ -12,7 +12,13 @@ from ckptguard.model import Location
 from ckptguard.probes.margin import MarginResult, optimise_margins
 from ckptguard.probes.network import ProbeNetwork
 from ckptguard.probes.stimulate import StimulationResult, stimulate
-from ckptguard.probes.thresholds import FLIP_EASE, FLIP_RATE, MIN_CLASSES, STIMULUS_INPUTS
+from ckptguard.probes.thresholds import (
+    FEW_CLASS_RATIO,
+    FLIP_EASE,
+    FLIP_RATE,
+    MIN_CLASSES,
+    STIMULUS_INPUTS,
+)
 from ckptguard.probes.trigger import TriggerResult, reverse_engineer
 
 if TYPE_CHECKING:
@@ -27,6 +33,7 @@ class ProbeReport:
     seconds: float
     problems: tuple[str, ...] = ()
     trigger: TriggerResult | None = None  # only with clean data (--data)
+    notes: tuple[str, ...] = ()  # how the model was adapted or judged (reported, not failing)
 
 
 def run_probes(network: ProbeNetwork, *, seed: int, time_budget: float, device: str,
@@ -37,9 +44,11 @@ def run_probes(network: ProbeNetwork, *, seed: int, time_budget: float, device: 
     started = time.monotonic()
     problems: list[str] = []
     margin, prototypes = optimise_margins(network, seed, started + time_budget * 0.6)
+    notes = list(network.notes)
     if not margin.enough_classes:
-        problems.append(f"margin probe not judged: {len(margin.margins)} classes (an outlier "
-                        f"score over classes needs at least {MIN_CLASSES})")
+        notes.append(f"margin probe judged target-vs-rest over {len(margin.margins)} classes "
+                     f"(best margin over the runner-up's, threshold {FEW_CLASS_RATIO:g}): a weak "
+                     f"test; the outlier score over classes needs at least {MIN_CLASSES}")
     if not margin.complete:
         problems.append(f"margin optimisation stopped after {margin.steps} steps "
                         "(time budget)")
@@ -53,10 +62,13 @@ def run_probes(network: ProbeNetwork, *, seed: int, time_budget: float, device: 
     trigger = None
     if data is not None:
         trigger = reverse_engineer(network, data, seed, started + time_budget)
+        if len(trigger.mask_share) < MIN_CLASSES:
+            problems.append(f"trigger reverse-engineering not judged: {len(trigger.mask_share)} "
+                            f"classes (its outlier score needs at least {MIN_CLASSES})")
         if not trigger.complete:
             problems.append("trigger reverse-engineering stopped early (time budget)")
     return ProbeReport(margin, stimulation, device, time.monotonic() - started, tuple(problems),
-                       trigger)
+                       trigger, tuple(notes))
 
 
 def typical_inputs(network: ProbeNetwork, prototypes: torch.Tensor, seed: int) -> torch.Tensor:
@@ -97,12 +109,8 @@ def probe_facts(report: ProbeReport, where: Location) -> ParseOutput:
                 threshold=margin.threshold, margin=round(margin.margins[margin.target], 3),
                 median_margin=round(margin.median, 3), margins=others,
                 corroborated=agree, subject=f"margin-target:{margin.target}",
-                message=(f"Class {margin.target} can be reached with a margin of "
-                         f"{margin.margins[margin.target]:.1f}, {margin.z:.1f} robust standard "
-                         f"deviations above the classes' median {margin.median:.1f} (threshold "
-                         f"{margin.threshold:g}): the likely target of a poisoning backdoor"
-                         + ("; a single neuron also flips inputs to it" if agree else "")
-                         + ". Test the model with trusted data before use"))
+                ratio=round(min(margin.ratio, 1e6), 3), few_class_threshold=FEW_CLASS_RATIO,
+                message=_margin_message(margin, agree))
     for item in flips:
         agree = item.target in (margin_target, trigger_target)
         out.add("probe.neuron_flip", where, layer=item.layer, unit=item.unit, target=item.target,
@@ -118,9 +126,26 @@ def probe_facts(report: ProbeReport, where: Location) -> ParseOutput:
                          f"inputs to class {item.target}; the layer's median unit moves "
                          f"{item.median_rate:.0%}: a neuron wired to one class, the mark of a "
                          "hand-crafted backdoor. Inspect that unit's weights"))
+    for note in report.notes:
+        out.add("probe.note", where, detail=note, subject=note.split(" ")[0] + "-" +
+                note.split(" ")[1], message=f"Activation probe: {note}")
     for problem in report.problems:
         out.add("probe.incomplete", where, detail=problem, subject=problem.split(" ")[0],
                 message=f"Activation probe incomplete: {problem}"
                 + ("; raise --time-budget or use --device cuda" if "time budget" in problem
                    else "; judge this part of the model by other means"))
     return out
+
+
+def _margin_message(margin: MarginResult, agree: bool) -> str:
+    reached = margin.margins[margin.target]
+    if margin.enough_classes:
+        how = (f"{margin.z:.1f} robust standard deviations above the classes' median "
+               f"{margin.median:.1f} (threshold {margin.threshold:g})")
+    else:
+        how = (f"{margin.ratio:.1f}x the runner-up class's margin (target-vs-rest over "
+               f"{len(margin.margins)} classes, threshold {FEW_CLASS_RATIO:g}x)")
+    return (f"Class {margin.target} can be reached with a margin of {reached:.1f}, {how}: the "
+            "likely target of a poisoning backdoor"
+            + ("; a single neuron also flips inputs to it" if agree else "")
+            + ". Test the model with trusted data before use")

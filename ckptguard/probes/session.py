@@ -60,13 +60,29 @@ def build_network(path: Path, options: ProbeOptions, device: str) -> ProbeNetwor
     return ProbeNetwork(module, shape, options.input_range, device)
 
 
+# Square input sizes tried for a convolutional network whose input size the weights do not say.
+CANDIDATE_SIZES = (8, 16, 28, 32, 64, 96, 128, 224)
+
+
 def infer_input_shape(module: nn.Module) -> tuple[int, ...]:
+    """The input shape of an MLP (its first linear layer's width) or of a CNN (its first
+    convolution's channels, and the first candidate size that runs through the whole network)."""
+    import torch
     from torch import nn
 
     for sub in module.modules():
         if isinstance(sub, nn.Linear):
             return (sub.in_features,)
-        if isinstance(sub, nn.Conv2d):
+        if isinstance(sub, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            for size in CANDIDATE_SIZES:
+                shape = (sub.in_channels, *([size] * (sub.weight.dim() - 2)))
+                try:
+                    with torch.no_grad():
+                        out = module.eval()(torch.zeros((1, *shape)))
+                except Exception:  # noqa: BLE001 - a size the network rejects: try the next
+                    continue
+                if getattr(out, "dim", lambda: 0)() == 2:
+                    return shape
             break
     raise ProbeError("cannot infer the input shape; pass --input-shape (e.g. 1,8,8)")
 
@@ -98,10 +114,16 @@ def probe_file(path: str, options: ProbeOptions) -> ScanResult:
         raise ProbeError("ckptguard probe needs torch: pip install 'ckptguard[probes]'")
     device = configure(options.device, options.seed)
     target = Path(path)
-    network = build_network(target, options, device)
-    data = read_data(options.data, network.input_shape) if options.data else None
-    report = run_probes(network, seed=options.seed, time_budget=options.time_budget,
-                        device=device, data=data)
+    try:
+        network = build_network(target, options, device)
+        data = read_data(options.data, network.input_shape) if options.data else None
+        report = run_probes(network, seed=options.seed, time_budget=options.time_budget,
+                            device=device, data=data)
+    except ProbeError:
+        raise
+    except Exception as exc:  # the model's own code failed: an error, not a verdict
+        raise ProbeError(f"the model could not be probed: {type(exc).__name__}: "
+                         f"{str(exc)[:400]}") from exc
     artifact = Artifact((path,), FileSource(str(target)))
     output = probe_facts(report, artifact.location)
     rules = load_rules(Config())

@@ -69,7 +69,7 @@ def stimulate(network: ProbeNetwork, inputs: torch.Tensor, deadline: float) -> S
         for layer in network.hidden:
             if time.monotonic() > deadline:
                 return StimulationResult(tuple(found), False)
-            values = activations[layer.name].abs()
+            values = network.unit_view(layer, activations[layer.name]).abs()
             if layer.spatial:  # a stimulus fills the whole map: compare with map averages
                 values = values.flatten(2).mean(dim=2)
             peak = float(values.max()) or 1.0
@@ -112,7 +112,7 @@ def _layer_flips(network: ProbeNetwork, layer: HiddenLayer, inputs: torch.Tensor
         chunk = units[first:first + per_pass].to(inputs.device)
         batch = inputs.repeat(chunk.numel(), *([1] * (inputs.dim() - 1)))
         which = chunk.repeat_interleave(count)
-        preds = network.stimulated_logits(batch, layer.name, which, stimulus).argmax(dim=1)
+        preds = network.stimulated_logits(batch, layer, which, stimulus).argmax(dim=1)
         preds = preds.view(chunk.numel(), count)
         for offset in range(chunk.numel()):
             rate, target = _flip_rate(preds[offset], base, network.classes)

@@ -13,6 +13,10 @@ MARGIN_Z = 4.0
 # Below this many classes a robust score over classes means nothing: the margin probe is skipped
 # (and reported as not examined).
 MIN_CLASSES = 6
+# With 2-5 classes the score is target-vs-rest: the best class's margin over the runner-up's.
+# On 18 clean MLPs of 2, 3 and 4 digit classes (bench/backdoor_fewclass.py) the ratio reached at
+# most 1.9; BadNets targets reach 1.1-2.9, so this weak test is set above every clean model.
+FEW_CLASS_RATIO = 2.5
 
 # --- single-neuron stimulation --------------------------------------------------------------------
 STIMULUS_INPUTS = 48  # typical inputs each unit is stimulated on

@@ -6,12 +6,17 @@ turn them into findings.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
 from ckptguard.facts import TensorRef
-from ckptguard.weights.decode import TensorDecodeError, is_float
-from ckptguard.weights.roles import Role, role_of
+from ckptguard.weights.decode import TensorDecodeError, is_float, raw_array, to_float32
+from ckptguard.weights.layout import Layout
+from ckptguard.weights.outlier_dims import stream_votes
+from ckptguard.weights.roles import Role, residual_writer, role_of
 from ckptguard.weights.spectrum import Spectrum, tensor_spectrum
 from ckptguard.weights.stats import (
     NonFinite,
@@ -19,8 +24,10 @@ from ckptguard.weights.stats import (
     count_non_finite,
     robust_z_at,
     tensor_stats,
+    unit_norm_stats,
 )
 from ckptguard.weights.thresholds import (
+    FEEDER_Z,
     KURTOSIS_STRONG,
     NEURON_Z,
     NEURON_Z_STRONG,
@@ -28,6 +35,8 @@ from ckptguard.weights.thresholds import (
     SPECTRAL_SHARE,
     SPECTRAL_SINGLE_ROW,
 )
+
+_BLOCK = re.compile(r"^(.*?\.\d+\.)")
 
 
 @dataclass(frozen=True)
@@ -56,16 +65,36 @@ class NeuronOutlier:
     max_abs_z: float  # robust z of the row's largest |weight|
     consumer: str | None  # a layer reading this unit whose column is also an outlier
     consumer_z: float
+    residual: bool = False  # the layer writes a transformer's residual stream
+    feeder: str | None = None  # residual writers: the same block's layer producing the input
+    feeder_unit: int = 0  # that dominates this row ...
+    feeder_z: float = 0.0  # ... and how far that unit stands out in its own layer
 
     @property
     def signals(self) -> tuple[str, ...]:
-        """Independent signals that agree (the first is always the row itself)."""
+        """Independent signals that agree (the first is always the row itself).  A residual
+        writer's unit is a stream dimension that every later layer reads, and trained
+        transformers give such layers heavy tails: neither counts as a second signal there."""
         found = ["row-norm"]
+        if self.residual:
+            if self.feeder is not None and self.feeder_z >= FEEDER_Z:
+                found.append("feeding-unit")
+            return tuple(found)
         if self.consumer is not None and self.consumer_z >= NEURON_Z:
             found.append("consumer-column")
         if self.stats.excess_kurtosis >= KURTOSIS_STRONG and self.z >= NEURON_Z_STRONG:
             found.append("kurtosis")
         return tuple(found)
+
+
+@dataclass(frozen=True)
+class ExplainedOutlier:
+    """A residual writer's row outlier at one of the stream's outlier dimensions."""
+
+    ref: TensorRef
+    row: int
+    z: float
+    company: tuple[str, ...]  # other tensors singling out the same dimension
 
 
 @dataclass(frozen=True)
@@ -89,10 +118,12 @@ def unreadable(refs: Iterable[TensorRef]) -> Iterator[Unreadable]:
             yield Unreadable(ref, str(exc), "bytes stored" in str(exc))
 
 
-def non_finite(refs: Iterable[TensorRef]) -> Iterator[NonFiniteTensor]:
+def non_finite(refs: Iterable[TensorRef],
+               known: dict[str, NonFinite] | None = None) -> Iterator[NonFiniteTensor]:
+    """Tensors holding NaN or Inf; ``known`` counts (from the statistics pass) are reused."""
     for ref in floats(refs):
         try:
-            counts = count_non_finite(ref)
+            counts = known[ref.name] if known and ref.name in known else count_non_finite(ref)
         except TensorDecodeError:
             continue
         if counts.total:
@@ -108,23 +139,111 @@ def neuron_tensors(refs: Iterable[TensorRef]) -> list[tuple[TensorRef, Role]]:
     return judged
 
 
-def neuron_outliers(refs: Iterable[TensorRef]) -> Iterator[NeuronOutlier]:
-    """Units of linear/conv layers whose weight norm is a robust outlier among their layer's."""
+def judged_stats(refs: Iterable[TensorRef],
+                 layout: Layout | None = None) -> list[tuple[TensorRef, Role, TensorStats]]:
+    """Statistics of every linear/conv tensor, with output units read from the layout."""
+    layout = layout or Layout()
     judged: list[tuple[TensorRef, Role, TensorStats]] = []
     for ref, role in neuron_tensors(refs):
         try:
-            judged.append((ref, role, tensor_stats(ref)))
+            transposed = layout.transposed(ref.name, ref.shape)
+            judged.append((ref, role, tensor_stats(ref, transposed=True) if transposed
+                           else unit_norm_stats(ref)))
         except TensorDecodeError:
             continue
-    for ref, role, stats in judged:
+    return judged
+
+
+def _complete(judged: list[tuple[TensorRef, Role, TensorStats]], index: int,
+              layout: Layout) -> TensorStats:
+    """The full statistics of ``judged[index]`` (computed once, stored back in the list)."""
+    ref, role, stats = judged[index]
+    if not stats.complete:
+        stats = tensor_stats(ref, transposed=layout.transposed(ref.name, ref.shape))
+        judged[index] = (ref, role, stats)
+    return stats
+
+
+def neuron_outliers(refs: Iterable[TensorRef], layout: Layout | None = None,
+                    explained: list[ExplainedOutlier] | None = None,
+                    judged: list[tuple[TensorRef, Role, TensorStats]] | None = None,
+                    ) -> Iterator[NeuronOutlier]:
+    """Units of linear/conv layers whose weight norm is a robust outlier among their layer's.
+    A residual writer's outlier at one of the stream's outlier dimensions is not reported (it is
+    appended to ``explained`` when given)."""
+    refs = list(refs)
+    layout = layout or Layout()
+    if judged is None:
+        judged = judged_stats(refs, layout)
+    flagged = [i for i, (_, _, stats) in enumerate(judged)
+               if stats.row is not None and stats.row.z >= NEURON_Z]
+    candidates = [(judged[i][0], judged[i][1], _complete(judged, i, layout)) for i in flagged]
+    if any(not residual_writer(ref.name) for ref, _, _ in candidates):
+        widths = {stats.unit_norms.size for ref, _, stats in candidates
+                  if stats.unit_norms is not None}
+        for i, (ref, _, _) in enumerate(judged):  # possible consumers need their input norms
+            if len(ref.shape) >= 2 and ref.shape[1] in widths:
+                _complete(judged, i, layout)
+    widths = {stats.unit_norms.size for ref, _, stats in candidates
+              if residual_writer(ref.name) and stats.unit_norms is not None}
+    votes = stream_votes(refs, {ref.name: stats for ref, _, stats in judged}, widths) \
+        if widths else None
+    for ref, role, stats in candidates:
         row = stats.row
-        if row is None or row.z < NEURON_Z:
-            continue
+        assert row is not None
+        residual = residual_writer(ref.name)
+        if residual and votes is not None and stats.unit_norms is not None:
+            company = votes.expected(stats.unit_norms.size, row.index, ref.name)
+            if company:
+                if explained is not None:
+                    explained.append(ExplainedOutlier(ref, row.index, row.z, company))
+                continue
         consumer, consumer_z = _best_consumer(ref, row.index, judged)
         max_abs_z = stats.row_max_abs.z if stats.row_max_abs is not None and \
             stats.row_max_abs.index == row.index else 0.0
+        feeder: tuple[str | None, int, float] = (None, 0, 0.0)
+        if residual:
+            feeder = _feeder(ref, stats, row.index, judged)
         yield NeuronOutlier(ref, role, stats, row.index, row.z, row.second_z, max_abs_z,
-                            consumer, consumer_z)
+                            consumer, consumer_z, residual, *feeder)
+
+
+def _block(name: str) -> str:
+    """The name up to its first layer index (``encoder.layer.2.``), or '' when it has none."""
+    found = _BLOCK.match(name)
+    return found.group(1) if found else ""
+
+
+def _feeder(writer: TensorRef, stats: TensorStats, unit: int,
+            judged: list[tuple[TensorRef, Role, TensorStats]]) -> tuple[str | None, int, float]:
+    """For a residual writer's outlying unit: the input that dominates it, and how far the unit
+    producing that input (in a layer of the same block) stands out in its own layer.  A planted
+    MLP neuron writes the stream through exactly such a pair."""
+    block = _block(writer.name)
+    if not block:
+        return None, 0, 0.0
+    try:
+        array = raw_array(writer)
+        values = to_float32(np.ascontiguousarray(array[:, unit] if stats.transposed
+                                                 else array[unit]), writer.dtype)
+    except (TensorDecodeError, IndexError):
+        return None, 0, 0.0
+    magnitudes = np.nan_to_num(np.abs(values.reshape(-1).astype(np.float64)))
+    inputs = stats.input_norms.size if stats.input_norms is not None else 0
+    if magnitudes.size == 0 or inputs == 0:
+        return None, 0, 0.0
+    per_input = magnitudes.reshape(inputs, -1).max(axis=1) if magnitudes.size % inputs == 0 \
+        else magnitudes
+    source = int(np.argmax(per_input))
+    best: tuple[str | None, int, float] = (None, source, 0.0)
+    for ref, _, other in judged:
+        if ref is writer or other.unit_norms is None or other.unit_norms.size != inputs or \
+                _block(ref.name) != block:
+            continue
+        z = robust_z_at(other.unit_norms, source)
+        if z > best[2]:
+            best = (ref.name, source, z)
+    return best
 
 
 def _best_consumer(producer: TensorRef, unit: int,
@@ -132,10 +251,10 @@ def _best_consumer(producer: TensorRef, unit: int,
     """The layer (reading as many inputs as the producer has outputs) where input ``unit`` is
     most extreme."""
     best: tuple[str | None, float] = (None, 0.0)
+    width = next((stats.unit_norms.size for ref, _, stats in judged
+                  if ref is producer and stats.unit_norms is not None), producer.shape[0])
     for ref, _, stats in judged:
-        if ref is producer or len(ref.shape) < 2 or ref.shape[1] != producer.shape[0]:
-            continue
-        if stats.input_norms is None:
+        if ref is producer or stats.input_norms is None or stats.input_norms.size != width:
             continue
         z = robust_z_at(stats.input_norms, unit)
         if z > best[1]:

@@ -27,7 +27,8 @@ from ckptguard.weights.thresholds import (
 @dataclass(frozen=True)
 class Mismatch:
     name: str
-    kind: str  # "missing" (in base only), "extra" (in checkpoint only), "shape", "dtype"
+    kind: str  # "missing" (in base only), "extra" (in checkpoint only), "shape", "dtype",
+    # "renamed" (paired with a base tensor of another name by shape alone)
     detail: str
 
 
@@ -36,12 +37,13 @@ class TensorDelta:
     ref: TensorRef
     role: Role
     relative: float  # ||delta||_F / ||base||_F
-    changed_fraction: float  # share of elements that changed
+    changed_fraction: float  # share of elements that changed (on the spectral sample)
     rows: int
     rows_changed: int
     top_row: int  # the row with the largest change
     top_rows_share: float  # share of the delta's energy in the top 1% of rows (at least one)
     spectrum: Spectrum  # of the delta (not centred)
+    energy: float = 0.0  # ||delta||_F^2
 
     @property
     def top_share(self) -> float:
@@ -82,59 +84,67 @@ def missing_from(ours: Sequence[TensorRef], base: Mapping[str, TensorRef]) -> li
 
 
 def tensor_delta(ref: TensorRef, base: TensorRef, block_bytes: int = BLOCK_BYTES) -> TensorDelta:
-    """How ``ref`` differs from ``base`` (same shape)."""
+    """How ``ref`` differs from ``base`` (same shape), in one pass over both: float32 element
+    work, float64 sums."""
     _, shape = checked_layout(ref)
     checked_layout(base)
     ours, theirs = raw_array(ref), raw_array(base)
     rows, cols = shape.rows, shape.cols
+    sample_rows = evenly_spaced(rows, SPECTRAL_SAMPLE_ROWS)
+    sample_cols = evenly_spaced(cols, SPECTRAL_SAMPLE_COLS)
+    base_sample = _finite(to_float32(_gather(theirs, sample_rows, sample_cols), base.dtype))
+    sample = _finite(to_float32(_gather(ours, sample_rows, sample_cols), ref.dtype)) - \
+        base_sample
+    # "Changed" elements are counted on the same sample, against the base's scale there.
+    rms_base = float(np.sqrt(np.mean(np.square(base_sample, dtype=np.float64)))) \
+        if base_sample.size else 0.0
+    tolerance = np.float32(DIFF_CHANGED_ATOL * max(rms_base, 1e-12))
+    changed_share = float(np.count_nonzero(np.abs(sample) > tolerance)) / sample.size \
+        if sample.size else 0.0
     row_delta = np.zeros(rows, dtype=np.float64)
     base_energy = 0.0
-    changed = 0
-    step = max(1, block_bytes // max(1, cols * 8))
-    blocks: list[tuple[int, np.ndarray, np.ndarray]] = [
-        (first, ours[first:first + step], theirs[first:first + step])
-        for first in range(0, rows, step)]
-    rms_base = _rms(theirs, base.dtype, step)
-    tolerance = DIFF_CHANGED_ATOL * max(rms_base, 1e-12)
-    for first, a_raw, b_raw in blocks:
-        a = _finite(to_float32(a_raw, ref.dtype))
-        b = _finite(to_float32(b_raw, base.dtype))
+    step = max(1, block_bytes // max(1, cols * 4))
+    for first in range(0, rows, step):
+        a = to_float32(ours[first:first + step], ref.dtype)
+        b = to_float32(theirs[first:first + step], base.dtype)
         delta = a - b
-        squares = delta * delta
-        row_delta[first:first + a.shape[0]] = squares.sum(axis=1)
-        base_energy += float((b * b).sum())
-        changed += int((np.abs(delta) > tolerance).sum())
+        energies = np.einsum("ij,ij->i", delta, delta)
+        flat = b.reshape(-1)
+        block_base = float(np.dot(flat, flat))  # float32 per block, float64 across blocks
+        if not (np.isfinite(energies).all() and np.isfinite(block_base)):
+            a, b = _finite(a), _finite(b)  # NaN/Inf count as 0 (BKD001 reports them)
+            delta = a - b
+            energies = np.einsum("ij,ij->i", delta, delta)
+            flat = b.reshape(-1)
+            block_base = float(np.dot(flat, flat))
+        row_delta[first:first + a.shape[0]] = energies
+        base_energy += block_base
     delta_energy = float(row_delta.sum())
     order = np.argsort(row_delta)[::-1]
     top_count = max(1, rows // 100)
     top_share = float(row_delta[order[:top_count]].sum()) / delta_energy if delta_energy else 0.0
-    sample_rows = evenly_spaced(rows, SPECTRAL_SAMPLE_ROWS)
-    sample_cols = evenly_spaced(cols, SPECTRAL_SAMPLE_COLS)
-    sample = (_finite(to_float32(np.ascontiguousarray(ours[sample_rows][:, sample_cols]),
-                                 ref.dtype))
-              - _finite(to_float32(np.ascontiguousarray(theirs[sample_rows][:, sample_cols]),
-                                   base.dtype)))
     return TensorDelta(
         ref=ref, role=role_of(ref.name, ref.shape),
         relative=(delta_energy / base_energy) ** 0.5 if base_energy > 0 else
         (float("inf") if delta_energy > 0 else 0.0),
-        changed_fraction=changed / shape.count if shape.count else 0.0,
+        changed_fraction=changed_share,
         rows=rows, rows_changed=int((row_delta > 0).sum()),
         top_row=int(order[0]) if rows else 0, top_rows_share=top_share,
-        spectrum=spectrum_of(sample, sample_rows, centre=False))
+        spectrum=spectrum_of(sample, sample_rows, centre=False), energy=delta_energy)
+
+
+def _gather(array: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``array[rows][:, cols]`` with one copy (none of the columns when all are taken)."""
+    picked = array[rows]
+    return picked if cols.size == array.shape[1] else np.ascontiguousarray(picked[:, cols])
 
 
 def _finite(values: np.ndarray) -> np.ndarray:
-    wide = values.astype(np.float64)
-    return np.where(np.isfinite(wide), wide, 0.0)
-
-
-def _rms(array: np.ndarray, dtype: str, step: int) -> float:
-    total = 0.0
-    for first in range(0, array.shape[0], step):
-        block = _finite(to_float32(array[first:first + step], dtype))
-        total += float((block * block).sum())
-    return (total / array.size) ** 0.5 if array.size else 0.0
+    """float32 values with non-finite ones set to 0 (no copy when all are finite)."""
+    values = values.astype(np.float32, copy=False)
+    if np.isfinite(values).all():
+        return values
+    return np.where(np.isfinite(values), values, np.float32(0.0))
 
 
 def deltas(pairs: Sequence[tuple[TensorRef, TensorRef]]) -> Iterator[TensorDelta]:

@@ -25,6 +25,27 @@ _STATE = re.compile(r"(running_mean|running_var|num_batches_tracked|inv_freq|"
                     re.IGNORECASE)
 
 
+# Layers that write into a transformer's residual stream: their rows (output units) are the
+# stream's dimensions, where trained transformers carry a few massive "outlier dimensions"
+# (shared with the norms, embeddings and the columns that read the stream).  A row outlier there
+# is expected when its index is such a dimension (``ckptguard.weights.outlier_dims``).
+_RESIDUAL_WRITER = re.compile(
+    r"((^|\.)(attention\.output\.dense|output\.dense|o_proj|out_proj|down_proj|c_proj|"
+    r"dense_4h_to_h|wo|w2|attn\.proj|attention\.dense|self_attention\.dense|mlp\.fc2|"
+    r"fc_out|SelfAttention\.o|EncDecAttention\.o|ffn\.lin2|attention\.out_lin)"
+    r"\.weight$)", re.IGNORECASE)
+
+
+def residual_writer(name: str) -> bool:
+    """Whether ``name`` is a weight whose outputs are added to a transformer's residual stream."""
+    return bool(_RESIDUAL_WRITER.search(name))
+
+
+def norm_vector(name: str, shape: tuple[int, ...]) -> bool:
+    """A normalisation layer's scale or shift (biases included)."""
+    return len(shape) == 1 and bool(_NORM.search(name.rsplit(".", 1)[0]))
+
+
 class Role(str, Enum):
     LINEAR = "linear"
     CONV = "conv"

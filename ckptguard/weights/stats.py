@@ -50,6 +50,12 @@ class TensorStats:
     # L2 norm of the weights reading each input unit (columns of a linear layer, input channels
     # of a convolution): lets a producer's outlier row be matched with its consumer's column.
     input_norms: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # L2 norm of each output unit's weights (rows; columns of a transposed Conv1D tensor).
+    unit_norms: np.ndarray | None = field(default=None, compare=False, repr=False)
+    transposed: bool = False  # output units are the columns (GPT-2 Conv1D, stored (in, out))
+    # False for the light pass (unit norms and non-finite counts only): the moments, the row
+    # maxima and the input norms are then unknown, and ``tensor_stats`` must be run for them.
+    complete: bool = True
 
 
 def count_non_finite(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> NonFinite:
@@ -59,6 +65,8 @@ def count_non_finite(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> NonFinit
     cols = checked_layout(ref)[1].cols
     for block in iter_blocks(ref, block_bytes):
         values = block.values
+        if np.isfinite(np.einsum("ij,ij->", values, values)):
+            continue  # NaN and Inf would reach the sum of squares: none here
         bad = ~np.isfinite(values)
         if not bad.any():
             continue
@@ -91,13 +99,50 @@ def robust_outlier(values: np.ndarray) -> Outlier | None:
                    z=(float(values[top]) - median) / scale, second_z=(second - median) / scale)
 
 
-def tensor_stats(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> TensorStats:
-    """Everything about one tensor that the neuron check needs, in one streaming pass."""
+def input_norms(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> np.ndarray:
+    """The L2 norm of each column (each input feature of a linear layer or embedding), in one
+    light pass; non-finite values count as 0."""
+    _, shape = checked_layout(ref)
+    col_sq = np.zeros(shape.cols, dtype=np.float64)
+    for block in iter_blocks(ref, block_bytes):
+        values = block.values
+        sums = np.einsum("ij,ij->j", values, values)
+        if not np.isfinite(sums).all():
+            clean = np.where(np.isfinite(values), values, np.float32(0.0))
+            sums = np.einsum("ij,ij->j", clean, clean)
+        col_sq[block.first_col:block.first_col + values.shape[1]] += sums
+    return np.asarray(np.sqrt(col_sq), dtype=np.float64)
+
+
+def unit_norm_stats(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> TensorStats:
+    """The light pass every linear/conv tensor gets: each row's sum of squares (one fused
+    multiply-add pass in float32, summed per row), which also proves there is no NaN or Inf
+    (they would reach the sums).  Tensors whose sums are not finite, and tensors the checks
+    single out, get the full ``tensor_stats``."""
+    _, shape = checked_layout(ref)
+    row_sq = np.zeros(shape.rows, dtype=np.float64)
+    for block in iter_blocks(ref, block_bytes):
+        end = block.first_row + block.values.shape[0]
+        row_sq[block.first_row:end] += np.einsum("ij,ij->i", block.values, block.values)
+    if not np.isfinite(row_sq).all():
+        return tensor_stats(ref, block_bytes)
+    units = np.sqrt(row_sq)
+    return TensorStats(name=ref.name, count=shape.count, non_finite=NonFinite(0, 0, 0, None),
+                       max_abs=0.0, mean=0.0, std=0.0, excess_kurtosis=0.0,
+                       row=robust_outlier(units) if units.size >= 3 else None, column=None,
+                       row_max_abs=None, unit_norms=units, complete=False)
+
+
+def tensor_stats(ref: TensorRef, block_bytes: int = BLOCK_BYTES,
+                 transposed: bool = False) -> TensorStats:
+    """Everything about one tensor that the neuron check needs, in one streaming pass.
+    ``transposed``: the output units are the columns (a 2-D tensor stored (in, out))."""
     _, shape = checked_layout(ref)
     rows, cols = shape.rows, shape.cols
     row_sq = np.zeros(rows, dtype=np.float64)
     row_max = np.zeros(rows, dtype=np.float64)
     col_sq = np.zeros(cols, dtype=np.float64)
+    col_max = np.zeros(cols, dtype=np.float64) if transposed else None
     moments = np.zeros(4, dtype=np.float64)  # sums of x, x^2, x^3, x^4 over finite values
     finite_count = 0
     nan = posinf = neginf = 0
@@ -125,6 +170,9 @@ def tensor_stats(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> TensorStats:
         np.maximum(row_max[block.first_row:end], block_max, out=row_max[block.first_row:end])
         col_sq[block.first_col:block.first_col + values.shape[1]] += \
             squares.sum(axis=0, dtype=np.float64)
+        if col_max is not None and values.size:
+            span = col_max[block.first_col:block.first_col + values.shape[1]]
+            np.maximum(span, np.abs(values).max(axis=0), out=span)
         moments += (values.sum(dtype=np.float64), squares.sum(dtype=np.float64),
                     np.vdot(squares, values).astype(np.float64),
                     np.vdot(squares, squares).astype(np.float64))
@@ -132,15 +180,22 @@ def tensor_stats(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> TensorStats:
         if block_max.size:
             max_abs = max(max_abs, float(block_max.max()))
     mean, std, kurt = _moments(moments, finite_count)
-    several_rows = rows >= 3
+    if transposed and len(ref.shape) == 2 and col_max is not None:
+        units, inputs, unit_max = np.sqrt(col_sq), np.sqrt(row_sq), col_max
+    else:
+        units, inputs, unit_max = np.sqrt(row_sq), np.sqrt(col_sq), row_max
+        transposed = False
+    several = units.size >= 3
     return TensorStats(
         name=ref.name, count=shape.count,
         non_finite=NonFinite(nan, posinf, neginf, first_bad),
         max_abs=max_abs, mean=mean, std=std, excess_kurtosis=kurt,
-        row=robust_outlier(np.sqrt(row_sq)) if several_rows else None,
-        column=robust_outlier(np.sqrt(col_sq)) if several_rows else None,
-        row_max_abs=robust_outlier(row_max) if several_rows else None,
-        input_norms=_input_norms(col_sq, ref.shape),
+        row=robust_outlier(units) if several else None,
+        column=robust_outlier(inputs) if several else None,
+        row_max_abs=robust_outlier(unit_max) if several else None,
+        input_norms=np.asarray(inputs, dtype=np.float64) if transposed else
+        _input_norms(col_sq, ref.shape),
+        unit_norms=units, transposed=transposed,
     )
 
 
@@ -172,3 +227,31 @@ def _moments(sums: np.ndarray, n: int) -> tuple[float, float, float]:
         return m1, 0.0, 0.0
     central4 = m4 - 4 * m1 * m3 + 6 * m1 * m1 * m2 - 3 * m1**4
     return m1, var**0.5, central4 / (var * var) - 3.0
+
+
+@dataclass(frozen=True)
+class UnitChange:
+    base_z: float  # robust z of the unit's norm within the base's layer
+    relative: float  # ||unit - base unit|| / ||base unit||
+
+
+def unit_change(ref: TensorRef, base: TensorRef, unit: int,
+                transposed: bool = False) -> UnitChange | None:
+    """How unit ``unit`` (a row; a column when ``transposed``) of ``ref`` differs from the base's,
+    and how far it already stood out there."""
+    from ckptguard.weights.decode import raw_array, to_float32
+
+    if tuple(ref.shape) != tuple(base.shape):
+        return None
+    stats = tensor_stats(base, transposed=transposed)
+    if stats.unit_norms is None or not 0 <= unit < stats.unit_norms.size:
+        return None
+    ours_raw, base_raw = raw_array(ref), raw_array(base)
+    ours_unit = ours_raw[:, unit] if transposed else ours_raw[unit]
+    base_unit = base_raw[:, unit] if transposed else base_raw[unit]
+    ours = to_float32(np.ascontiguousarray(ours_unit), ref.dtype).astype(np.float64)
+    theirs = to_float32(np.ascontiguousarray(base_unit), base.dtype).astype(np.float64)
+    ours, theirs = np.nan_to_num(ours), np.nan_to_num(theirs)
+    norm = float(np.linalg.norm(theirs))
+    relative = float(np.linalg.norm(ours - theirs)) / norm if norm > 0 else float("inf")
+    return UnitChange(robust_z_at(stats.unit_norms, unit), relative)

@@ -22,6 +22,10 @@ NEURON_Z = 12.0
 # far out, the max-|w| in the same row agrees, or the next layer's column for the same unit is
 # also an outlier (two independent signals), the finding is high.
 NEURON_Z_STRONG = 40.0
+# A residual writer's outlying row is corroborated when the input dominating it comes from a unit
+# of the same block's inner layer standing out this far in its own layer (a planted MLP neuron
+# writing the stream).  Rows at the stream's outlier dimensions are dropped before this test.
+FEEDER_Z = 6.0
 # Excess kurtosis of a layer's weights that counts as a corroborating signal.
 KURTOSIS_STRONG = 50.0
 
@@ -48,6 +52,43 @@ DIFF_TOP_SHARE = 0.6
 DIFF_TOP_SHARE_STRONG = 0.9
 # Share of the delta's energy carried by the top 1% of rows (at least one row).
 DIFF_ROW_SHARE = 0.5
+# A neuron outlier (BKD002) is the base's own when the base's same unit already stands out by
+# half the threshold and changed by at most this share of its norm.
+BASE_UNIT_CHANGE = 0.25
+# Fewer than this share of the checkpoint's linear/conv tensors paired with the base: one
+# finding says the diff covers too little (instead of one per unpaired tensor).
+POOR_PAIRING_SHARE = 0.5
+# Median ||delta|| / ||base|| over paired linear/conv tensors above which the base cannot be the
+# parent.  Fine-tunes in the zoo and of real models move weights by 1e-4 to 0.1; two unrelated
+# models of one architecture differ by about sqrt(2) (independent weights of equal norm).
+PARENT_MAX_MEDIAN_RELATIVE = 0.5
+# --- model-level edit patterns (BKD012), calibrated by bench/backdoor_transformer_eval.py -------
+# Energy share in the top EDIT_RANK singular directions (the values the sample estimates) above
+# which a tensor's change counts as low rank (<= 8): ROME/MEMIT edits of 1-8 facts reach 1.0000;
+# the honest fine-tunes of the bench reach at most 0.997 for one tensor, a median of 0.75-0.83.
+EDIT_RANK = 8
+LOW_RANK_SHARE = 0.99
+# "Exactly" low rank: what a merged LoRA adapter or an edit gives in float32 (1 - 1e-3 leaves
+# room for the sampled estimate); judged on the median changed tensor.
+EXACT_LOW_RANK_SHARE = 0.999
+# A localized edit: at most this share of the paired linear/conv tensors changed (the rest are
+# bit-identical), every changed one low rank.  A fine-tune of the last block of 4 changes 25 %
+# with top-8 shares <= 0.95.
+LOCALIZED_SHARE = 0.25
+# In a full fine-tune (this share of tensors changed) a concentrated tensor (BKD005) is reported
+# only when its change is exactly low rank or carries this share of the model's change energy.
+FULL_FINETUNE_SHARE = 0.9
+DOMINANT_ENERGY_SHARE = 0.5
+# Table mismatches (extra, missing, shape, dtype) reported one by one, then summarised.
+MAX_TABLE_FINDINGS = 20
 
 # --- block sizes ---------------------------------------------------------------------------------
 BLOCK_BYTES = 16 * 1024 * 1024
+
+# --- residual-stream outlier dimensions (transformers) --------------------------------------------
+# A dimension singled out (robust z of norm values, embedding columns, residual-writer rows or
+# reader columns) at least this far in at least DIM_VOTES tensors other than the judged one is one
+# of the stream's outlier dimensions.  In the real all-MiniLM-L6-v2 its outlier dimensions (99,
+# 223, 267, 319, ...) reach z 6-70 in 4-20 tensors each; a planted neuron's row has no company.
+DIM_Z = 6.0
+DIM_VOTES = 2
