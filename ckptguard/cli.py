@@ -58,12 +58,10 @@ def _report(result: ScanResult, name: str, *, quiet: bool, colour: bool,
     from ckptguard.engine.ruleset import RuleSet
     from ckptguard.report import render_report
 
-    shown = replace(result, findings=result.at_or_above(result.fail_on)) \
-        if quiet and name == "text" else result
     # JSON stays exactly what ckptguard.report.renderer("json") gives a Python API user.
     rules = RuleSet.load().rules if name != "json" else None
-    return render_report(name, shown, colour=colour, rules=rules, category=category,
-                         root=str(Path.cwd()))
+    return render_report(name, result, colour=colour, rules=rules, category=category,
+                         root=str(Path.cwd()), quiet=quiet)
 
 
 @main.command("scan")

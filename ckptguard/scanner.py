@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -158,5 +159,24 @@ class Scanner:
             output.children.append(artifact.child(AS_PICKLE, artifact.source,
                                                   format_hint="pickle"))
         findings = self.rules.evaluate(fmt, artifact, output, self.options)
-        summary = ArtifactSummary(artifact.chain, fmt, artifact.source.size)
+        summary = ArtifactSummary(artifact.chain, fmt, artifact.source.size,
+                                  content_digest(artifact))
         return ArtifactOutcome(summary, tuple(findings)), output.children
+
+
+DIGEST_CHUNK = 1 << 20
+
+
+def content_digest(artifact: Artifact) -> str | None:
+    """The SHA-256 of the artifact's bytes (users pin and deduplicate by it); None for a
+    folder judged as a whole, or when the bytes cannot be read."""
+    if artifact.chain and artifact.chain[-1].endswith(("/", "\\")):
+        return None
+    source = artifact.source
+    digest = hashlib.sha256()
+    try:
+        for offset in range(0, source.size, DIGEST_CHUNK):
+            digest.update(source.read(offset, min(DIGEST_CHUNK, source.size - offset)))
+    except (OSError, ValueError):
+        return None
+    return digest.hexdigest()

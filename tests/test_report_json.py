@@ -100,8 +100,11 @@ def test_hostile_text_stays_valid_json() -> None:
     assert errors(document) == []
     item = document["findings"][0]
     # Lone surrogates (undecodable names) become visible escapes, so any JSON parser accepts them.
-    assert item["message"] == "name \\udc80\x1b[31m"
+    # Control characters (ESC, NUL) are written as visible escapes too: raw ESC never reaches
+    # a consumer that prints the JSON's strings.
+    assert item["message"] == "name \\udc80\\x1b[31m"
     assert item["location"]["path"] == "x\\udcff.pkl"
+    assert item["evidence"] == {"k": "\\x00"}
     json.dumps(document, ensure_ascii=False).encode("utf-8")
 
 

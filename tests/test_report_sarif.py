@@ -234,8 +234,10 @@ def test_hostile_names_stay_valid_sarif() -> None:
     assert schema_errors(log) == []
     json.dumps(log, ensure_ascii=False).encode("utf-8")
     result = log["runs"][0]["results"][0]
+    # The URI names the real file: the undecodable byte 0xff, percent-encoded.
     assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == \
-        "dir/m%5Cudcff.pkl"
+        "dir/m%FF.pkl"
+    assert "\x1b" not in json.dumps(log, ensure_ascii=False)
 
 
 def test_repo_folder_findings_point_at_the_file_inside() -> None:
