@@ -128,3 +128,21 @@ def test_cli_json_output(make_fixture: Any, monkeypatch: pytest.MonkeyPatch) -> 
     assert document["verdict"] == "fail"
     assert [f["rule_id"] for f in document["findings"]] == ["FMT004"]
     assert document["findings"][0]["location"]["path"] == "model.7z"
+
+
+def test_none_is_null_and_artifacts_carry_their_digest(make_fixture: Any) -> None:
+    import hashlib
+
+    path: Path = make_fixture("pkl_os_system")
+    result = scan([path], Config(), rules=RULES, root=path.parent)
+    document = json.loads(renderer("json")(result))
+    assert errors(document) == []
+    outer = next(a for a in document["artifacts"] if a["chain"] == [path.name])
+    assert outer["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    values = [v for f in document["findings"] for v in f["evidence"].values()]
+    assert "None" not in values
+    odd = finding(rule_id="FMT001", severity=Severity.HIGH, confidence=Confidence.HIGH,
+                  category=Category.PAYLOAD, message="m", location=Location(("x",)),
+                  evidence={"owner": None, "name": "y"})
+    item = json.loads(render(ScanResult(findings=(odd,), artifacts=())))["findings"][0]
+    assert item["evidence"] == {"owner": None, "name": "y"}
