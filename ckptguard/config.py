@@ -14,6 +14,22 @@ from ckptguard.limits import DEFAULT_LIMITS, Limits
 from ckptguard.model import Severity
 
 
+def exclude_globs(patterns: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Exclude patterns as people write them: ``models/tmp``, ``models/tmp/`` and
+    ``./models/tmp`` all name the folder and everything under it (as ``models/tmp/**``)."""
+    out: list[str] = []
+    for pattern in patterns:
+        text = pattern.replace("\\", "/")
+        while text.startswith("./"):
+            text = text[2:]
+        text = text.rstrip("/") or pattern
+        candidates = [text]
+        if not text.endswith("*"):
+            candidates.append(f"{text}/**")
+        out += [c for c in candidates if c not in out]
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Config:
     fail_on: Severity = Severity.HIGH
@@ -29,6 +45,9 @@ class Config:
     baseline: str | None = None
     limits: Limits = DEFAULT_LIMITS
     source: str | None = None  # where the configuration was read from
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "excludes", exclude_globs(self.excludes))
 
     def as_dict(self) -> dict[str, Any]:
         """The effective configuration as plain data, keyed as in the configuration file."""

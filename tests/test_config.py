@@ -58,7 +58,7 @@ def test_every_key_reaches_the_config(tmp_path: Path) -> None:
     assert config.severity_overrides == {"FMT004": Severity.LOW}
     assert config.ignores == {"tests/fixtures/**": ("*",), "legacy/*.pt": ("FMT001",)}
     assert config.allowed_globals == ("mycompany.models.**", "mylib.layers.*")
-    assert config.excludes == ("build/**", "*.tmp")
+    assert config.excludes == ("build/**", "*.tmp", "*.tmp/**")  # a folder named so, too
     assert config.weights is True
     assert config.license_policy == {"fail-on-conflict": True, "denied": ["cc-by-nc-4.0"]}
     assert config.limits == Limits(max_pickle_opcodes=1000, max_archive_depth=3)
@@ -197,3 +197,20 @@ def test_license_ids_may_be_one_string_hub_or_spdx(tmp_path: Path) -> None:
     assert policy.denied == frozenset({"cc-by-nc-4.0"}) and policy.fail_on_conflict
     # The API takes a single string as one id too (never its characters).
     assert LicensePolicy.from_options({"denied": "mit"}).denied == frozenset({"mit"})
+
+
+@pytest.mark.parametrize("written", ["models/tmp", "models/tmp/", "./models/tmp", "models/tmp/**"])
+def test_exclude_names_a_folder_as_people_write_it(tmp_path: Path, written: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from ckptguard.api import scan
+    from ckptguard.config import Config
+
+    for folder in ("tmp", "keep"):
+        write(tmp_path / "models" / folder / "model.pkl", "hello\n")
+    monkeypatch.chdir(tmp_path)
+    config = Config(excludes=(written,))
+    assert "models/tmp/**" in config.excludes
+    scanned = {a.name for a in scan(["models"], config).artifacts}
+    assert scanned == {"models/keep/model.pkl"}
+    # A file named directly inside the excluded folder is excluded too.
+    assert scan(["models/tmp/model.pkl"], config).artifacts == ()
