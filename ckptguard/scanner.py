@@ -11,6 +11,7 @@ from ckptguard.config import Config
 from ckptguard.engine.ruleset import RuleSet
 from ckptguard.facts import Artifact, ParseOutput
 from ckptguard.formats import ParseContext, parser_for
+from ckptguard.lfs_pointer import MAX_POINTER_BYTES, parse_pointer
 from ckptguard.model import ArtifactSummary, Finding, Severity
 from ckptguard.sniff import PICKLE_LOADER_EXTENSIONS, Sniffed, extension_of, sniff
 
@@ -38,6 +39,12 @@ class ArtifactOutcome:
 def sniff_facts(artifact: Artifact, sniffed: Sniffed, output: ParseOutput) -> None:
     """Facts about the format itself: content disagreeing with the name, polyglots, unknowns."""
     where = artifact.location
+    if artifact.source.size <= MAX_POINTER_BYTES:
+        pointer = parse_pointer(artifact.source.read(0, MAX_POINTER_BYTES), artifact.source.size)
+        if pointer is not None:  # what it stands for was not fetched: nothing else to say
+            output.add("format.lfs_pointer", where, extension=extension_of(artifact.name),
+                       oid=pointer.oid, size=pointer.size)
+            return
     if sniffed.mismatched:
         output.add("format.mismatch", where, extension=extension_of(artifact.name),
                    expected=sniffed.expected, actual=sniffed.format)
