@@ -14,6 +14,9 @@ from ckptguard.limits import DEFAULT_LIMITS, Limits
 from ckptguard.model import Severity
 
 
+DIGEST_AUTO_BYTES = 64 * 1024**2  # artifacts up to this size always get their SHA-256
+
+
 def exclude_globs(patterns: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """Exclude patterns as people write them: ``models/tmp``, ``models/tmp/`` and
     ``./models/tmp`` all name the folder and everything under it (as ``models/tmp/**``)."""
@@ -45,6 +48,9 @@ class Config:
     baseline: str | None = None
     limits: Limits = DEFAULT_LIMITS
     source: str | None = None  # where the configuration was read from
+    # SHA-256 of every artifact, however large (reads all its bytes); otherwise only artifacts
+    # up to DIGEST_AUTO_BYTES get one, so a checkpoint costs its directory, not its weights.
+    digests: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "excludes", exclude_globs(self.excludes))
@@ -63,6 +69,7 @@ class Config:
             "allowed-globals": list(self.allowed_globals),
             "exclude": list(self.excludes),
             "weights": self.weights,
+            "digests": self.digests,
             "base": self.base,
             "baseline": self.baseline,
             "license": dict(self.license_policy),

@@ -207,6 +207,12 @@ LICENSE_FLAGS = ("fail-on-conflict", "commercial-use")
 LICENSE_LISTS = ("allowed", "denied")
 
 
+def _digests(r: _Reader, v: Any) -> dict[str, Any]:
+    if not isinstance(v, bool):
+        raise r.error("digests", f"must be true or false, not {_type_name(v)}")
+    return {"digests": v}
+
+
 def _license(r: _Reader, v: Any) -> dict[str, Any]:
     """``[license]``: known keys only, booleans as booleans, and every license id one that
     ckptguard can recognise (a Hub license id or an SPDX id); a single id may be a string."""
@@ -268,6 +274,7 @@ KEYS: dict[str, Callable[[_Reader, Any], dict[str, Any]]] = {
     "allowed-globals": _allowed_globals,
     "exclude": _exclude,
     "weights": _weights,
+    "digests": _digests,
     "license": _license,
     "limits": _limits,
     "baseline": _path("baseline", "baseline"),

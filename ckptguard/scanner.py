@@ -7,7 +7,7 @@ import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from ckptguard.config import Config
+from ckptguard.config import DIGEST_AUTO_BYTES, Config
 from ckptguard.engine.ruleset import RuleSet
 from ckptguard.facts import Artifact, ParseOutput
 from ckptguard.formats import ParseContext, parser_for
@@ -166,8 +166,9 @@ class Scanner:
             output.children.append(artifact.child(AS_PICKLE, artifact.source,
                                                   format_hint="pickle"))
         findings = self.rules.evaluate(fmt, artifact, output, self.options)
+        wanted = self.config.digests or artifact.source.size <= DIGEST_AUTO_BYTES
         summary = ArtifactSummary(artifact.chain, fmt, artifact.source.size,
-                                  content_digest(artifact))
+                                  content_digest(artifact) if wanted else None)
         return ArtifactOutcome(summary, tuple(findings)), output.children
 
 

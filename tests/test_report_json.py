@@ -146,3 +146,17 @@ def test_none_is_null_and_artifacts_carry_their_digest(make_fixture: Any) -> Non
                   evidence={"owner": None, "name": "y"})
     item = json.loads(render(ScanResult(findings=(odd,), artifacts=())))["findings"][0]
     assert item["evidence"] == {"owner": None, "name": "y"}
+
+
+def test_large_artifacts_get_a_digest_only_when_asked(tmp_path: Path) -> None:
+    import hashlib
+
+    from ckptguard.config import DIGEST_AUTO_BYTES
+
+    big = tmp_path / "big.bin"
+    with big.open("wb") as handle:
+        handle.truncate(DIGEST_AUTO_BYTES + 1)
+    by_default = scan([big], Config(), rules=RULES, root=tmp_path)
+    assert by_default.artifacts[0].sha256 is None
+    asked = scan([big], Config(digests=True), rules=RULES, root=tmp_path)
+    assert asked.artifacts[0].sha256 == hashlib.sha256(big.read_bytes()).hexdigest()
