@@ -13,7 +13,6 @@ from typing import Any
 from ckptguard.limits import DEFAULT_LIMITS, Limits
 from ckptguard.model import Severity
 
-
 DIGEST_AUTO_BYTES = 64 * 1024**2  # artifacts up to this size always get their SHA-256
 
 

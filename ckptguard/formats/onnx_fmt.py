@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from ckptguard.facts import Artifact, ParseOutput, TensorRef
 from ckptguard.formats import ParseContext
 from ckptguard.formats.onnx_external import OK, external_ref, judge
-from ckptguard.formats.onnx_proto import EXTERNAL, Graph, Model, Node, Tensor, WireError, parse_model
+from ckptguard.formats.onnx_proto import (
+    EXTERNAL,
+    Graph,
+    Model,
+    Node,
+    Tensor,
+    WireError,
+    parse_model,
+)
 from ckptguard.model import Location
 from ckptguard.source import FileSource, slice_source
 

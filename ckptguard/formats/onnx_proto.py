@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ckptguard.formats.protobuf_wire import LENGTH, VARINT, Budget, Buffer, WireError, fields, varint
+from ckptguard.formats.protobuf_wire import (
+    LENGTH,
+    VARINT,
+    Budget,
+    Buffer,
+    WireError,
+    fields,
+    varint,
+)
 
 EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 PROTOBUF_MAX_NESTING = 100  # protobuf's default recursion limit (C++ and upb)

@@ -129,9 +129,7 @@ def says_nothing(key: str, value: str) -> bool:
         return True
     if key in FLAGS and text in ("False", "0"):
         return True
-    if key in NOT_APPLICABLE_NEGATIVE and text.startswith("-") and text[1:].isdigit():
-        return True
-    return False
+    return key in NOT_APPLICABLE_NEGATIVE and text.startswith("-") and text[1:].isdigit()
 
 
 def shown_value(key: str, value: str) -> str:

@@ -151,7 +151,8 @@ def entry_lines(entry: Entry, paint: _Painter, rule: Rule | None) -> list[str]:
     if why is None and rule is not None and rule.why.strip():
         why = first_sentence(rule.why)
     if why:
-        out += _wrapped(row("why", ""), elide(why, MAX_MESSAGE_CHARS), indent + " " * (LABEL_WIDTH + 1))
+        hang = indent + " " * (LABEL_WIDTH + 1)
+        out += _wrapped(row("why", ""), elide(why, MAX_MESSAGE_CHARS), hang)
     for key, value in evidence_items(item, entry.evidence):
         out.append(f"{indent}{paint(DIM, clean(key) + ':')} {value}")
     return out
