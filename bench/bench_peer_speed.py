@@ -59,14 +59,19 @@ def install() -> None:
                            check=True)
 
 
-def timed(command: Sequence[str], runs: int) -> tuple[float, float]:
-    """(best wall seconds, CPU seconds of that run) of a process."""
+def timed(command: Sequence[str], runs: int, limit: float = 120.0) -> tuple[float, float]:
+    """(best wall seconds, CPU seconds of that run) of a process; a run past ``limit`` seconds
+    is stopped and counts as infinitely slow."""
     best = (float("inf"), 0.0)
     for _ in range(runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        try:
+            subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           check=False, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                           timeout=limit)
+        except subprocess.TimeoutExpired:
+            return best
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -105,6 +110,8 @@ def main() -> None:
     parser.add_argument("--install", action="store_true", help="create the peers' environments")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="2,000 tensors instead of 20,000")
+    parser.add_argument("--timeout", type=float, default=120.0,
+                        help="seconds one run may take (a slower tool shows as 'timeout')")
     options = parser.parse_args()
     if options.install:
         install()
@@ -115,13 +122,14 @@ def main() -> None:
     try:
         for label, make in cases(options.quick):
             path = make(OUT)
-            mine = timed([*ours, str(path)], options.runs)
+            mine = timed([*ours, str(path)], options.runs, options.timeout)
             peers = {}
             if "ONNX" not in label:
                 for name in PEERS:
                     command = peer_command(name)
                     if command is not None:
-                        peers[name] = timed([*command, str(path)], options.runs)
+                        peers[name] = timed([*command, str(path)], options.runs,
+                                            options.timeout)
             size = path.stat().st_size / 1e6
             rows.append((label, size, mine, peers))
     finally:
@@ -135,7 +143,9 @@ def main() -> None:
         print(f"{label:<30}{size:>7.1f}  {'ckptguard':<24}{mine[0]:>7.3f}s{mine[1]:>7.3f}s"
               f"{mine[0] / base:>7.2f}x  ({note})")
         for name, (wall, cpu) in sorted(peers.items(), key=lambda kv: kv[1]):
-            print(f"{'':<30}{'':>7}  {name:<24}{wall:>7.3f}s{cpu:>7.3f}s")
+            shown = f"{wall:>7.3f}s{cpu:>7.3f}s" if wall != float("inf") else \
+                f"{'timeout':>8}{'':>8}  (> {options.timeout:.0f} s)"
+            print(f"{'':<30}{'':>7}  {name:<24}{shown}")
 
 
 if __name__ == "__main__":
