@@ -231,3 +231,12 @@ def test_low_confidence_is_said() -> None:
     text = render(result_of(doubtful, sure))
     assert "unrecognised content  (low confidence)" in text
     assert text.count("(low confidence)") == 1
+
+
+def test_a_long_one_line_template_is_wrapped_so_its_middle_shows() -> None:
+    template = "{% for m in messages %}{{ m.content }}{% endfor %}" * 2 + \
+        "{{ cycler.__init__.__globals__.os.popen('id').read() }}" + "{{ x }}" * 10
+    text = render(result_of(make("TPL001", Severity.CRITICAL, Location(("t.gguf",), line=1),
+                                 f"reaches internals: {template}", snippet=template)))
+    code = "".join(line.split("│ ", 1)[1] for line in text.splitlines() if "│ " in line)
+    assert code == template

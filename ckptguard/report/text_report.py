@@ -185,10 +185,19 @@ def where_inside(loc: Location) -> str:
 
 
 def code_lines(code: str) -> list[str]:
-    """Code as lines, each made printable and shortened in the middle; a long listing keeps its
-    first and last lines with a marker saying how many were left out."""
-    lines = [clean(line.rstrip()) for line in code.strip("\n").splitlines() if line.strip()]
-    lines = [elide(line, MAX_CODE_LINE_CHARS, flatten=False) for line in lines] or [""]
+    """Code as lines, each made printable; long lines wrapped (and very long ones shortened in
+    the middle); a long listing keeps its first and last lines with a marker saying how many
+    were left out."""
+    lines = []
+    for line in code.strip("\n").splitlines():
+        if not line.strip():
+            continue
+        # A long line (a one-line template) is wrapped, so that the middle, often the payload,
+        # stays visible; only a very long one is also shortened in its middle.
+        text = elide(clean(line.rstrip()), MAX_CODE_LINE_CHARS * 4, flatten=False)
+        lines += [text[i:i + MAX_CODE_LINE_CHARS]
+                  for i in range(0, len(text), MAX_CODE_LINE_CHARS)]
+    lines = lines or [""]
     if len(lines) > MAX_CODE_LINES:
         head = MAX_CODE_LINES // 2
         tail = MAX_CODE_LINES - head - 1
