@@ -245,10 +245,17 @@ def elide(value: str, limit: int = MAX_VALUE_CHARS, *, flatten: bool = True) -> 
 compact = elide  # the name earlier callers used
 
 
-def first_sentence(text: str) -> str:
+def first_sentence(text: str, short: int = 80) -> str:
+    """The first sentence of ``text``, and the second too when the first is short (a short
+    opening sentence is usually context, and the reason follows)."""
     flat = " ".join(text.split())
     end = flat.find(". ")
-    return flat if end < 0 else flat[:end + 1]
+    if end < 0:
+        return flat
+    if end < short:
+        second = flat.find(". ", end + 2)
+        return flat if second < 0 else flat[:second + 1]
+    return flat[:end + 1]
 
 
 def advice_lines(findings: Sequence[Finding], paint: _Painter,
