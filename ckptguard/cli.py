@@ -60,12 +60,10 @@ def _report(result: ScanResult, name: str, *, quiet: bool, colour: bool,
     from ckptguard.engine.ruleset import RuleSet
     from ckptguard.report import render_report
 
-    shown = replace(result, findings=result.at_or_above(result.fail_on)) \
-        if quiet and name == "text" else result
     # JSON stays exactly what ckptguard.report.renderer("json") gives a Python API user.
     rules = RuleSet.load().rules if name != "json" else None
-    return render_report(name, shown, colour=colour, rules=rules, category=category,
-                         root=str(Path.cwd()))
+    return render_report(name, result, colour=colour, rules=rules, category=category,
+                         root=str(Path.cwd()), quiet=quiet)
 
 
 @main.command("scan")
@@ -84,6 +82,9 @@ def _report(result: ScanResult, name: str, *, quiet: bool, colour: bool,
               help="Skip paths matching this glob (repeatable; adds to the configuration).")
 @click.option("--weights/--no-weights", default=None,
               help="Also run the weight-statistics checks (reads tensor data).")
+@click.option("--digests", is_flag=True, default=None,
+              help="SHA-256 of every artifact in the JSON report, however large (by default "
+                   "only artifacts up to 64 MiB: hashing reads every byte of a checkpoint).")
 @click.option("--base", type=click.Path(exists=True),
               help="A base checkpoint to compare the scanned one with.")
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=1, show_default=True,
@@ -105,7 +106,8 @@ def _report(result: ScanResult, name: str, *, quiet: bool, colour: bool,
 @debug_option
 def scan_command(paths: tuple[str, ...], formats: tuple[str, ...], outputs: tuple[str, ...],
                  fail_on: str | None, config_file: str | None, baseline: str | None,
-                 excludes: tuple[str, ...], weights: bool | None, base: str | None, jobs: int,
+                 excludes: tuple[str, ...], weights: bool | None, digests: bool | None,
+                 base: str | None, jobs: int,
                  quiet: bool, no_progress: bool, sarif_category: str | None, hf_cache: str | None,
                  include_skipped: bool, artifact_timeout: float | None, debug: bool) -> None:
     """Scan files, folders and archives.  Exit codes: 0 nothing at or above the gate, 1 findings
@@ -117,7 +119,7 @@ def scan_command(paths: tuple[str, ...], formats: tuple[str, ...], outputs: tupl
     with guarded(debug):
         config = build_config(config_file, {
             "fail_on": Severity.parse(fail_on) if fail_on else None,
-            "weights": weights, "base": base, "baseline": baseline})
+            "weights": weights, "base": base, "baseline": baseline, "digests": digests})
         if excludes:
             config = replace(config, excludes=(*config.excludes, *excludes))
         config = replace(config, include_skipped=include_skipped or config.include_skipped,

@@ -10,6 +10,8 @@ import click
 from ckptguard.api import plan, scan
 from ckptguard.baseline import DEFAULT_BASELINE, create_baseline, sha256_file
 from ckptguard.cli_support import build_config, config_option, debug_option, guarded
+from ckptguard.model import Finding, Severity
+from ckptguard.report.safe_text import printable
 
 
 @click.group("baseline")
@@ -40,3 +42,19 @@ def create_command(paths: tuple[str, ...], output: str, config_file: str | None,
                                lambda outer: sha256_file(files[outer]) if outer in files else None)
         Path(output).write_text(made.to_json(), encoding="utf-8")
         click.echo(f"ckptguard: wrote {len(made.entries)} finding(s) to {output}", err=True)
+        for line in critical_warning(result.findings):
+            click.echo(line, err=True)
+
+
+def critical_warning(findings: tuple[Finding, ...], shown: int = 5) -> list[str]:
+    """Lines warning that the baseline records critical findings (payloads that run on load
+    and similar): suppressing them is rarely what a reviewer meant."""
+    critical = [f for f in findings if f.severity is Severity.CRITICAL]
+    if not critical:
+        return []
+    lines = [f"ckptguard: warning: the baseline records {len(critical)} critical finding(s); "
+             "once committed they no longer fail the gate. Review each before committing:"]
+    lines += [f"  {f.rule_id}  {printable(f.location.describe())}" for f in critical[:shown]]
+    if len(critical) > shown:
+        lines.append(f"  … and {len(critical) - shown} more")
+    return lines

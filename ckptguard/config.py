@@ -13,6 +13,24 @@ from typing import Any
 from ckptguard.limits import DEFAULT_LIMITS, Limits
 from ckptguard.model import Severity
 
+DIGEST_AUTO_BYTES = 64 * 1024**2  # artifacts up to this size always get their SHA-256
+
+
+def exclude_globs(patterns: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Exclude patterns as people write them: ``models/tmp``, ``models/tmp/`` and
+    ``./models/tmp`` all name the folder and everything under it (as ``models/tmp/**``)."""
+    out: list[str] = []
+    for pattern in patterns:
+        text = pattern.replace("\\", "/")
+        while text.startswith("./"):
+            text = text[2:]
+        text = text.rstrip("/") or pattern
+        candidates = [text]
+        if not text.endswith("*"):
+            candidates.append(f"{text}/**")
+        out += [c for c in candidates if c not in out]
+    return tuple(out)
+
 
 @dataclass(frozen=True)
 class Config:
@@ -31,6 +49,12 @@ class Config:
     source: str | None = None  # where the configuration was read from
     include_skipped: bool = False  # also scan folders skipped by name (.git, venv, node_modules …)
     artifact_timeout: float | None = None  # seconds per top-level artifact (a stoppable worker)
+    # SHA-256 of every artifact, however large (reads all its bytes); otherwise only artifacts
+    # up to DIGEST_AUTO_BYTES get one, so a checkpoint costs its directory, not its weights.
+    digests: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "excludes", exclude_globs(self.excludes))
 
     def as_dict(self) -> dict[str, Any]:
         """The effective configuration as plain data, keyed as in the configuration file."""
@@ -46,6 +70,7 @@ class Config:
             "allowed-globals": list(self.allowed_globals),
             "exclude": list(self.excludes),
             "weights": self.weights,
+            "digests": self.digests,
             "base": self.base,
             "baseline": self.baseline,
             "license": dict(self.license_policy),

@@ -203,8 +203,45 @@ def _weights(r: _Reader, v: Any) -> dict[str, Any]:
     return {"weights": v}
 
 
+LICENSE_FLAGS = ("fail-on-conflict", "commercial-use")
+LICENSE_LISTS = ("allowed", "denied")
+
+
+def _digests(r: _Reader, v: Any) -> dict[str, Any]:
+    if not isinstance(v, bool):
+        raise r.error("digests", f"must be true or false, not {_type_name(v)}")
+    return {"digests": v}
+
+
 def _license(r: _Reader, v: Any) -> dict[str, Any]:
-    return {"license_policy": dict(r.table("license", v))}
+    """``[license]``: known keys only, booleans as booleans, and every license id one that
+    ckptguard can recognise (a Hub license id or an SPDX id); a single id may be a string."""
+    policy: dict[str, Any] = {}
+    for raw_key, value in r.table("license", v).items():
+        key = str(raw_key).replace("_", "-")
+        name = f"license.{raw_key}"
+        if key in LICENSE_FLAGS:
+            if not isinstance(value, bool):
+                raise r.error(name, f"must be true or false, not {_type_name(value)}")
+            policy[key] = value
+        elif key in LICENSE_LISTS:
+            policy[key] = [_license_id(r, name, item) for item in r.strings(name, value)]
+        else:
+            hint = _did_you_mean(key, (*LICENSE_FLAGS, *LICENSE_LISTS))
+            raise r.error(name, f"is not a license policy key{hint} (known: "
+                          f"{', '.join(sorted((*LICENSE_FLAGS, *LICENSE_LISTS)))})")
+    return {"license_policy": policy}
+
+
+def _license_id(r: _Reader, key: str, value: str) -> str:
+    from ckptguard.license.catalog import load_catalog
+
+    catalog = load_catalog()
+    if catalog.normalize(value).terms is None:
+        hint = _did_you_mean(value.strip().lower(), catalog.by_hf)
+        raise r.error(key, f"names unknown license {value!r}{hint}: use a Hugging Face license "
+                      "id (e.g. 'apache-2.0', 'llama3.1') or an SPDX id")
+    return value
 
 
 def _path(key: str, field_name: str) -> Callable[[_Reader, Any], dict[str, Any]]:
@@ -240,6 +277,7 @@ KEYS: dict[str, Callable[[_Reader, Any], dict[str, Any]]] = {
     "allowed-globals": _allowed_globals,
     "exclude": _exclude,
     "weights": _weights,
+    "digests": _digests,
     "license": _license,
     "limits": _limits,
     "baseline": _path("baseline", "baseline"),

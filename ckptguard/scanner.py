@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from ckptguard.config import Config
+from ckptguard.config import DIGEST_AUTO_BYTES, Config
 from ckptguard.engine.ruleset import RuleSet
 from ckptguard.facts import Artifact, ParseOutput
 from ckptguard.formats import ParseContext, parser_for
+from ckptguard.lfs_pointer import MAX_POINTER_BYTES, parse_pointer
 from ckptguard.model import ArtifactSummary, Finding, Severity
 from ckptguard.sniff import PICKLE_LOADER_EXTENSIONS, Sniffed, extension_of, sniff
 
@@ -39,6 +41,12 @@ class ArtifactOutcome:
 def sniff_facts(artifact: Artifact, sniffed: Sniffed, output: ParseOutput) -> None:
     """Facts about the format itself: content disagreeing with the name, polyglots, unknowns."""
     where = artifact.location
+    if artifact.source.size <= MAX_POINTER_BYTES:
+        pointer = parse_pointer(artifact.source.read(0, MAX_POINTER_BYTES), artifact.source.size)
+        if pointer is not None:  # what it stands for was not fetched: nothing else to say
+            output.add("format.lfs_pointer", where, extension=extension_of(artifact.name),
+                       oid=pointer.oid, size=pointer.size)
+            return
     if sniffed.mismatched:
         output.add("format.mismatch", where, extension=extension_of(artifact.name),
                    expected=sniffed.expected, actual=sniffed.format)
@@ -168,5 +176,25 @@ class Scanner:
             output.children.append(artifact.child(AS_PICKLE, artifact.source,
                                                   format_hint="pickle"))
         findings = self.rules.evaluate(fmt, artifact, output, self.options)
-        summary = ArtifactSummary(artifact.chain, fmt, artifact.source.size)
+        wanted = self.config.digests or artifact.source.size <= DIGEST_AUTO_BYTES
+        summary = ArtifactSummary(artifact.chain, fmt, artifact.source.size,
+                                  content_digest(artifact) if wanted else None)
         return ArtifactOutcome(summary, tuple(findings)), output.children
+
+
+DIGEST_CHUNK = 1 << 20
+
+
+def content_digest(artifact: Artifact) -> str | None:
+    """The SHA-256 of the artifact's bytes (users pin and deduplicate by it); None for a
+    folder judged as a whole, or when the bytes cannot be read."""
+    if artifact.chain and artifact.chain[-1].endswith(("/", "\\")):
+        return None
+    source = artifact.source
+    digest = hashlib.sha256()
+    try:
+        for offset in range(0, source.size, DIGEST_CHUNK):
+            digest.update(source.read(offset, min(DIGEST_CHUNK, source.size - offset)))
+    except (OSError, ValueError):
+        return None
+    return digest.hexdigest()

@@ -163,3 +163,27 @@ def test_missing_baseline_is_a_clear_error(project: Path) -> None:
 def test_round_trip(project: Path) -> None:
     made = create_baseline(scan(["models"]).findings, sha256_file)
     assert parse_baseline(made.to_json(), "memory") == made
+
+
+def test_byte_identical_copy_stays_baselined_as_the_docs_say(project: Path) -> None:
+    _create(["models"])
+    shutil.copy(project / "models" / "model.7z", project / "models" / "copy.7z")
+    code, report = _scan(["models", "--baseline", "base.json"])
+    assert code == 0 and report["findings"] == []
+    assert len(report["suppressed"]) == 2  # type: ignore[arg-type]
+    for doc in (Path(__file__).resolve().parent.parent / "README.md",
+                Path(__file__).resolve().parent.parent / "docs" / "configuration.md"):
+        assert "byte-identical" in " ".join(doc.read_text(encoding="utf-8").split()), doc
+
+
+def test_baseline_create_warns_when_it_records_critical_findings(project: Path,
+                                                                  canary: Path) -> None:
+    (project / "models" / "model.pkl").write_bytes(system_pickle(canary))
+    result = CliRunner().invoke(main, ["baseline", "create", "models", "--output", "b.json"])
+    assert result.exit_code == 0, result.output
+    assert "warning: the baseline records 1 critical finding(s)" in result.stderr
+    assert "PKL001  models/model.pkl" in result.stderr
+    quiet = CliRunner().invoke(main, ["baseline", "create", "models/model.7z", "--output",
+                                      "c.json"])
+    assert "warning" not in quiet.stderr
+    assert not canary.exists()

@@ -58,7 +58,7 @@ def test_every_key_reaches_the_config(tmp_path: Path) -> None:
     assert config.severity_overrides == {"FMT004": Severity.LOW}
     assert config.ignores == {"tests/fixtures/**": ("*",), "legacy/*.pt": ("FMT001",)}
     assert config.allowed_globals == ("mycompany.models.**", "mylib.layers.*")
-    assert config.excludes == ("build/**", "*.tmp")
+    assert config.excludes == ("build/**", "*.tmp", "*.tmp/**")  # a folder named so, too
     assert config.weights is True
     assert config.license_policy == {"fail-on-conflict": True, "denied": ["cc-by-nc-4.0"]}
     assert config.limits == Limits(max_pickle_opcodes=1000, max_archive_depth=3,
@@ -112,6 +112,13 @@ def test_cli_values_override_the_file(tmp_path: Path) -> None:
     ('[limits]\nmax-pickle-opcode = 5', "did you mean 'max-pickle-opcodes'?"),
     ('[limits]\nmax-archive-depth = -1', "must be a positive integer"),
     ('fail-on = ', "not valid TOML"),
+    ('[license]\nfail-on-conflicts = true',
+     "'license.fail-on-conflicts' is not a license policy key (did you mean 'fail-on-conflict'?)"),
+    ('[license]\ndenied = ["cc-by-nc-4.O"]',
+     "'license.denied' names unknown license 'cc-by-nc-4.O'"),
+    ('[license]\nallowed = ["not-a-license"]', "names unknown license 'not-a-license'"),
+    ('[license]\nallowed = [1]', "'license.allowed' must be a list of strings"),
+    ('[license]\ncommercial-use = "yes"', "'license.commercial-use' must be true or false"),
 ])
 def test_invalid_config_is_an_error_naming_file_and_key(tmp_path: Path, text: str,
                                                          expected: str) -> None:
@@ -176,3 +183,36 @@ def test_documented_examples_are_valid(tmp_path: Path, document: str) -> None:
     for block in blocks:
         write(tmp_path / "pyproject.toml", block)
         assert resolve_config(start=tmp_path).source is not None
+
+
+def test_license_ids_may_be_one_string_hub_or_spdx(tmp_path: Path) -> None:
+    write(tmp_path / ".ckptguard.toml",
+          '[license]\ndenied = "cc-by-nc-4.0"\nallowed = ["Apache-2.0", "llama3.1"]\n'
+          'fail_on_conflict = true\n')
+    config = resolve_config(start=tmp_path)
+    assert config.license_policy == {"denied": ["cc-by-nc-4.0"],
+                                     "allowed": ["Apache-2.0", "llama3.1"],
+                                     "fail-on-conflict": True}
+    from ckptguard.license.policy import LicensePolicy
+
+    policy = LicensePolicy.from_options(config.license_policy)
+    assert policy.denied == frozenset({"cc-by-nc-4.0"}) and policy.fail_on_conflict
+    # The API takes a single string as one id too (never its characters).
+    assert LicensePolicy.from_options({"denied": "mit"}).denied == frozenset({"mit"})
+
+
+@pytest.mark.parametrize("written", ["models/tmp", "models/tmp/", "./models/tmp", "models/tmp/**"])
+def test_exclude_names_a_folder_as_people_write_it(tmp_path: Path, written: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from ckptguard.api import scan
+    from ckptguard.config import Config
+
+    for folder in ("tmp", "keep"):
+        write(tmp_path / "models" / folder / "model.pkl", "hello\n")
+    monkeypatch.chdir(tmp_path)
+    config = Config(excludes=(written,))
+    assert "models/tmp/**" in config.excludes
+    scanned = {a.name for a in scan(["models"], config).artifacts}
+    assert scanned == {"models/keep/model.pkl"}
+    # A file named directly inside the excluded folder is excluded too.
+    assert scan(["models/tmp/model.pkl"], config).artifacts == ()

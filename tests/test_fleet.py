@@ -148,3 +148,28 @@ def test_failing_and_hanging_tasks_are_reported_not_dropped(
     assert "storage went away" in not_scanned["flaky/boom.pkl"]
     assert "timed out" in not_scanned["flaky/hang.pkl"]
     assert result.failed  # not scanned fails closed
+
+
+def test_missing_backend_or_path_is_a_clear_message_not_an_internal_error() -> None:
+    import importlib.util
+
+    from click.testing import CliRunner
+
+    from ckptguard.cli import main
+    from ckptguard.fleet.storage import StorageError, expand
+
+    runner = CliRunner()
+    missing = runner.invoke(main, ["fleet", "scan", "memory://ckptguard-absent/x.pt",
+                                   "--local-workers", "1"])
+    assert missing.exit_code == 2
+    assert "memory://ckptguard-absent/x.pt: no such file or folder" in missing.stderr
+    assert "internal error" not in missing.stderr
+    unknown = runner.invoke(main, ["fleet", "scan", "nosuch://x", "--local-workers", "1"])
+    assert unknown.exit_code == 2 and "unknown URL scheme" in unknown.stderr
+    if importlib.util.find_spec("s3fs") is None:
+        s3 = runner.invoke(main, ["fleet", "scan", "s3://bucket/model.pt", "--local-workers",
+                                  "1"])
+        assert s3.exit_code == 2 and "pip install s3fs" in s3.stderr
+        assert "internal error" not in s3.stderr
+        with pytest.raises(StorageError, match="s3fs"):
+            expand(["s3://bucket/model.pt"])

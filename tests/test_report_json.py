@@ -100,8 +100,11 @@ def test_hostile_text_stays_valid_json() -> None:
     assert errors(document) == []
     item = document["findings"][0]
     # Lone surrogates (undecodable names) become visible escapes, so any JSON parser accepts them.
-    assert item["message"] == "name \\udc80\x1b[31m"
+    # Control characters (ESC, NUL) are written as visible escapes too: raw ESC never reaches
+    # a consumer that prints the JSON's strings.
+    assert item["message"] == "name \\udc80\\x1b[31m"
     assert item["location"]["path"] == "x\\udcff.pkl"
+    assert item["evidence"] == {"k": "\\x00"}
     json.dumps(document, ensure_ascii=False).encode("utf-8")
 
 
@@ -125,3 +128,35 @@ def test_cli_json_output(make_fixture: Any, monkeypatch: pytest.MonkeyPatch) -> 
     assert document["verdict"] == "fail"
     assert [f["rule_id"] for f in document["findings"]] == ["FMT004"]
     assert document["findings"][0]["location"]["path"] == "model.7z"
+
+
+def test_none_is_null_and_artifacts_carry_their_digest(make_fixture: Any) -> None:
+    import hashlib
+
+    path: Path = make_fixture("pkl_os_system")
+    result = scan([path], Config(), rules=RULES, root=path.parent)
+    document = json.loads(renderer("json")(result))
+    assert errors(document) == []
+    outer = next(a for a in document["artifacts"] if a["chain"] == [path.name])
+    assert outer["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    values = [v for f in document["findings"] for v in f["evidence"].values()]
+    assert "None" not in values
+    odd = finding(rule_id="FMT001", severity=Severity.HIGH, confidence=Confidence.HIGH,
+                  category=Category.PAYLOAD, message="m", location=Location(("x",)),
+                  evidence={"owner": None, "name": "y"})
+    item = json.loads(render(ScanResult(findings=(odd,), artifacts=())))["findings"][0]
+    assert item["evidence"] == {"owner": None, "name": "y"}
+
+
+def test_large_artifacts_get_a_digest_only_when_asked(tmp_path: Path) -> None:
+    import hashlib
+
+    from ckptguard.config import DIGEST_AUTO_BYTES
+
+    big = tmp_path / "big.bin"
+    with big.open("wb") as handle:
+        handle.truncate(DIGEST_AUTO_BYTES + 1)
+    by_default = scan([big], Config(), rules=RULES, root=tmp_path)
+    assert by_default.artifacts[0].sha256 is None
+    asked = scan([big], Config(digests=True), rules=RULES, root=tmp_path)
+    assert asked.artifacts[0].sha256 == hashlib.sha256(big.read_bytes()).hexdigest()

@@ -234,8 +234,10 @@ def test_hostile_names_stay_valid_sarif() -> None:
     assert schema_errors(log) == []
     json.dumps(log, ensure_ascii=False).encode("utf-8")
     result = log["runs"][0]["results"][0]
+    # The URI names the real file: the undecodable byte 0xff, percent-encoded.
     assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == \
-        "dir/m%5Cudcff.pkl"
+        "dir/m%FF.pkl"
+    assert "\x1b" not in json.dumps(log, ensure_ascii=False)
 
 
 def test_repo_folder_findings_point_at_the_file_inside() -> None:
@@ -267,3 +269,35 @@ def test_security_severity_follows_the_reported_severity() -> None:
     assert RULES["FMT002"].severity is Severity.MEDIUM
     assert rule["properties"]["security-severity"] == "9.5"
     assert run["results"][0]["level"] == "error"
+
+
+def test_message_text_escapes_markdown_and_html_from_file_content() -> None:
+    odd = finding(rule_id="FMT003", severity=Severity.HIGH, confidence=Confidence.HIGH,
+                  category=Category.INTEGRITY,
+                  message="name [click](https://evil.example) <img src=x onerror=alert(1)> **b**",
+                  location=Location(("m.pkl",)))
+    log = json.loads(render(ScanResult(findings=(odd,), artifacts=()), rules=RULES))
+    text = log["runs"][0]["results"][0]["message"]["text"]
+    assert "\\[click\\]\\(https://evil.example\\)" in text
+    assert "\\<img src=x onerror=alert\\(1\\)\\>" in text and "\\*\\*b\\*\\*" in text
+    assert "<img" not in text.replace("\\<img", "")
+
+
+def test_folder_findings_carry_no_region_and_hub_cache_files_get_hub_uris() -> None:
+    def at(location: Location) -> Any:
+        return finding(rule_id="FMT002", severity=Severity.MEDIUM, confidence=Confidence.HIGH,
+                       category=Category.FORMAT, message="m", location=location)
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    log = json.loads(render(ScanResult(findings=(
+        at(Location(("models/repo/",))),
+        at(Location((f"org/name@{commit}/model.bin",))),
+        at(Location((f"datasets/org/data@{commit}/",))),
+    ), artifacts=()), rules=RULES))
+    physical = [r["locations"][0]["physicalLocation"] for r in log["runs"][0]["results"]]
+    assert physical[0] == {"artifactLocation": {"uri": "models/repo/", "uriBaseId": "%SRCROOT%"}}
+    assert physical[1]["artifactLocation"] == {
+        "uri": f"https://huggingface.co/org/name/blob/{commit}/model.bin"}
+    assert physical[2] == {"artifactLocation": {
+        "uri": f"https://huggingface.co/datasets/org/data/tree/{commit}/"}}
+    assert schema_errors(log) == []

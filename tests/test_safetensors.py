@@ -152,9 +152,12 @@ def test_git_lfs_pointer_is_not_reported_as_a_broken_model(tmp_path: Path) -> No
     path = tmp_path / "model.safetensors"
     path.write_text("version https://git-lfs.github.com/spec/v1\n"
                     "oid sha256:" + "0" * 64 + "\nsize 1234\n")
-    result = scan_path(path)  # the scanner may still note the name/content mismatch
+    result = scan_path(path)
     assert not any(f.rule_id.startswith("SFT") for f in result.findings)
-    assert not result.at_or_above(Severity.HIGH)
+    # Reported as what it is, at the gate (FMT006, high): a CI checkout without LFS content
+    # must not pass a scan of pointers.
+    assert {f.rule_id for f in result.findings} == {"FMT006"}
+    assert result.at_or_above(Severity.HIGH)
     garbage = tmp_path / "other.safetensors"
     garbage.write_bytes(b"\x01" * 64)
     assert {f.rule_id for f in scan_path(garbage).findings} == {"SFT001"}

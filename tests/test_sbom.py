@@ -71,3 +71,37 @@ def test_no_models_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("nothing here")
     result = CliRunner().invoke(main, ["sbom", str(tmp_path)])
     assert result.exit_code == 2
+
+
+def _hub_ids() -> list[str]:
+    import csv
+
+    table = Path(__file__).resolve().parent.parent / "rules" / "data" / "licenses" / \
+        "hf_to_spdx.tsv"
+    with table.open(encoding="utf-8") as handle:
+        return [row["hf_id"] for row in csv.DictReader(handle, delimiter="\t")]
+
+
+def test_every_hub_license_id_gives_a_valid_document(tmp_path: Path) -> None:
+    """The whole Hub list (the project's copy, rules/data/licenses/hf_to_spdx.tsv): each id as
+    a card's license, all in one document, which spdx-tools must accept."""
+    ids = _hub_ids()
+    assert {"openrail++", "llama2", "llama3", "apache-2.0"} <= set(ids) and len(ids) >= 80
+    for index, hf_id in enumerate(ids):
+        make_repo(tmp_path, f"model-{index:03d}", {"license": hf_id})
+    assert validate(build_document(inventory([tmp_path]))) == []
+    doc = _document(tmp_path)
+    declared = {p["name"]: p["licenseDeclared"] for p in doc["packages"]}  # type: ignore[attr-defined]
+    plus = declared[f"model-{ids.index('openrail++'):03d}"]
+    assert plus == "LicenseRef-hf-openrail-plus-plus"
+    assert plus != declared[f"model-{ids.index('openrail'):03d}"]
+
+
+def test_license_ids_follow_one_order_spdx_then_scancode_then_hub() -> None:
+    from ckptguard.license.catalog import load_catalog
+
+    catalog = load_catalog()
+    assert catalog.by_hf["mit"].license_ref == "MIT"
+    assert catalog.by_hf["llama2"].license_ref == "LicenseRef-scancode-llama-2-license-2023"
+    # ScanCode's LicenseDB has no Llama 3 entry: the Hub id, by the same rule as every other.
+    assert catalog.by_hf["llama3"].license_ref == "LicenseRef-hf-llama3"

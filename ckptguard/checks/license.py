@@ -218,10 +218,22 @@ def unrecognised(ctx: CheckContext) -> Iterable[Hit]:
     for fact in ctx.of_kind("license.statement"):
         if not fact.get("known"):
             yield Hit(message=f"License {str(fact.get('raw'))[:80]!r} ({fact.get('source')}) is "
-                              "not a recognised license id or text; use an SPDX id, or "
-                              "`license: other` with `license_name` and `license_link`",
+                              f"not a recognised license id or text; {_advice(fact)}",
                       location=fact.location, subject=f"{fact.get('source')}",
                       evidence={"source": fact.get("source"), "raw": fact.get("raw")})
+
+
+def _advice(fact: Fact) -> str:
+    """What to do, for where the statement was found: a card already saying ``license: other``
+    with ``license_name`` follows the convention, and only needs its terms read."""
+    source = str(fact.get("source") or "")
+    if source == "card:license_name":
+        return ("the card follows the `license: other` convention, so the terms are the "
+                "publisher's own: have someone read them (`license_link`, LICENSE) before use")
+    if source.startswith("file:"):
+        return ("have someone read the file's terms; if it is a known license, name its SPDX id "
+                "in the card's `license`")
+    return "use an SPDX id, or `license: other` with `license_name` and `license_link`"
 
 
 LICENSE_KINDS = ("license.statement", "metadata.license", "license.base_model",

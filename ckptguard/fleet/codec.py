@@ -34,11 +34,12 @@ def finding_from_json(data: dict[str, Any]) -> Finding:
 
 def outcomes_to_json(outcomes: tuple[ArtifactOutcome, ...]) -> list[dict[str, Any]]:
     return [{"chain": list(o.summary.chain), "format": o.summary.format, "size": o.summary.size,
+             "sha256": o.summary.sha256,
              "findings": [finding_to_json(f) for f in o.findings]} for o in outcomes]
 
 
 def outcomes_from_json(data: list[dict[str, Any]]) -> tuple[ArtifactOutcome, ...]:
     return tuple(ArtifactOutcome(ArtifactSummary(tuple(o["chain"]), str(o["format"]),
-                                                 int(o["size"])),
+                                                 int(o["size"]), o.get("sha256")),
                                  tuple(finding_from_json(f) for f in o["findings"]))
                  for o in data)

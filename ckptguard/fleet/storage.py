@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from typing import Any
 
+from ckptguard.api import ScanError
 from ckptguard.source import ByteSource, FileSource
 
 LOCAL_PROTOCOLS = {"file", "local"}
 
 
-class StorageError(Exception):
-    pass
+class StorageError(ScanError):
+    """A URL that cannot be listed or read: the CLI says so in one line and exits 2."""
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,30 @@ class RemoteFile:
 
 def _filesystem(url: str, options: Mapping[str, Any]) -> tuple[Any, str]:
     import fsspec.core
+    from fsspec.registry import known_implementations
 
-    fs, path = fsspec.core.url_to_fs(url, **dict(options))
+    try:
+        fs, path = fsspec.core.url_to_fs(url, **dict(options))
+    except ImportError as exc:
+        protocol = url.split("://", 1)[0] if "://" in url else "file"
+        known = known_implementations.get(protocol, {})
+        package = str(known.get("err") or exc)
+        raise StorageError(f"{url}: reading {protocol}:// URLs needs a package that is not "
+                           f"installed ({package}); e.g. pip install "
+                           f"{_PACKAGES.get(protocol, 'the fsspec backend for ' + protocol)}"
+                           ) from None
+    except ValueError as exc:
+        if "Protocol not known" in str(exc):
+            raise StorageError(f"{url}: unknown URL scheme (fsspec has no backend for it)"
+                               ) from None
+        raise
     return fs, path
+
+
+# The packages of the common fsspec backends, to name in the message when one is missing.
+_PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs",
+             "abfs": "adlfs", "abfss": "adlfs", "hf": "huggingface_hub", "http": "aiohttp",
+             "https": "aiohttp", "sftp": "paramiko", "ssh": "paramiko"}
 
 
 def _protocol(fs: Any) -> str:

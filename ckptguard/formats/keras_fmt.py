@@ -64,24 +64,58 @@ class _Walk:
         self.output.add(kind, self.where.within(key=path), path=path, **attrs)
 
 
+# Marshal's string records: a type byte (``FLAG_REF`` 0x80 may be set), a length, the bytes.
+# ``z``/``Z``: short ASCII (1-byte length); ``a``/``A``/``u``/``t``/``s``: 4-byte length.
+_SHORT_STRINGS = frozenset(b"zZ")
+_LONG_STRINGS = frozenset(b"aAuts")
+_WHITESPACE = re.compile(r"\s+")
+
+
 def bytecode_names(encoded: str, limit: int = 24) -> tuple[str, tuple[str, ...], int]:
     """``(encoding, printable strings, size)`` of a marshalled code object stored as base64
-    (Keras 3 and tf.keras) or latin-1 text (old Keras).  Never unmarshals anything."""
+    (Keras 3 and tf.keras, with or without line breaks) or latin-1 text (old Keras).
+
+    The strings are read from marshal's string records (names, constants, the file name), not
+    by running or unmarshalling anything; bytes that hold no such record fall back to runs of
+    printable characters."""
     text = encoded[: MAX_CODE_BYTES * 2]
     try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
+        raw = base64.b64decode(_WHITESPACE.sub("", text).encode("ascii"), validate=True)
         encoding = "base64"
     except (binascii.Error, ValueError, UnicodeEncodeError):
         raw = text.encode("latin-1", "replace")
         encoding = "latin-1"
+    raw = raw[:MAX_CODE_BYTES]
     found: list[str] = []
-    for run in NAME_RUN.findall(raw[:MAX_CODE_BYTES]):
-        value = run.decode("ascii")
+    for value in marshal_strings(raw) or [r.decode("ascii") for r in NAME_RUN.findall(raw)]:
         if value not in found:
             found.append(value)
         if len(found) >= limit:
             break
     return encoding, tuple(found), len(raw)
+
+
+def marshal_strings(raw: bytes, minimum: int = 2) -> list[str]:
+    """Printable strings held in marshal string records, in order, by a byte scan (a record is
+    accepted when its whole content is printable ASCII); nothing is decoded as code."""
+    out: list[str] = []
+    position, end = 0, len(raw)
+    while position < end - 1:
+        kind = raw[position] & 0x7F
+        if kind in _SHORT_STRINGS:
+            length, start = raw[position + 1], position + 2
+        elif kind in _LONG_STRINGS and position + 5 <= end:
+            length, start = int.from_bytes(raw[position + 1:position + 5], "little"), position + 5
+        else:
+            position += 1
+            continue
+        body = raw[start:start + length]
+        if length >= minimum and len(body) == length and NAME_RUN.fullmatch(body):
+            out.append(body.decode("ascii"))
+            position = start + length
+        else:
+            position += 1
+    return out
 
 
 def is_keras_module(module: str) -> bool:

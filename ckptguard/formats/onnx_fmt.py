@@ -1,4 +1,5 @@
-"""ONNX models: the ModelProto is parsed with the ``onnx`` package's protobuf classes only.
+"""ONNX models: the ModelProto is decoded from the protobuf wire format (``onnx_proto``), without
+importing the ``onnx`` package (whose import alone costs about two seconds).
 
 Nothing is run (no onnxruntime), no external data is read: the parser reports what the graph
 needs (operator domains, including those only reachable through functions and If/Loop/Scan
@@ -18,10 +19,18 @@ from dataclasses import dataclass
 from ckptguard.facts import Artifact, ParseOutput, TensorRef
 from ckptguard.formats import ParseContext
 from ckptguard.formats.onnx_external import OK, external_ref, judge
-from ckptguard.formats.onnx_wire import initializer_ranges
+from ckptguard.formats.onnx_proto import (
+    EXTERNAL,
+    Graph,
+    Model,
+    Node,
+    Tensor,
+    WireError,
+    parse_model,
+)
 from ckptguard.license.embedded import lineage_facts
 from ckptguard.model import Location
-from ckptguard.source import FileSource, MemorySource, slice_source
+from ckptguard.source import FileSource, slice_source
 
 # Operator sets that every ONNX runtime implements from the specification.
 STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training",
@@ -33,7 +42,6 @@ RUNTIME_DOMAINS = frozenset({"com.microsoft", "com.microsoft.nchwc", "com.micros
 MAX_GRAPH_DEPTH = 16  # If/Loop/Scan bodies nested in each other (protobuf stops near 33)
 MAX_NODES = 2_000_000
 MAX_FACTS_PER_KIND = 1_000
-SMALL_TENSOR_BYTES = 64 * 1024**2  # copy raw_data into memory only below this size
 LICENSE_KEY = re.compile(r"licen[cs]e", re.IGNORECASE)
 _DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
            10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}
@@ -62,9 +70,6 @@ def _model_dir(artifact: Artifact) -> str | None:
 
 
 def parse(artifact: Artifact, context: ParseContext) -> ParseOutput:
-    import onnx
-    from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
-
     output = ParseOutput(format="onnx")
     where = artifact.location
     size = artifact.source.size
@@ -73,19 +78,19 @@ def parse(artifact: Artifact, context: ParseContext) -> ParseOutput:
                    detail=f"the {size}-byte ONNX protobuf is larger than the limit; not parsed")
         return output
     buf = artifact.source.view()
-    model = onnx.ModelProto()
     try:
-        model.ParseFromString(buf)
-    except (DecodeError, ValueError, RuntimeError) as exc:
+        # Every field takes at least two bytes, so the budget never cuts a well-formed file.
+        model = parse_model(buf, max_fields=size // 2 + 16, max_depth=MAX_GRAPH_DEPTH + 1)
+    except WireError as exc:
         output.add("parse.error", where, format="onnx", error=f"not a valid ONNX protobuf: {exc}",
                    offset=None, read=size)
         return output
-    if not model.HasField("graph") or model.ir_version <= 0:
+    if model.graph is None or model.ir_version <= 0:
         output.add("parse.error", where, format="onnx",
                    error="the protobuf has no graph or no ir_version: not an ONNX model",
                    offset=None, read=size)
         return output
-    _model_facts(model, output, where)
+    _model_facts(model, model.graph, output, where)
     local = frozenset((f.domain, f.name) for f in model.functions)
     walk = _Walk(output, where, _model_dir(artifact), local)
     _walk_graph(walk, model.graph, "graph", 0)
@@ -96,20 +101,17 @@ def parse(artifact: Artifact, context: ParseContext) -> ParseOutput:
                    detail=f"more than {MAX_NODES} nodes or subgraphs nested deeper than "
                           f"{MAX_GRAPH_DEPTH}; the rest of the graph was not examined")
     if context.want_tensors:
-        output.tensors.extend(_tensor_refs(model, artifact, buf))
+        output.tensors.extend(_tensor_refs(model.graph, artifact))
     return output
 
 
-def _model_facts(model: object, output: ParseOutput, where: Location) -> None:
-    from onnx import ModelProto
-
-    assert isinstance(model, ModelProto)
-    opsets = tuple(f"{o.domain or 'ai.onnx'}:{o.version}" for o in model.opset_import)
+def _model_facts(model: Model, graph: Graph, output: ParseOutput, where: Location) -> None:
+    opsets = tuple(f"{domain or 'ai.onnx'}:{version}" for domain, version in model.opset_import)
     output.add("onnx.model", where, ir_version=model.ir_version,
                producer_name=model.producer_name, producer_version=model.producer_version,
                domain=model.domain, model_version=model.model_version, opsets=opsets,
-               graph_name=model.graph.name, nodes=len(model.graph.node),
-               initializers=len(model.graph.initializer), functions=len(model.functions))
+               graph_name=graph.name, nodes=len(graph.node),
+               initializers=len(graph.initializer), functions=len(model.functions))
     for prop in model.metadata_props[:MAX_FACTS_PER_KIND]:
         key_where = where.within(key=prop.key)
         output.add("onnx.metadata", key_where, key=prop.key, value=prop.value[:2000])
@@ -120,53 +122,44 @@ def _model_facts(model: object, output: ParseOutput, where: Location) -> None:
                                           f"onnx:metadata_props.{prop.key}"))
 
 
-def _subgraphs(node: object) -> Iterator[tuple[str, object]]:
-    from onnx import AttributeProto, NodeProto
-
-    assert isinstance(node, NodeProto)
+def _subgraphs(node: Node) -> Iterator[tuple[str, Graph]]:
     for attr in node.attribute:
-        if attr.type == AttributeProto.GRAPH or attr.HasField("g"):
+        if attr.g is not None:
             yield attr.name, attr.g
         for index, graph in enumerate(attr.graphs):
             yield f"{attr.name}[{index}]", graph
 
 
-def _walk_graph(walk: _Walk, graph: object, path: str, depth: int) -> None:
-    from onnx import GraphProto
-
-    assert isinstance(graph, GraphProto)
+def _walk_graph(walk: _Walk, graph: Graph, path: str, depth: int) -> None:
+    if graph.too_deep:
+        walk.limited = True
+        return
     for tensor in graph.initializer:
         _external(walk, tensor, path)
-    for sparse in graph.sparse_initializer:
-        _external(walk, sparse.values, path)
-        _external(walk, sparse.indices, path)
+    for values, indices in graph.sparse_initializer:
+        _external(walk, values, path)
+        _external(walk, indices, path)
     _walk_nodes(walk, graph.node, path, depth)
 
 
-def _walk_nodes(walk: _Walk, nodes: object, path: str, depth: int) -> None:
-    from onnx import NodeProto
-
+def _walk_nodes(walk: _Walk, nodes: list[Node], path: str, depth: int) -> None:
     if depth > MAX_GRAPH_DEPTH:
         walk.limited = True
         return
-    for node in nodes:  # type: ignore[attr-defined]
-        assert isinstance(node, NodeProto)
+    for node in nodes:
         walk.nodes += 1
         if walk.nodes > MAX_NODES:
             walk.limited = True
             return
         _node_domain(walk, node, path)
         for attr in node.attribute:
-            if attr.HasField("t"):
+            if attr.t is not None:
                 _external(walk, attr.t, f"{path}/{node.name or node.op_type}.{attr.name}")
         for name, sub in _subgraphs(node):
             _walk_graph(walk, sub, f"{path}/{node.name or node.op_type}.{name}", depth + 1)
 
 
-def _node_domain(walk: _Walk, node: object, path: str) -> None:
-    from onnx import NodeProto
-
-    assert isinstance(node, NodeProto)
+def _node_domain(walk: _Walk, node: Node, path: str) -> None:
     domain = node.domain
     if domain in STANDARD_DOMAINS or (domain, node.op_type) in walk.local_functions:
         return
@@ -178,12 +171,8 @@ def _node_domain(walk: _Walk, node: object, path: str) -> None:
                     domain=domain, op_type=node.op_type, node=node.name, graph=path)
 
 
-def _external(walk: _Walk, tensor: object, path: str) -> None:
-    from onnx import TensorProto
-
-    assert isinstance(tensor, TensorProto)
-    if tensor.data_location != TensorProto.EXTERNAL or \
-            walk.external_facts >= MAX_FACTS_PER_KIND:
+def _external(walk: _Walk, tensor: Tensor, path: str) -> None:
+    if tensor.data_location != EXTERNAL or walk.external_facts >= MAX_FACTS_PER_KIND:
         return
     walk.external_facts += 1
     entries = {e.key: e.value for e in tensor.external_data}
@@ -196,24 +185,16 @@ def _external(walk: _Walk, tensor: object, path: str) -> None:
                     ok=verdict.problem == OK)
 
 
-def _tensor_refs(model: object, artifact: Artifact, buf: memoryview) -> list[TensorRef]:
-    from onnx import ModelProto, TensorProto
-
-    assert isinstance(model, ModelProto)
-    ranges = initializer_ranges(buf) if isinstance(artifact.source, FileSource) else {}
+def _tensor_refs(graph: Graph, artifact: Artifact) -> list[TensorRef]:
+    """The top-level initializers with raw data, as slices of the artifact (never copied)."""
     refs: list[TensorRef] = []
-    for tensor in model.graph.initializer:
+    for tensor in graph.initializer:
         dtype = _DTYPES.get(tensor.data_type)
-        if dtype is None or tensor.data_location == TensorProto.EXTERNAL or not tensor.raw_data:
+        span = tensor.raw_data
+        if dtype is None or tensor.data_location == EXTERNAL or span is None \
+                or span[1] <= span[0]:
             continue
         where = artifact.location.within(tensor=tensor.name)
-        span = ranges.get(tensor.name)
-        if span is not None and span[1] == len(tensor.raw_data):
-            source = slice_source(artifact.source, span[0], span[1])
-        elif len(tensor.raw_data) <= SMALL_TENSOR_BYTES:
-            source = MemorySource(bytes(tensor.raw_data))
-        else:
-            continue
-        refs.append(TensorRef(tensor.name, dtype, tuple(int(d) for d in tensor.dims), source,
-                              where))
+        source = slice_source(artifact.source, span[0], span[1] - span[0])
+        refs.append(TensorRef(tensor.name, dtype, tuple(tensor.dims), source, where))
     return refs

@@ -94,6 +94,15 @@ class Catalog:
         return Normalized(text, None)
 
 
+def hub_license_ref(hf_id: str) -> str:
+    """The SPDX ``LicenseRef-`` id for a Hub license id that has neither an SPDX id nor a
+    ScanCode LicenseDB id (the order every id is named in: SPDX, then ScanCode, then this).
+    An idstring allows letters, digits, ``.`` and ``-`` only: ``openrail++`` becomes
+    ``LicenseRef-hf-openrail-plus-plus`` (not ``openrail``, which is another license)."""
+    text = hf_id.replace("+", "-plus")
+    return "LicenseRef-hf-" + (re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-") or "unnamed")
+
+
 def _fold(text: str) -> str:
     text = text.strip().lower().replace(",", " ")
     text = re.sub(r"\s+license$|^the\s+|\s+licence$", "", text)
@@ -155,13 +164,13 @@ def _read_catalog(directory: Path) -> Catalog:
     with (base / "hf_to_spdx.tsv").open(encoding="utf-8") as handle:
         for row in csv.DictReader(handle, delimiter="\t"):
             spdx = row["spdx_id"] or None
-            ref = spdx or row["scancode_licenseref"] or f"LicenseRef-hf-{row['hf_id']}"
+            ref = spdx or row["scancode_licenseref"] or hub_license_ref(row["hf_id"])
             spdx_ids[row["hf_id"]] = (row["full_name"], spdx, ref)
     raw_terms = document("terms.yaml")
     defaults: Mapping[str, Mapping[str, Any]] = raw_terms["defaults"]
     by_hf: dict[str, Terms] = {}
     for hf_id, entry in raw_terms["licenses"].items():
-        name, spdx, ref = spdx_ids.get(hf_id, (hf_id, None, f"LicenseRef-hf-{hf_id}"))
+        name, spdx, ref = spdx_ids.get(hf_id, (hf_id, None, hub_license_ref(hf_id)))
         merged = {**defaults[entry["kind"]], **entry}
         by_hf[hf_id] = Terms(
             hf_id=hf_id, name=name, spdx=spdx, license_ref=ref, kind=entry["kind"],

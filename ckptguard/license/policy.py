@@ -29,10 +29,15 @@ class LicensePolicy:
         if unknown:
             raise ValueError(f"unknown license policy keys: {', '.join(sorted(unknown))} "
                              f"(known: {', '.join(sorted(KNOWN_KEYS))})")
+        def ids(key: str) -> frozenset[str]:
+            value = table.get(key) or ()
+            items = (value,) if isinstance(value, str) else value  # one id, not its letters
+            return frozenset(str(v).lower() for v in items)
+
         return LicensePolicy(
             fail_on_conflict=bool(table.get("fail-on-conflict", False)),
-            allowed=frozenset(str(v).lower() for v in table.get("allowed", ()) or ()),
-            denied=frozenset(str(v).lower() for v in table.get("denied", ()) or ()),
+            allowed=ids("allowed"),
+            denied=ids("denied"),
             commercial_use=bool(table.get("commercial-use", False)))
 
     def matches(self, names: frozenset[str], ids: tuple[str | None, ...]) -> bool:

@@ -1,7 +1,8 @@
-"""JSON report, schema version 1 (documented in docs/json-schema.json).
+"""JSON report, schema version 2 (documented in docs/json-schema.json).
 
 Field names are a contract: add fields, never rename or remove them without raising
-``SCHEMA_VERSION``.
+``SCHEMA_VERSION``.  Version 2 (from version 1): an evidence value that means "none" is JSON
+``null`` instead of the string ``"None"``; ``artifacts[].sha256`` holds the content digest.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from ckptguard.engine.rules import Rule
 from ckptguard.model import Finding, ScanResult
 from ckptguard.report.safe_text import scrub
 
-SCHEMA_VERSION = 1
-SCHEMA_ID = "https://ckptguard.invalid/schemas/report-v1.json"
+SCHEMA_VERSION = 2
+SCHEMA_ID = "https://ckptguard.invalid/schemas/report-v2.json"
 
 
 def finding_dict(item: Finding) -> dict[str, Any]:
@@ -35,7 +36,7 @@ def finding_dict(item: Finding) -> dict[str, Any]:
             "key": loc.key,
             "line": loc.line,
         },
-        "evidence": dict(item.evidence),
+        "evidence": {key: None if value == "None" else value for key, value in item.evidence},
         "fingerprint": item.fingerprint,
         "identity": item.identity or None,
     }

@@ -4,7 +4,15 @@ One run per scan.  Locations point at the outermost file (relative to ``%SRCROOT
 the scan ran from) with ``startLine`` 1, since checkpoints are binary and GitHub requires a region;
 the precise place (archive members, byte offset, tensor, key) is kept in the result's
 ``properties`` and, for archive members, in ``logicalLocations`` named by the ``!`` chain.
-Suppressed findings (baseline, ignores) are results with an external suppression.
+A finding about a repository folder lands on the file inside it that it is about (the card,
+``config.json``); one about the folder as a whole names the folder and carries no region.  Files
+from the Hugging Face cache (``org/name@<commit>/file``) get their ``https://huggingface.co``
+URI, not one under ``%SRCROOT%``.  Suppressed findings (baseline, ignores) are results with an
+external suppression.
+
+Text from scanned files is hostile: ``message.text`` (which GitHub renders as Markdown) has
+Markdown and HTML escaped, every string has control and bidi characters escaped, and a file name
+that is not valid UTF-8 is percent-encoded from its real bytes.
 """
 
 from __future__ import annotations
@@ -17,13 +25,12 @@ from dataclasses import replace
 from importlib import metadata
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import quote
 
 from ckptguard import __version__
 from ckptguard.engine.rules import Rule
 from ckptguard.model import Confidence, Finding, Location, ScanResult, Severity
 from ckptguard.report.rule_table import RuleTable, rules_for, shipped_rules
-from ckptguard.report.safe_text import encodable, scrub
+from ckptguard.report.safe_text import markdown_escaped, neutral, scrub, uri_path
 from ckptguard.rule_docs import help_markdown, help_text
 
 SARIF_VERSION = "2.1.0"
@@ -35,6 +42,10 @@ FALLBACK_URI = "https://example.invalid/ckptguard"
 LEVELS = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning",
           Severity.LOW: "note", Severity.INFO: "note"}
 _WINDOWS_ABSOLUTE = re.compile(r"^[A-Za-z]:[\\/]")
+# How the hub cache names a file: [datasets/|spaces/]org/name@<40-hex commit>/path
+_HF_CACHE_NAME = re.compile(
+    r"^(?P<kind>(?:datasets|spaces)/)?(?P<repo>[^/@]+/[^/@]+)@(?P<rev>[0-9a-f]{40})(?:/(?P<file>.*))?$")
+HF_HUB = "https://huggingface.co/"
 PRECISION = {Confidence.HIGH: "high", Confidence.MEDIUM: "medium", Confidence.LOW: "low"}
 
 
@@ -131,12 +142,10 @@ def _result(item: Finding, index: Mapping[str, int], *, suppressed: bool,
             root: str | None) -> dict[str, Any]:
     loc = item.location
     path, nested = on_disk(loc)
-    location: dict[str, Any] = {
-        "physicalLocation": {
-            "artifactLocation": artifact_location(path, root),
-            "region": {"startLine": loc.line if loc.line and not nested else 1},
-        },
-    }
+    physical: dict[str, Any] = {"artifactLocation": artifact_location(path, root)}
+    if not _is_folder(path):
+        physical["region"] = {"startLine": loc.line if loc.line and not nested else 1}
+    location: dict[str, Any] = {"physicalLocation": physical}
     if nested:
         location["logicalLocations"] = [{
             "name": loc.members[-1],
@@ -199,23 +208,40 @@ def _message(item: Finding) -> str:
     if loc.offset is not None:
         where.append(f"at byte {loc.offset}")
     text = " ".join(item.message.split()).rstrip(".")
-    return f"{text} ({', '.join(where)})." if where else f"{text}."
+    plain = f"{text} ({', '.join(where)})." if where else f"{text}."
+    return markdown_escaped(neutral(plain))
 
 
 def artifact_location(path: str, root: str | None) -> dict[str, Any]:
     """A URI relative to ``%SRCROOT%`` with forward slashes; absolute paths are made relative to
     ``root`` when they lie below it, and otherwise kept as ``file://`` URIs (no base)."""
-    candidate = PurePosixPath(_posix(encodable(path)))
+    hub = _HF_CACHE_NAME.match(path)
+    if hub is not None:
+        return {"uri": hub_uri(hub)}
+    candidate = PurePosixPath(_posix(path))
     if candidate.is_absolute() and root:
         base = PurePosixPath(_posix(root))
         if candidate.is_relative_to(base):
             candidate = candidate.relative_to(base)
     if candidate.is_absolute():
-        return {"uri": "file://" + quote(candidate.as_posix(), safe="/:")}
+        return {"uri": "file://" + uri_path(candidate.as_posix(), safe="/:")}
     relative = posixpath.normpath(candidate.as_posix())
-    if path.endswith(("/", "\\")) and relative != ".":
+    if _is_folder(path) and relative != ".":
         relative += "/"  # a folder (a repo judged as a whole) keeps its trailing slash
-    return {"uri": quote(relative, safe="/"), "uriBaseId": SRCROOT}
+    return {"uri": uri_path(relative), "uriBaseId": SRCROOT}
+
+
+def hub_uri(match: re.Match[str]) -> str:
+    """The Hub page of a cached file (``blob``) or snapshot folder (``tree``) at its commit."""
+    kind, repo, rev, file = match.group("kind", "repo", "rev", "file")
+    base = f"{HF_HUB}{uri_path(kind or '')}{uri_path(repo)}"
+    if not file or file.endswith("/"):
+        return f"{base}/tree/{rev}/{uri_path(file or '')}"
+    return f"{base}/blob/{rev}/{uri_path(file)}"
+
+
+def _is_folder(path: str) -> bool:
+    return path.endswith(("/", "\\"))
 
 
 def _posix(path: str) -> str:
@@ -227,7 +253,7 @@ def _posix(path: str) -> str:
 
 def _srcroot(root: str | None) -> dict[str, Any]:
     if root:
-        return {"uri": "file://" + quote(_posix(encodable(root)).rstrip("/") + "/", safe="/:")}
+        return {"uri": "file://" + uri_path(_posix(root).rstrip("/") + "/", safe="/:")}
     return {"description": {"text": "The directory ckptguard was run from."}}
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from ckptguard import __version__
 from ckptguard.facts import Fact
-from ckptguard.license.catalog import Catalog, Terms, load_catalog
+from ckptguard.license.catalog import Catalog, Terms, hub_license_ref, load_catalog
 from ckptguard.license.families import HUB_URL, REPO_ID
 from ckptguard.license.lineage import lineage_problems
 from ckptguard.sbom.inventory import ModelUnit, WeightFile
@@ -50,7 +50,7 @@ class _Licenses:
             try:
                 _licensing().parse(ident, validate=True, strict=True)
             except Exception:  # noqa: BLE001 - id unknown to the installed SPDX list
-                ident = f"LicenseRef-hf-{_spdx_ref(terms.hf_id)}"
+                ident = hub_license_ref(terms.hf_id)
         if ident.startswith("LicenseRef-"):
             self.refs[ident] = terms
         return ident

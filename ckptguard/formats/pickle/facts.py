@@ -47,7 +47,9 @@ def emit(result: StreamResult, buf: memoryview, artifact: Artifact, ctx: ParseCo
     scripted = artifact.loader == "torchscript"
     for record in trace.records:
         use = record.use
-        extra = {}
+        extra: dict[str, object] = {}
+        if scripted and archive_class(record.qualname):
+            extra["archive_code"] = True  # resolved against the archive's code, not imported
         if use != "resolver" and suspect(record.qualname):
             index = record.stream_index
             if index not in views and index < len(result.spans):
@@ -58,8 +60,7 @@ def emit(result: StreamResult, buf: memoryview, artifact: Artifact, ctx: ParseCo
                    qualname=record.qualname, module=record.module, name=record.name,
                    raw=record.raw, opcode=record.opcode, offset=record.offset, use=use,
                    resolved_via=record.resolved_via, reconstruction=record.reconstruction,
-                   owner=record.owner, target=record.target,
-                   archive_code=scripted and archive_class(record.qualname), **extra)
+                   owner=record.owner, target=record.target, **extra)
     for call in trace.calls:
         # "kind" is an attribute here, so the fact is built directly rather than via add().
         output.facts.append(Fact("pickle.call", where.within(offset=call.offset), MappingProxyType(
