@@ -1,0 +1,236 @@
+"""What one function body calls, judged call by call.
+
+A body is safe when every call in it (nested functions and lambdas included, as if they ran) is
+to a known-safe built-in or standard-library callable, a container method, a constructor or
+function of the analysed sources that is itself safe, or a method of the class being built that
+is itself safe.  Calling an argument, a stored attribute, a computed value or anything unknown
+is not safe.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ckptguard.allowgen.index import Resolved, absolute_import, dotted_name
+from ckptguard.allowgen.known import (
+    CONTAINER_METHODS,
+    HARMLESS_METHOD_DECORATORS,
+    LOGGER_METHODS,
+    SAFE_BUILTINS,
+    SAFE_EXTERNAL,
+    danger_of,
+)
+from ckptguard.allowgen.model import ENTRY_METHODS, ClassModel, Verdict
+
+Function = ast.FunctionDef | ast.AsyncFunctionDef
+# Attributes that reach code objects, module namespaces or the class of an object.
+FORBIDDEN_ATTRIBUTES = frozenset({"__globals__", "__code__", "__builtins__", "__subclasses__",
+                                  "__class__", "__dict__", "__getattribute__", "__import__",
+                                  "__loader__", "__spec__", "__func__", "__self__"})
+
+
+class Judge(Protocol):
+    """The analyser, as a body check sees it."""
+
+    def resolve_in(self, module: str, dotted: str) -> Resolved: ...
+    def class_verdict(self, name: str) -> Verdict: ...
+    def function_verdict(self, module: str, node: Function, concrete: ClassModel | None,
+                         owner: ClassModel | None) -> Verdict: ...
+    def method_after(self, concrete: ClassModel, owner: ClassModel | None, name: str
+                     ) -> tuple[ClassModel, Function] | str | None: ...
+    def trusted(self, name: str) -> bool: ...
+
+
+@dataclass
+class Scope:
+    module: str
+    concrete: ClassModel | None  # the class being built (self's type)
+    owner: ClassModel | None  # the class that defines the function
+    params: set[str] = field(default_factory=set)
+    local: set[str] = field(default_factory=set)
+    imports: dict[str, str] = field(default_factory=dict)
+    self_name: str | None = None
+    notes: set[str] = field(default_factory=set)
+
+
+def _scope_of(func: Function, module: str, concrete: ClassModel | None,
+              owner: ClassModel | None, index_module_is_package: bool) -> Scope:
+    scope = Scope(module, concrete, owner)
+    decorators = {dotted_name(d) for d in func.decorator_list}
+    positional = [*func.args.posonlyargs, *func.args.args]
+    if owner is not None and positional and "staticmethod" not in decorators:
+        scope.self_name = positional[0].arg
+    for node in ast.walk(func):
+        if isinstance(node, ast.arg):
+            scope.params.add(node.arg)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            scope.local.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node is not func:
+            scope.local.add(node.name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                target = alias.name if alias.asname else alias.name.split(".")[0]
+                scope.imports[alias.asname or target] = target
+        elif isinstance(node, ast.ImportFrom):
+            fake = type("M", (), {"name": module, "is_package": index_module_is_package})
+            source = absolute_import(fake, node.level, node.module)  # type: ignore[arg-type]
+            for alias in node.names:
+                if alias.name != "*":
+                    scope.imports[alias.asname or alias.name] = f"{source}.{alias.name}"
+    if scope.self_name:
+        scope.params.discard(scope.self_name)
+    return scope
+
+
+class BodyCheck:
+    def __init__(self, judge: Judge, scope: Scope) -> None:
+        self.judge = judge
+        self.scope = scope
+
+    def run(self, func: Function) -> str | None:
+        """None when every call is safe, else the first problem found."""
+        for node in ast.walk(func):
+            if node is not func and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for decorator in node.decorator_list:
+                    target = decorator.func if isinstance(decorator, ast.Call) else decorator
+                    dotted = dotted_name(target)
+                    found = self.judge.resolve_in(self.scope.module, dotted) if dotted else None
+                    if found is None or found.name not in HARMLESS_METHOD_DECORATORS:
+                        return f"defines {node.name} with the decorator {ast.unparse(target)}"
+            if isinstance(node, ast.Call):
+                problem = self.call(node)
+                if problem:
+                    return problem
+            elif isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES - {
+                    "__class__", "__dict__"}:
+                return f"reads {node.attr}"
+            elif isinstance(node, (ast.Await, ast.Yield, ast.YieldFrom)):
+                return "is a coroutine or generator"
+        return None
+
+    # -- calls ---------------------------------------------------------------------------
+    def call(self, call: ast.Call) -> str | None:
+        func = call.func
+        if isinstance(func, ast.Attribute):
+            return self.method_call(call, func)
+        if isinstance(func, ast.Name):
+            name = func.id
+            if name in self.scope.imports:
+                return self.resolved(self.judge.resolve_in(self.scope.module,
+                                                           self.scope.imports[name]), call)
+            if name in self.scope.params:
+                return f"calls its argument {name}()"
+            if name in self.scope.local or name == self.scope.self_name:
+                return f"calls a local value {name}()"
+            return self.resolved(self.judge.resolve_in(self.scope.module, name), call)
+        return "calls a computed value"
+
+    def method_call(self, call: ast.Call, func: ast.Attribute) -> str | None:
+        attr = func.attr
+        receiver = func.value
+        if isinstance(receiver, ast.Call) and isinstance(receiver.func, ast.Name) and \
+                receiver.func.id == "super":
+            return self.own_method(attr, after_owner=True)
+        head = dotted_name(receiver)
+        if head is None:
+            if attr in CONTAINER_METHODS:
+                return None
+            return f"calls .{attr}() of a computed value"
+        first = head.split(".")[0]
+        if first == self.scope.self_name:
+            if head == first:
+                return self.own_method(attr, after_owner=False)
+            if head == f"{first}.__dict__" and attr in ("update", "setdefault", "get", "copy",
+                                                        "items", "keys", "values", "pop"):
+                self.scope.notes.add("updates __dict__")
+                return None
+            if attr in CONTAINER_METHODS:
+                return None
+            return f"calls {head}.{attr}(), a method of a stored attribute"
+        if first in self.scope.params or first in self.scope.local:
+            if first in self.scope.imports:
+                target = self.scope.imports[first] + head[len(first):]
+                return self.resolved(self.judge.resolve_in(self.scope.module,
+                                                           f"{target}.{attr}"), call)
+            if attr in CONTAINER_METHODS:
+                return None
+            return f"calls {head}.{attr}() of an argument or local value"
+        if attr in LOGGER_METHODS and "log" in first.lower():
+            return None
+        if first in ("object", "dict", "list", "tuple", "set", "str", "int", "float") and \
+                head == first and (attr in ENTRY_METHODS or attr in CONTAINER_METHODS):
+            return None
+        return self.resolved(self.judge.resolve_in(self.scope.module, f"{head}.{attr}"), call)
+
+    def own_method(self, name: str, *, after_owner: bool) -> str | None:
+        concrete = self.scope.concrete
+        if concrete is None:
+            return f"calls {name}() of an unknown class"
+        found = self.judge.method_after(concrete, self.scope.owner if after_owner else None,
+                                        name)
+        if found is None:
+            if after_owner and name in ENTRY_METHODS:
+                return None  # object's own __init__/__new__/__setattr__
+            return f"calls self.{name}(), which no analysed class defines (a stored attribute?)"
+        if isinstance(found, str):
+            if name in ENTRY_METHODS or name in CONTAINER_METHODS:
+                return None  # the external base is trusted: checked with the class
+            return f"calls {name}() inherited from {found}, not analysed"
+        owner, node = found
+        verdict = self.judge.function_verdict(owner.module, node, concrete, owner)
+        return None if verdict.safe else f"{name}() {verdict.reason}"
+
+    def resolved(self, target: Resolved, call: ast.Call) -> str | None:
+        kind, name = target.kind, target.name
+        if kind == "builtin":
+            return self.builtin(name.split(".", 1)[1], call)
+        if kind == "class":
+            verdict = self.judge.class_verdict(name)
+            return None if verdict.safe else f"constructs {name}, which {verdict.reason}"
+        if kind == "function" and isinstance(target.node, (ast.FunctionDef,
+                                                           ast.AsyncFunctionDef)):
+            verdict = self.judge.function_verdict(target.module, target.node, None, None)
+            return None if verdict.safe else f"calls {name}, which {verdict.reason}"
+        if kind == "external":
+            why = danger_of(name)
+            if why:
+                return f"calls {name}: {why}"
+            if name in SAFE_EXTERNAL or self.judge.trusted(name):
+                return None
+            if name.startswith("logging.") and name.rsplit(".", 1)[1] in LOGGER_METHODS:
+                return None
+            return f"calls {name}, outside the analysed sources and not known safe"
+        if kind == "module":
+            return f"calls module {name}"
+        return "calls a name static analysis cannot resolve"
+
+    def builtin(self, name: str, call: ast.Call) -> str | None:
+        if name in ("getattr", "setattr", "delattr", "hasattr"):
+            key = call.args[1] if len(call.args) > 1 else None
+            if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                return None if key.value not in FORBIDDEN_ATTRIBUTES or name == "hasattr" \
+                    else f"calls {name} on {key.value}"
+            first = call.args[0] if call.args else None
+            if name in ("setattr", "delattr") and isinstance(first, ast.Name) and \
+                    first.id == self.scope.self_name:
+                self.scope.notes.add("sets attributes by name")
+                return None
+            return f"calls {name} with a computed attribute name"
+        if name == "type" and len(call.args) > 1:
+            return None
+        if name in SAFE_BUILTINS:
+            return None
+        why = danger_of(f"builtins.{name}")
+        return f"calls {name}(): {why}" if why else f"calls built-in {name}(), not known safe"
+
+
+def check_body(judge: Judge, func: Function, module: str, is_package: bool,
+               concrete: ClassModel | None, owner: ClassModel | None
+               ) -> tuple[str | None, set[str], bool]:
+    """(problem or None, notes, whether the body calls anything at all)."""
+    scope = _scope_of(func, module, concrete, owner, is_package)
+    problem = BodyCheck(judge, scope).run(func)
+    calls = any(isinstance(n, ast.Call) for n in ast.walk(func))
+    return problem, scope.notes, calls
