@@ -22,6 +22,7 @@ class Config:
     severity_overrides: Mapping[str, Severity] = field(default_factory=dict)
     ignores: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # glob -> rule ids/"*"
     allowed_globals: tuple[str, ...] = ()  # extra safe globals, wildcards allowed
+    allowlist_files: tuple[str, ...] = ()  # list files (`ckptguard allowlist build` output)
     excludes: tuple[str, ...] = ()
     weights: bool = False  # run weight statistics
     base: str | None = None  # base checkpoint to diff against
@@ -42,6 +43,7 @@ class Config:
                          sorted(self.severity_overrides.items())},
             "ignore": {glob: list(ids) for glob, ids in self.ignores.items()},
             "allowed-globals": list(self.allowed_globals),
+            "allowlist-files": list(self.allowlist_files),
             "exclude": list(self.excludes),
             "weights": self.weights,
             "base": self.base,

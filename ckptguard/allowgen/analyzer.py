@@ -21,6 +21,7 @@ from ckptguard.allowgen.known import (
     ENUM_BASES,
     HARMLESS_CLASS_DECORATORS,
     HARMLESS_METHOD_DECORATORS,
+    LOADER_CALLED_METHODS,
     NAMEDTUPLE_BASES,
     SAFE_BASES,
     SAFE_METACLASSES,
@@ -202,7 +203,7 @@ class Analyzer:
         return Verdict(True, "; ".join(notes), "class")
 
     def _checked_methods(self, model: ClassModel) -> list[str]:
-        names = list(ENTRY_METHODS)
+        names = [*ENTRY_METHODS, *LOADER_CALLED_METHODS.get(model.name.split(".")[0], ())]
         for cls in model.mro:
             for stmt in cls.node.body:
                 if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
@@ -300,6 +301,8 @@ class Analyzer:
             return Verdict(True, "updates __dict__", "function")
         if not calls:
             return Verdict(True, "assigns attributes only", "function")
+        if "calls" not in notes:
+            return Verdict(True, "assigns attributes and builds containers", "function")
         return Verdict(True, "calls only proven-safe code", "function")
 
     def module_function_verdict(self, name: str) -> Verdict:

@@ -10,6 +10,7 @@ is not safe.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -25,6 +26,7 @@ from ckptguard.allowgen.known import (
 from ckptguard.allowgen.model import ENTRY_METHODS, ClassModel, Verdict
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
+DANGER_MARK = " — "  # separates a dangerous callable from why it is dangerous
 # Attributes that reach code objects, module namespaces or the class of an object.
 FORBIDDEN_ATTRIBUTES = frozenset({"__globals__", "__code__", "__builtins__", "__subclasses__",
                                   "__class__", "__dict__", "__getattribute__", "__import__",
@@ -90,7 +92,14 @@ class BodyCheck:
         self.scope = scope
 
     def run(self, func: Function) -> str | None:
-        """None when every call is safe, else the first problem found."""
+        """None when every call is safe, else a problem found (one naming a dangerous callable
+        first: ``open(p).read()`` is reported for ``open``)."""
+        problems = [p for p in self._problems(func) if p]
+        if not problems:
+            return None
+        return next((p for p in problems if DANGER_MARK in p), problems[0])
+
+    def _problems(self, func: Function) -> Iterator[str | None]:
         for node in ast.walk(func):
             if node is not func and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 for decorator in node.decorator_list:
@@ -98,17 +107,14 @@ class BodyCheck:
                     dotted = dotted_name(target)
                     found = self.judge.resolve_in(self.scope.module, dotted) if dotted else None
                     if found is None or found.name not in HARMLESS_METHOD_DECORATORS:
-                        return f"defines {node.name} with the decorator {ast.unparse(target)}"
+                        yield f"defines {node.name} with the decorator {ast.unparse(target)}"
             if isinstance(node, ast.Call):
-                problem = self.call(node)
-                if problem:
-                    return problem
+                yield self.call(node)
             elif isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES - {
                     "__class__", "__dict__"}:
-                return f"reads {node.attr}"
+                yield f"reads {node.attr}"
             elif isinstance(node, (ast.Await, ast.Yield, ast.YieldFrom)):
-                return "is a coroutine or generator"
-        return None
+                yield "is a coroutine or generator"
 
     # -- calls ---------------------------------------------------------------------------
     def call(self, call: ast.Call) -> str | None:
@@ -125,7 +131,7 @@ class BodyCheck:
             if name in self.scope.local or name == self.scope.self_name:
                 return f"calls a local value {name}()"
             return self.resolved(self.judge.resolve_in(self.scope.module, name), call)
-        return "calls a computed value"
+        return f"calls a computed value {ast.unparse(func)[:60]}"
 
     def method_call(self, call: ast.Call, func: ast.Attribute) -> str | None:
         attr = func.attr
@@ -134,6 +140,8 @@ class BodyCheck:
                 receiver.func.id == "super":
             return self.own_method(attr, after_owner=True)
         head = dotted_name(receiver)
+        if isinstance(receiver, ast.Constant) and isinstance(receiver.value, (str, bytes)):
+            return None  # "".join(...), "{}".format(...): a method of a literal string
         if head is None:
             if attr in CONTAINER_METHODS:
                 return None
@@ -179,6 +187,7 @@ class BodyCheck:
                 return None  # the external base is trusted: checked with the class
             return f"calls {name}() inherited from {found}, not analysed"
         owner, node = found
+        self.scope.notes.add("calls")
         verdict = self.judge.function_verdict(owner.module, node, concrete, owner)
         return None if verdict.safe else f"{name}() {verdict.reason}"
 
@@ -186,6 +195,7 @@ class BodyCheck:
         kind, name = target.kind, target.name
         if kind == "builtin":
             return self.builtin(name.split(".", 1)[1], call)
+        self.scope.notes.add("calls")
         if kind == "class":
             verdict = self.judge.class_verdict(name)
             return None if verdict.safe else f"constructs {name}, which {verdict.reason}"
@@ -196,7 +206,7 @@ class BodyCheck:
         if kind == "external":
             why = danger_of(name)
             if why:
-                return f"calls {name}: {why}"
+                return f"calls {name}{DANGER_MARK}{why}"
             if name in SAFE_EXTERNAL or self.judge.trusted(name):
                 return None
             if name.startswith("logging.") and name.rsplit(".", 1)[1] in LOGGER_METHODS:
@@ -204,7 +214,7 @@ class BodyCheck:
             return f"calls {name}, outside the analysed sources and not known safe"
         if kind == "module":
             return f"calls module {name}"
-        return "calls a name static analysis cannot resolve"
+        return f"calls {ast.unparse(call.func)[:60]}, which static analysis cannot resolve"
 
     def builtin(self, name: str, call: ast.Call) -> str | None:
         if name in ("getattr", "setattr", "delattr", "hasattr"):
@@ -223,7 +233,7 @@ class BodyCheck:
         if name in SAFE_BUILTINS:
             return None
         why = danger_of(f"builtins.{name}")
-        return f"calls {name}(): {why}" if why else f"calls built-in {name}(), not known safe"
+        return f"calls {name}(){DANGER_MARK}{why}" if why else f"calls built-in {name}(), not known safe"
 
 
 def check_body(judge: Judge, func: Function, module: str, is_package: bool,

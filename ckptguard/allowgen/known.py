@@ -54,11 +54,9 @@ LOGGER_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "except
 # unsafely (see classify.container_method_problem).
 CONTAINER_METHODS = frozenset({
     "items", "keys", "values", "get", "pop", "popitem", "copy", "update", "setdefault",
-    "append", "extend", "insert", "add", "discard", "remove", "clear", "index", "count",
-    "startswith", "endswith", "lower", "upper", "strip", "lstrip", "rstrip", "split",
-    "rsplit", "join", "format", "replace", "partition", "rpartition", "encode", "decode",
-    "isdigit", "isidentifier", "issubset", "issuperset", "union", "intersection",
-    "difference", "sort",
+    "append", "extend", "insert", "add", "discard", "remove", "clear",
+    "startswith", "endswith", "lower", "upper", "strip", "lstrip", "rstrip", "isdigit",
+    "isidentifier", "partition", "rpartition",
 })
 
 # Class bases outside the sources whose construction and restoration are known safe.
@@ -126,3 +124,7 @@ def danger_of(name: str) -> str | None:
         if name == prefix or (prefix.endswith(".") and name.startswith(prefix)):
             return why
     return None
+
+# Methods a library's own unpickler calls on objects it has built (beyond construction and
+# restore), by top-level package: joblib's NumpyUnpickler calls ``read()`` on its array wrappers.
+LOADER_CALLED_METHODS: dict[str, tuple[str, ...]] = {"joblib": ("read",)}

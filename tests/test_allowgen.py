@@ -1,0 +1,281 @@
+"""ckptguard.allowgen: classes and functions judged from source, never imported."""
+
+from __future__ import annotations
+
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ckptguard.allowgen.build import BuildResult, build
+from ckptguard.allowgen.listfile import dump
+from ckptguard.allowgen.sources import read_sources
+from ckptguard.cli import main
+from ckptguard.engine.namelists import load_list_file
+
+# The package's top level writes a canary file and raises: importing it (by any code path)
+# leaves the canary behind, and every test checks that it is absent.
+CANARY_INIT = textwrap.dedent('''
+    import pathlib
+    pathlib.Path(__file__).with_name("IMPORTED").write_text("imported")
+    raise RuntimeError("synthetic package imported")
+''')
+
+SAFE_CODE = textwrap.dedent('''
+    import enum
+    from dataclasses import dataclass, field
+    from typing import NamedTuple, TypedDict
+
+
+    class Color(enum.Enum):
+        RED = 1
+
+
+    @dataclass
+    class Settings:
+        name: str = "x"
+        tags: list = field(default_factory=list)
+
+        def __post_init__(self):
+            self.name = str(self.name)
+
+
+    class Point(NamedTuple):
+        x: int
+        y: int
+
+
+    class Row(TypedDict):
+        a: int
+
+
+    class Plain:
+        def __init__(self, a, b=None):
+            self.a = a
+            self.b = [] if b is None else list(b)
+
+
+    class StateOnly:
+        def __setstate__(self, state):
+            self.__dict__.update(state)
+
+
+    class Child(Plain):
+        def __init__(self, a):
+            super().__init__(a, b=())
+            self._reset()
+
+        def _reset(self):
+            self.count = 0
+
+
+    def rebuild(values, scale=1):
+        return [v * scale for v in values]
+''')
+
+UNSAFE_CODE = textwrap.dedent('''
+    import importlib
+    import pickle
+    import subprocess
+    import somewhere_external
+
+
+    class OpensFile:
+        def __init__(self, path):
+            self.data = open(path).read()
+
+
+    class CallsStored:
+        def __setstate__(self, state):
+            self.__dict__.update(state)
+            self.fn()
+
+
+    class Imports:
+        def __init__(self, name):
+            self.module = importlib.import_module(name)
+
+
+    class Spawns:
+        def __init__(self, cmd):
+            subprocess.run(cmd)
+
+
+    class Unpickles:
+        def __setstate__(self, state):
+            self.__dict__.update(pickle.loads(state["blob"]))
+
+
+    class CallsArgument:
+        def __init__(self, factory):
+            self.value = factory()
+
+
+    class CallsUnknown:
+        def __init__(self, x):
+            self.value = somewhere_external.transform(x)
+
+
+    class ComputedGetattr:
+        def __init__(self, obj, name):
+            self.value = getattr(obj, name)
+
+
+    class InheritsUnsafe(OpensFile):
+        pass
+
+
+    def runs(cmd):
+        return subprocess.check_output(cmd)
+''')
+
+EXPECTED_SAFE = {
+    "synth.kinds.Color": "enum", "synth.kinds.Settings": "dataclass",
+    "synth.kinds.Point": "namedtuple", "synth.kinds.Row": "typeddict",
+    "synth.kinds.Plain": "class", "synth.kinds.StateOnly": "class",
+    "synth.kinds.Child": "class", "synth.kinds.rebuild": "function",
+}
+EXPECTED_UNSAFE = {
+    "synth.risky.OpensFile": "opens a file",
+    "synth.risky.CallsStored": "self.fn()",
+    "synth.risky.Imports": "imports a module",
+    "synth.risky.Spawns": "starts a process",
+    "synth.risky.Unpickles": "unpickles",
+    "synth.risky.CallsArgument": "calls its argument factory()",
+    "synth.risky.CallsUnknown": "somewhere_external.transform",
+    "synth.risky.ComputedGetattr": "computed attribute name",
+    "synth.risky.InheritsUnsafe": "opens a file",
+    "synth.risky.runs": "starts a process",
+}
+
+
+def _package(root: Path) -> Path:
+    package = root / "synth"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(CANARY_INIT + "from .kinds import Plain as Plain\n")
+    (package / "kinds.py").write_text(CANARY_INIT + SAFE_CODE)
+    (package / "risky.py").write_text(CANARY_INIT + UNSAFE_CODE)
+    return package
+
+
+@pytest.fixture()
+def synth(tmp_path: Path) -> Path:
+    return _package(tmp_path / "src")
+
+
+def _built(path: Path) -> BuildResult:
+    return build(read_sources(str(path)))
+
+
+def _never_imported(package: Path) -> None:
+    assert not (package / "IMPORTED").exists()
+    import sys
+
+    assert "synth" not in sys.modules
+
+
+def test_safe_kinds_are_recognised(synth: Path) -> None:
+    judged = {j.name: j.verdict for j in _built(synth).judged}
+    for name, kind in EXPECTED_SAFE.items():
+        assert judged[name].safe, (name, judged[name])
+        assert judged[name].kind == kind, (name, judged[name])
+    assert "updates __dict__" in judged["synth.kinds.StateOnly"].reason
+    assert "__init__ assigns attributes and builds containers" in judged["synth.kinds.Plain"].reason
+    _never_imported(synth)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_UNSAFE))
+def test_unsafe_classes_are_refused_with_the_reason(synth: Path, name: str) -> None:
+    judged = {j.name: j.verdict for j in _built(synth).judged}
+    assert not judged[name].safe, judged[name]
+    assert EXPECTED_UNSAFE[name] in judged[name].reason, judged[name].reason
+    _never_imported(synth)
+
+
+def test_a_reexport_is_listed_only_when_proven(synth: Path) -> None:
+    result = _built(synth)
+    names = {j.name: j for j in result.safe}
+    assert names["synth.Plain"].alias_of == "synth.kinds.Plain"
+    (synth / "__init__.py").write_text(
+        "try:\n    from .kinds import Plain\nexcept ImportError:\n    Plain = None\n")
+    assert "synth.Plain" not in {j.name for j in _built(synth).safe}
+
+
+def test_a_wheel_reads_the_same_as_the_folder(synth: Path, tmp_path: Path) -> None:
+    wheel = tmp_path / "synth-1.2.3-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path in sorted(synth.rglob("*.py")):
+            archive.write(path, path.relative_to(synth.parent).as_posix())
+        archive.writestr("synth-1.2.3.dist-info/METADATA",
+                         "Metadata-Version: 2.1\nName: synth\nVersion: 1.2.3\n")
+    from_wheel = read_sources(str(wheel))
+    from_folder = read_sources(str(synth))
+    assert from_wheel.version == "1.2.3"
+    assert from_wheel.sha256 == from_folder.sha256
+    assert {j.name for j in build(from_wheel).safe} == {j.name for j in build(from_folder).safe}
+    _never_imported(synth)
+
+
+def test_the_output_is_a_list_file_and_reproducible(synth: Path, tmp_path: Path) -> None:
+    first, second = dump(_built(synth)), dump(_built(synth))
+    assert first == second
+    target = tmp_path / "list.yaml"
+    target.write_text(first)
+    listed = load_list_file(target)
+    names = {e.pattern for e in listed.entries()}
+    assert set(EXPECTED_SAFE) <= names
+    assert not names & set(EXPECTED_UNSAFE)
+    assert all(len(e.why.split()) >= 4 and e.category for e in listed.entries())
+
+
+def test_the_cli_builds_a_list(synth: Path, tmp_path: Path) -> None:
+    output, rejected = tmp_path / "out.yaml", tmp_path / "rejected.tsv"
+    result = CliRunner().invoke(main, ["allowlist", "build", str(synth), "--output",
+                                       str(output), "--rejected", str(rejected)])
+    assert result.exit_code == 0, result.output
+    names = {e.pattern for e in load_list_file(output).entries()}
+    assert "synth.kinds.Settings" in names and "synth.risky.Spawns" not in names
+    assert "synth.risky.Spawns\tclass\t" in rejected.read_text()
+    missing = CliRunner().invoke(main, ["allowlist", "build", str(tmp_path / "nope")])
+    assert missing.exit_code == 2
+    _never_imported(synth)
+
+
+def _pickle_of(module: str, name: str) -> bytes:
+    """A protocol-2 pickle that builds ``module.name()`` (REDUCE with no arguments)."""
+    return b"\x80\x02c" + f"{module}\n{name}\n".encode() + b")R."
+
+
+def test_config_includes_a_generated_list(synth: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    listed = project / "ckptguard-allow.yaml"
+    assert CliRunner().invoke(main, ["allowlist", "build", str(synth), "-o",
+                                     str(listed)]).exit_code == 0
+    (project / "model.pkl").write_bytes(_pickle_of("synth.kinds", "Plain"))
+    (project / "bad.pkl").write_bytes(_pickle_of("synth.risky", "Spawns"))
+    runner = CliRunner()
+    before = runner.invoke(main, ["scan", "--format", "json", str(project / "model.pkl")])
+    (project / ".ckptguard.toml").write_text('allowlist-files = ["ckptguard-allow.yaml"]\n')
+    config = ["--config", str(project / ".ckptguard.toml")]
+    after = runner.invoke(main, ["scan", *config, "--format", "json", str(project / "model.pkl")])
+    bad = runner.invoke(main, ["scan", *config, "--format", "json", str(project / "bad.pkl")])
+    assert "synth.kinds.Plain" in before.output
+    assert "synth.kinds.Plain" not in after.output, after.output
+    assert "synth.risky.Spawns" in bad.output
+    _never_imported(synth)
+
+
+def test_config_refuses_a_missing_or_broad_list(tmp_path: Path) -> None:
+    from ckptguard.config_file import ConfigError, ConfigSource, config_from
+
+    with pytest.raises(ConfigError, match="not a file"):
+        config_from(ConfigSource(tmp_path / ".ckptguard.toml",
+                                 {"allowlist-files": ["absent.yaml"]}))
+    broad = tmp_path / "broad.yaml"
+    broad.write_text("description: x\nentries:\n  - name: '**'\n    why: everything is fine\n")
+    with pytest.raises(ConfigError, match="no wildcard"):
+        config_from(ConfigSource(tmp_path / ".ckptguard.toml",
+                                 {"allowlist-files": ["broad.yaml"]}))
