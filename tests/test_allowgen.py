@@ -279,3 +279,62 @@ def test_config_refuses_a_missing_or_broad_list(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no wildcard"):
         config_from(ConfigSource(tmp_path / ".ckptguard.toml",
                                  {"allowlist-files": ["broad.yaml"]}))
+
+
+DECORATED = textwrap.dedent('''
+    def add_doc(*lines):
+        def decorate(obj):
+            obj.__doc__ = "".join(lines) + (obj.__doc__ or "")
+            return obj
+        return decorate
+
+
+    def replace_init(cls):
+        cls.__init__ = lambda self: None
+        return cls
+
+
+    @add_doc("documented")
+    class Documented:
+        def __init__(self, a):
+            self.a = a
+
+
+    @replace_init
+    class Patched:
+        pass
+
+
+    class Descriptor:
+        def __get__(self, obj, owner):
+            return obj.fn()
+
+
+    class WithDescriptor:
+        attr = Descriptor()
+
+
+    class WithProperty:
+        @property
+        def value(self):
+            return open("/etc/hostname").read()
+
+
+    class Mapping(dict):
+        def __setitem__(self, key, value):
+            self.__dict__[key] = value()
+''')
+
+
+def test_decorators_descriptors_properties_and_setitem(tmp_path: Path) -> None:
+    package = _package(tmp_path / "src")
+    (package / "more.py").write_text(CANARY_INIT + DECORATED)
+    judged = {j.name: j.verdict for j in _built(package).judged}
+    assert judged["synth.more.Documented"].safe, judged["synth.more.Documented"]
+    assert "replace_init" in judged["synth.more.Patched"].reason
+    assert "descriptor synth.more.Descriptor" in judged["synth.more.WithDescriptor"].reason
+    assert "property value" in judged["synth.more.WithProperty"].reason
+    assert "__setitem__" in judged["synth.more.Mapping"].reason
+    assert not any(judged[f"synth.more.{n}"].safe
+                   for n in ("Patched", "WithDescriptor", "WithProperty", "Mapping"))
+    _never_imported(package)

@@ -11,18 +11,18 @@ or metaclass that cannot be proven harmless makes the class unsafe.  Nothing is 
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-from ckptguard.allowgen.effects import Function, check_body
+from ckptguard.allowgen.effects import Function, FunctionFacts, check_body, facts_of
 from ckptguard.allowgen.index import Index, Resolved, dotted_name
 from ckptguard.allowgen.known import (
-    CONTAINER_METHODS,
     DATACLASS_DECORATORS,
     ENUM_BASES,
     HARMLESS_CLASS_DECORATORS,
     HARMLESS_METHOD_DECORATORS,
     LOADER_CALLED_METHODS,
     NAMEDTUPLE_BASES,
+    PROTOCOL_METHODS,
     SAFE_BASES,
     SAFE_METACLASSES,
     TYPEDDICT_BASES,
@@ -39,6 +39,7 @@ class Analyzer:
         self._classes: dict[str, ClassModel | None] = {}
         self._class_verdicts: dict[str, Verdict] = {}
         self._function_verdicts: dict[tuple[str, str, int], Verdict] = {}
+        self._facts: dict[tuple[int, bool], FunctionFacts] = {}
 
     # -- Judge protocol ----------------------------------------------------------------
     def trusted(self, name: str) -> bool:
@@ -97,7 +98,8 @@ class Analyzer:
             resolved = self._resolve_expr(model.module, target)
             if resolved in DATACLASS_DECORATORS:
                 model.is_dataclass = True
-            elif resolved not in HARMLESS_CLASS_DECORATORS:
+            elif resolved not in HARMLESS_CLASS_DECORATORS and \
+                    not self._identity_decorator(model.module, decorator):
                 model.problem = f"has the class decorator {resolved or ast.unparse(target)}, " \
                                 "not known harmless"
         for keyword in model.node.keywords:
@@ -115,23 +117,48 @@ class Analyzer:
                 model.problem = f"has a computed base {ast.unparse(base)}"
                 continue
             dotted = dotted_name(expr)
-            resolved = self.resolve_in(model.module, dotted) if dotted else None
-            if resolved is None or resolved.kind in ("unknown", "module", "function"):
+            found = self.resolve_in(model.module, dotted) if dotted else None
+            if found is None or found.kind in ("unknown", "module", "function"):
                 model.problem = f"has the base {ast.unparse(base)}, which cannot be resolved"
-            elif resolved.kind == "class":
-                parent = self.class_model(resolved.name)
+            elif found.kind == "class":
+                parent = self.class_model(found.name)
                 if parent is None or parent is model:
-                    model.problem = f"has the base {resolved.name}, which cannot be read"
+                    model.problem = f"has the base {found.name}, which cannot be read"
                 else:
                     model.local_bases.append(parent)
             else:
-                model.external_bases.append(resolved.name)
+                model.external_bases.append(found.name)
         seen: list[ClassModel] = [model]
         for parent in model.local_bases:
             for cls in parent.mro:
                 if cls not in seen:
                     seen.append(cls)
         model.mro = seen
+
+    def _identity_decorator(self, module: str, decorator: ast.expr) -> bool:
+        """A decorator (or decorator factory) of the analysed sources that returns the object it
+        is given, changing at most its ``__doc__``/``__module__``/``__qualname__``/``__name__``,
+        and whose body is safe: ``add_start_docstrings(...)``, ``set_module("numpy")``."""
+        factory = isinstance(decorator, ast.Call)
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        dotted = dotted_name(target)
+        found = self.resolve_in(module, dotted) if dotted else None
+        if found is None or found.kind != "function" or not isinstance(
+                found.node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            return False
+        outer = found.node
+        applied: Function = outer
+        if factory:
+            inner = {s.name: s for s in outer.body
+                     if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))}
+            last = outer.body[-1] if outer.body else None
+            if not (isinstance(last, ast.Return) and isinstance(last.value, ast.Name)
+                    and last.value.id in inner):
+                return False
+            applied = inner[last.value.id]
+        if not _returns_its_argument(applied):
+            return False
+        return self.function_verdict(found.module, outer, None, None).safe
 
     def _harmless_metaclass(self, name: str | None) -> bool:
         if not name:
@@ -184,6 +211,13 @@ class Analyzer:
             if not verdict.safe:
                 return Verdict(False, f"{method}: {verdict.reason}")
             notes.append(f"{method} {verdict.reason}")
+        for owner, node, label in self._accessors(model):
+            verdict = self.function_verdict(owner.module, node, model, owner)
+            if not verdict.safe:
+                return Verdict(False, f"{label}: {verdict.reason}")
+        descriptor = self._descriptor(model)
+        if descriptor:
+            return Verdict(False, descriptor)
         factory = self._dataclass_factories(model)
         if factory:
             return Verdict(False, factory)
@@ -203,14 +237,45 @@ class Analyzer:
         return Verdict(True, "; ".join(notes), "class")
 
     def _checked_methods(self, model: ClassModel) -> list[str]:
-        names = [*ENTRY_METHODS, *LOADER_CALLED_METHODS.get(model.name.split(".")[0], ())]
+        return [*ENTRY_METHODS, *LOADER_CALLED_METHODS.get(model.name.split(".")[0], ())]
+
+    def _accessors(self, model: ClassModel) -> Iterator[tuple[ClassModel, Function, str]]:
+        """Code that reading or setting an attribute can run: property getters and setters,
+        ``__getattr__``/``__getattribute__``/``__delattr__``, through the MRO."""
         for cls in model.mro:
             for stmt in cls.node.body:
-                if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
-                        isinstance(d, ast.Attribute) and d.attr == "setter"
-                        for d in stmt.decorator_list) and stmt.name not in names:
-                    names.append(stmt.name)
-        return names
+                if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                marks = {d.attr if isinstance(d, ast.Attribute) else dotted_name(d)
+                         for d in stmt.decorator_list}
+                if marks & {"setter", "getter", "deleter", "property", "cached_property",
+                            "functools.cached_property"}:
+                    yield cls, stmt, f"property {stmt.name}"
+                elif stmt.name in ("__getattr__", "__getattribute__", "__delattr__"):
+                    yield cls, stmt, stmt.name
+
+    def _descriptor(self, model: ClassModel) -> str | None:
+        """A class attribute built from an analysed class that defines ``__get__``/``__set__``
+        runs that code on attribute access: it must be safe too."""
+        for cls in model.mro:
+            for stmt in cls.node.body:
+                value = stmt.value if isinstance(stmt, (ast.Assign, ast.AnnAssign)) else None
+                if not isinstance(value, ast.Call):
+                    continue
+                dotted = dotted_name(value.func)
+                found = self.resolve_in(cls.module, dotted) if dotted else None
+                if found is None or found.kind != "class":
+                    continue
+                descriptor = self.class_model(found.name)
+                for hook in ("__get__", "__set__", "__delete__", "__set_name__"):
+                    located = self.method_after(descriptor, None, hook) if descriptor else None
+                    if isinstance(located, tuple):
+                        verdict = self.function_verdict(located[0].module, located[1],
+                                                        descriptor, located[0])
+                        if not verdict.safe:
+                            return f"holds the descriptor {found.name}, whose {hook} " \
+                                   f"{verdict.reason}"
+        return None
 
     def _enum(self, model: ClassModel) -> Verdict:
         found = self.method_after(model, None, "_missing_")
@@ -266,11 +331,11 @@ class Analyzer:
         for cls in model.mro:
             for stmt in cls.node.body:
                 if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
-                        stmt.name in CONTAINER_METHODS:
+                        stmt.name in PROTOCOL_METHODS:
                     verdict = self.function_verdict(cls.module, stmt, model, cls)
                     if not verdict.safe:
-                        return f"defines {stmt.name}() that {verdict.reason} (a container " \
-                               "method other code calls on state objects)"
+                        return f"defines {stmt.name}() that {verdict.reason} (a method " \
+                               "other allowlisted code calls on the objects it is given)"
         return None
 
     # -- functions -----------------------------------------------------------------------
@@ -290,11 +355,16 @@ class Analyzer:
             target = decorator.func if isinstance(decorator, ast.Call) else decorator
             name = self._resolve_expr(module, target)
             if name not in HARMLESS_METHOD_DECORATORS and not (
-                    isinstance(target, ast.Attribute) and target.attr == "setter"):
+                    isinstance(target, ast.Attribute) and target.attr == "setter") and \
+                    not self._identity_decorator(module, decorator):
                 return Verdict(False, f"is decorated with {name or ast.unparse(target)}")
-        info = self.index.module(module)
-        problem, notes, calls = check_body(self, node, module, bool(info and info.is_package),
-                                           concrete, owner)
+        key = (id(node), owner is not None)
+        facts = self._facts.get(key)
+        if facts is None:
+            info = self.index.module(module)
+            facts = facts_of(node, module, bool(info and info.is_package), owner is not None)
+            self._facts[key] = facts
+        problem, notes, calls = check_body(self, node, facts, module, concrete, owner)
         if problem:
             return Verdict(False, problem)
         if "updates __dict__" in notes:
@@ -311,3 +381,36 @@ class Analyzer:
                                                                          ast.AsyncFunctionDef)):
             return Verdict(False, "cannot be read")
         return self.function_verdict(resolved.module, resolved.node, None, None)
+
+
+RENAMING_ATTRIBUTES = frozenset({"__doc__", "__module__", "__qualname__", "__name__"})
+
+
+def _returns_its_argument(func: Function) -> bool:
+    """Every ``return`` of ``func`` (not of functions inside it) returns its first parameter,
+    which is never rebound, and only its naming attributes are assigned."""
+    positional = [*func.args.posonlyargs, *func.args.args]
+    if not positional:
+        return False
+    param = positional[0].arg
+    returns = 0
+    pending: list[ast.AST] = list(func.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        if isinstance(node, ast.Return):
+            if not (isinstance(node.value, ast.Name) and node.value.id == param):
+                return False
+            returns += 1
+        if isinstance(node, ast.Name) and node.id == param and isinstance(node.ctx, ast.Store):
+            return False
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, (ast.Store, ast.Del)) and \
+                isinstance(node.value, ast.Name) and node.value.id == param and \
+                node.attr not in RENAMING_ATTRIBUTES:
+            return False
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+                node.func.id in ("setattr", "delattr"):
+            return False
+        pending.extend(ast.iter_child_nodes(node))
+    return returns > 0

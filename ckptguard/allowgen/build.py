@@ -34,6 +34,9 @@ class BuildResult:
         return tuple(j for j in self.judged if j.verdict.safe and j.name not in refused)
 
 
+PROBE = "__any_name__"  # a name no module defines: refused only by a whole-module pattern
+
+
 def make_index(target: SourceSet, context: Iterable[SourceSet] = ()) -> Index:
     modules: dict[str, str] = {}
     packages: dict[str, bool] = {}
@@ -72,8 +75,9 @@ def build(target: SourceSet, *, context: Iterable[SourceSet] = (),
     judged: dict[str, Judged] = {}
     tops = set(target.packages)
     for module in index.module_names():
-        if module.split(".")[0] not in tops:
-            continue
+        if module.split(".")[0] not in tops or (refuse is not None and
+                                                refuse(f"{module}.{PROBE}")):
+            continue  # a module the denylist covers whole (``torch._dynamo.**``): not read
         info = index.module(module)
         if info is None:
             continue

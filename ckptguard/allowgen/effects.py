@@ -10,15 +10,16 @@ is not safe.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ckptguard.allowgen.index import Resolved, absolute_import, dotted_name
+from ckptguard.allowgen.index import Resolved, dotted_name
 from ckptguard.allowgen.known import (
     CONTAINER_METHODS,
     HARMLESS_METHOD_DECORATORS,
     LOGGER_METHODS,
+    REVIEWED_NATIVE,
     SAFE_BUILTINS,
     SAFE_EXTERNAL,
     danger_of,
@@ -45,45 +46,84 @@ class Judge(Protocol):
     def trusted(self, name: str) -> bool: ...
 
 
+@dataclass(frozen=True)
+class FunctionFacts:
+    """What one walk over a function finds; computed once per function (see ``facts_of``)."""
+
+    nodes: tuple[ast.AST, ...]  # calls, nested defs, attribute reads and yields, in walk order
+    params: frozenset[str]
+    local: frozenset[str]
+    local_defs: frozenset[str]  # functions defined inside: their bodies are checked in place
+    imports: Mapping[str, str]
+    self_name: str | None
+    has_calls: bool
+
+
 @dataclass
 class Scope:
     module: str
     concrete: ClassModel | None  # the class being built (self's type)
     owner: ClassModel | None  # the class that defines the function
-    params: set[str] = field(default_factory=set)
-    local: set[str] = field(default_factory=set)
-    imports: dict[str, str] = field(default_factory=dict)
-    self_name: str | None = None
+    facts: FunctionFacts
     notes: set[str] = field(default_factory=set)
 
+    @property
+    def params(self) -> frozenset[str]:
+        return self.facts.params
 
-def _scope_of(func: Function, module: str, concrete: ClassModel | None,
-              owner: ClassModel | None, index_module_is_package: bool) -> Scope:
-    scope = Scope(module, concrete, owner)
+    @property
+    def local(self) -> frozenset[str]:
+        return self.facts.local
+
+    @property
+    def imports(self) -> Mapping[str, str]:
+        return self.facts.imports
+
+    @property
+    def self_name(self) -> str | None:
+        return self.facts.self_name
+
+
+def facts_of(func: Function, module: str, is_package: bool, is_method: bool) -> FunctionFacts:
     decorators = {dotted_name(d) for d in func.decorator_list}
     positional = [*func.args.posonlyargs, *func.args.args]
-    if owner is not None and positional and "staticmethod" not in decorators:
-        scope.self_name = positional[0].arg
+    self_name = positional[0].arg if is_method and positional and \
+        "staticmethod" not in decorators else None
+    params: set[str] = set()
+    local: set[str] = set()
+    local_defs: set[str] = set()
+    imports: dict[str, str] = {}
+    nodes: list[ast.AST] = []
     for node in ast.walk(func):
         if isinstance(node, ast.arg):
-            scope.params.add(node.arg)
+            params.add(node.arg)
         elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            scope.local.add(node.id)
+            local.add(node.id)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node is not func:
-            scope.local.add(node.name)
+            local_defs.add(node.name)
+            nodes.append(node)
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 target = alias.name if alias.asname else alias.name.split(".")[0]
-                scope.imports[alias.asname or target] = target
+                imports[alias.asname or target] = target
         elif isinstance(node, ast.ImportFrom):
-            fake = type("M", (), {"name": module, "is_package": index_module_is_package})
-            source = absolute_import(fake, node.level, node.module)  # type: ignore[arg-type]
+            parts = module.split(".")
+            base = parts if is_package else parts[:-1]
+            if node.level > 1:
+                base = base[:len(base) - (node.level - 1)]
+            source = ".".join([*base, *([node.module] if node.module else [])]) \
+                if node.level else (node.module or "")
             for alias in node.names:
                 if alias.name != "*":
-                    scope.imports[alias.asname or alias.name] = f"{source}.{alias.name}"
-    if scope.self_name:
-        scope.params.discard(scope.self_name)
-    return scope
+                    imports[alias.asname or alias.name] = f"{source}.{alias.name}"
+        elif isinstance(node, (ast.Call, ast.Await, ast.Yield, ast.YieldFrom)) or (
+                isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES):
+            nodes.append(node)
+    if self_name:
+        params.discard(self_name)
+    return FunctionFacts(tuple(nodes), frozenset(params), frozenset(local - local_defs),
+                         frozenset(local_defs), imports, self_name,
+                         any(isinstance(n, ast.Call) for n in nodes))
 
 
 class BodyCheck:
@@ -94,14 +134,14 @@ class BodyCheck:
     def run(self, func: Function) -> str | None:
         """None when every call is safe, else a problem found (one naming a dangerous callable
         first: ``open(p).read()`` is reported for ``open``)."""
-        problems = [p for p in self._problems(func) if p]
+        problems = [p for p in self._problems() if p]
         if not problems:
             return None
         return next((p for p in problems if DANGER_MARK in p), problems[0])
 
-    def _problems(self, func: Function) -> Iterator[str | None]:
-        for node in ast.walk(func):
-            if node is not func and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+    def _problems(self) -> Iterator[str | None]:
+        for node in self.scope.facts.nodes:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 for decorator in node.decorator_list:
                     target = decorator.func if isinstance(decorator, ast.Call) else decorator
                     dotted = dotted_name(target)
@@ -126,6 +166,8 @@ class BodyCheck:
             if name in self.scope.imports:
                 return self.resolved(self.judge.resolve_in(self.scope.module,
                                                            self.scope.imports[name]), call)
+            if name in self.scope.facts.local_defs and name not in self.scope.params:
+                return None  # a function defined here: its body is part of this check
             if name in self.scope.params:
                 return f"calls its argument {name}()"
             if name in self.scope.local or name == self.scope.self_name:
@@ -167,6 +209,8 @@ class BodyCheck:
             return f"calls {head}.{attr}() of an argument or local value"
         if attr in LOGGER_METHODS and "log" in first.lower():
             return None
+        if attr in CONTAINER_METHODS and head == first:
+            return None  # a container method of module-level state (not pickle data)
         if first in ("object", "dict", "list", "tuple", "set", "str", "int", "float") and \
                 head == first and (attr in ENTRY_METHODS or attr in CONTAINER_METHODS):
             return None
@@ -193,6 +237,9 @@ class BodyCheck:
 
     def resolved(self, target: Resolved, call: ast.Call) -> str | None:
         kind, name = target.kind, target.name
+        if name in REVIEWED_NATIVE:
+            self.scope.notes.add("calls")
+            return None
         if kind == "builtin":
             return self.builtin(name.split(".", 1)[1], call)
         self.scope.notes.add("calls")
@@ -207,13 +254,15 @@ class BodyCheck:
             why = danger_of(name)
             if why:
                 return f"calls {name}{DANGER_MARK}{why}"
-            if name in SAFE_EXTERNAL or self.judge.trusted(name):
+            if name in SAFE_EXTERNAL or name in REVIEWED_NATIVE or self.judge.trusted(name):
                 return None
             if name.startswith("logging.") and name.rsplit(".", 1)[1] in LOGGER_METHODS:
                 return None
             return f"calls {name}, outside the analysed sources and not known safe"
         if kind == "module":
             return f"calls module {name}"
+        if name in REVIEWED_NATIVE or (name and self.judge.trusted(name)):
+            return None
         return f"calls {ast.unparse(call.func)[:60]}, which static analysis cannot resolve"
 
     def builtin(self, name: str, call: ast.Call) -> str | None:
@@ -233,14 +282,15 @@ class BodyCheck:
         if name in SAFE_BUILTINS:
             return None
         why = danger_of(f"builtins.{name}")
-        return f"calls {name}(){DANGER_MARK}{why}" if why else f"calls built-in {name}(), not known safe"
+        if why:
+            return f"calls {name}(){DANGER_MARK}{why}"
+        return f"calls built-in {name}(), not known safe"
 
 
-def check_body(judge: Judge, func: Function, module: str, is_package: bool,
+def check_body(judge: Judge, func: Function, facts: FunctionFacts, module: str,
                concrete: ClassModel | None, owner: ClassModel | None
                ) -> tuple[str | None, set[str], bool]:
     """(problem or None, notes, whether the body calls anything at all)."""
-    scope = _scope_of(func, module, concrete, owner, is_package)
+    scope = Scope(module, concrete, owner, facts)
     problem = BodyCheck(judge, scope).run(func)
-    calls = any(isinstance(n, ast.Call) for n in ast.walk(func))
-    return problem, scope.notes, calls
+    return problem, scope.notes, facts.has_calls

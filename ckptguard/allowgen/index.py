@@ -98,15 +98,14 @@ def _collect(info: ModuleInfo, body: list[ast.stmt], conditional: bool) -> None:
                         Binding("import", target=f"{source}.{alias.name}",
                                 conditional=conditional))
         elif isinstance(stmt, ast.Assign):
-            simple = len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+            only = stmt.targets[0] if len(stmt.targets) == 1 else None
+            simple = only.id if isinstance(only, ast.Name) else None
             if simple and isinstance(stmt.value, (ast.Name, ast.Attribute)):
-                name = stmt.targets[0].id  # type: ignore[attr-defined]
-                _record(info, name, Binding("alias", stmt.value, conditional=conditional))
+                _record(info, simple, Binding("alias", stmt.value, conditional=conditional))
             else:
                 for target in stmt.targets:
                     _bind_targets(info, target, conditional)
-            if simple and stmt.targets[0].id == "__all__" and \
-                    isinstance(stmt.value, (ast.List, ast.Tuple)):  # type: ignore[attr-defined]
+            if simple == "__all__" and isinstance(stmt.value, (ast.List, ast.Tuple)):
                 names = [e.value for e in stmt.value.elts
                          if isinstance(e, ast.Constant) and isinstance(e.value, str)]
                 info.all_names = tuple(names)
@@ -145,6 +144,8 @@ class Index:
         self._sources = sources
         self._is_package = packages
         self._parsed: dict[str, ModuleInfo | None] = {}
+        self._tops = frozenset(name.split(".")[0] for name in sources)
+        self._names: dict[tuple[str, str], Resolved] = {}
 
     def has_module(self, name: str) -> bool:
         return name in self._sources
@@ -171,16 +172,18 @@ class Index:
                     return Resolved("module", prefix, module=prefix)
                 return self.resolve_attribute(prefix, rest, depth + 1)
         if parts[0] in self.tops():
-            return UNKNOWN  # inside an analysed package but not provable
+            return Resolved("unknown", dotted)  # inside an analysed package, not provable
         if len(parts) == 1 and hasattr(builtins, parts[0]):
             return Resolved("builtin", f"builtins.{parts[0]}")
         return Resolved("external", dotted)
 
-    def tops(self) -> set[str]:
-        return {name.split(".")[0] for name in self._sources}
+    def tops(self) -> frozenset[str]:
+        return self._tops
 
     def resolve_attribute(self, module: str, rest: list[str], depth: int) -> Resolved:
         first = self.resolve_name(module, rest[0], depth)
+        if first.kind == "unknown" and len(rest) > 1:
+            return Resolved("unknown", ".".join([first.name or f"{module}.{rest[0]}", *rest[1:]]))
         if len(rest) == 1 or first.kind in ("unknown", "external", "builtin"):
             if first.kind in ("external", "builtin") and len(rest) > 1:
                 return Resolved("external", ".".join([first.name, *rest[1:]]))
@@ -191,6 +194,15 @@ class Index:
 
     def resolve_name(self, module: str, name: str, depth: int = 0) -> Resolved:
         """What ``name`` at the top level of ``module`` refers to."""
+        key = (module, name)
+        if key not in self._names:
+            found = self._resolve_name(module, name, depth)
+            if depth > 0 and found.kind == "unknown":
+                return found  # may be an artefact of a cycle cut short: not cached
+            self._names[key] = found
+        return self._names[key]
+
+    def _resolve_name(self, module: str, name: str, depth: int) -> Resolved:
         if depth > MAX_DEPTH:
             return UNKNOWN
         info = self.module(module)
@@ -199,21 +211,23 @@ class Index:
         binding = info.unique(name)
         if binding is None:
             if name in info.bindings:
-                return UNKNOWN
+                return Resolved("unknown", f"{module}.{name}")
             if self.has_module(f"{module}.{name}"):
                 return Resolved("module", f"{module}.{name}", module=f"{module}.{name}")
             for source in info.star_imports:
                 star = self.module(source)
-                if star is not None and (star.all_names is None and not name.startswith("_")
-                                         or star.all_names is not None and name in star.all_names):
+                listed = star is not None and (
+                    (star.all_names is None and not name.startswith("_"))
+                    or (star.all_names is not None and name in star.all_names))
+                if listed:
                     found = self.resolve_name(source, name, depth + 1)
                     if found.kind != "unknown":
                         return found
-                elif star is None and not self.has_module(source):
-                    return UNKNOWN  # could come from an external star import
+                elif not listed and star is None and not self.has_module(source):
+                    return Resolved("unknown", f"{module}.{name}")  # an external star import
             if hasattr(builtins, name):
                 return Resolved("builtin", f"builtins.{name}")
-            return UNKNOWN
+            return Resolved("unknown", f"{module}.{name}")
         if binding.kind == "class":
             return Resolved("class", f"{module}.{name}", binding.node, module)
         if binding.kind == "function":
@@ -233,7 +247,7 @@ class Index:
                     return self.resolve_dotted(f"{base.name}.{tail}", depth + 1)
                 if base.kind in ("external", "builtin"):
                     return Resolved("external", f"{base.name}.{tail}")
-        return UNKNOWN
+        return Resolved("unknown", f"{module}.{name}")
 
 
 def dotted_name(node: ast.AST) -> str | None:

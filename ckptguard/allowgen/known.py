@@ -56,8 +56,14 @@ CONTAINER_METHODS = frozenset({
     "items", "keys", "values", "get", "pop", "popitem", "copy", "update", "setdefault",
     "append", "extend", "insert", "add", "discard", "remove", "clear",
     "startswith", "endswith", "lower", "upper", "strip", "lstrip", "rstrip", "isdigit",
-    "isidentifier", "partition", "rpartition",
+    "isidentifier", "partition", "rpartition", "format", "join",
 })
+
+# Methods other allowlisted code calls on the objects it is given: a class that defines one of
+# them unsafely is refused, so that calling them on a pickle-built object stays safe.
+# The unpickler itself calls __setitem__ (SETITEMS), append/extend (APPENDS) on built objects.
+PROTOCOL_METHODS = CONTAINER_METHODS | {"__torch_function__", "__torch_dispatch__",
+                                        "__setitem__", "__iter__", "__len__"}
 
 # Class bases outside the sources whose construction and restoration are known safe.
 SAFE_BASES = frozenset({
@@ -66,7 +72,8 @@ SAFE_BASES = frozenset({
     "builtins.Exception", "builtins.ValueError", "builtins.RuntimeError", "builtins.TypeError",
     "builtins.KeyError", "builtins.Warning", "builtins.UserWarning",
     "abc.ABC", "typing.Generic", "typing.Protocol", "typing_extensions.Protocol",
-    "collections.OrderedDict", "collections.abc.Mapping", "collections.abc.MutableMapping",
+    "collections.OrderedDict", "collections.UserDict", "collections.UserList",
+    "collections.abc.Mapping", "collections.abc.MutableMapping",
     "collections.abc.Sequence", "collections.abc.Iterable", "collections.abc.Set",
     "typing.Mapping", "typing.Sequence", "typing.Iterable", "typing.Dict", "typing.List",
 })
@@ -128,3 +135,35 @@ def danger_of(name: str) -> str | None:
 # Methods a library's own unpickler calls on objects it has built (beyond construction and
 # restore), by top-level package: joblib's NumpyUnpickler calls ``read()`` on its array wrappers.
 LOADER_CALLED_METHODS: dict[str, tuple[str, ...]] = {"joblib": ("read",)}
+
+# Names inside analysed packages that static analysis cannot read (compiled extensions, names
+# bound at import time by a loop or a factory), each reviewed by reading its implementation:
+# they allocate, compute, or log a usage counter, whatever their arguments.
+REVIEWED_NATIVE = frozenset({
+    "torch._C._log_api_usage_once",  # increments a usage counter (a no-op without a logger)
+    "torch._C._get_tracing_state", "torch._C._has_torch_function",
+    "torch._C._has_torch_function_unary", "torch._C._has_torch_function_variadic",
+    "torch.overrides.has_torch_function", "torch.overrides.has_torch_function_unary",
+    "torch.overrides.has_torch_function_variadic",
+    # dispatches to __torch_function__ of the arguments' classes; the generator refuses a class
+    # that defines __torch_function__ unsafely (PROTOCOL_METHODS)
+    "torch.overrides.handle_torch_function",
+    "torch.empty", "torch.zeros", "torch.ones", "torch.full", "torch.tensor",
+    "torch.as_tensor", "torch.empty_strided", "torch.empty_like", "torch.zeros_like",
+    "torch.ones_like", "torch.arange", "torch.is_tensor", "torch.is_grad_enabled",
+    "torch.get_default_dtype", "torch.is_floating_point", "torch.is_complex",
+    "torch.device", "torch.Size", "torch.dtype", "torch.finfo", "torch.iinfo",
+    # built by _ntuple(n): tuple(itertools.repeat(x, n)) unless x is already iterable
+    "torch.nn.modules.utils._single", "torch.nn.modules.utils._pair",
+    "torch.nn.modules.utils._triple", "torch.nn.modules.utils._quadruple",
+    "torch.nn.modules.utils._ntuple",
+    "numpy.array", "numpy.asarray", "numpy.zeros", "numpy.ones", "numpy.empty",
+    "numpy.full", "numpy.arange", "numpy.dtype", "numpy.isscalar", "numpy.ndim",
+    "numpy.shape", "numpy.issubdtype", "numpy.iinfo", "numpy.finfo", "numpy.prod",
+    "numpy.sum", "numpy.sqrt", "numpy.log", "numpy.exp", "numpy.abs", "numpy.max",
+    "numpy.min", "numpy.atleast_1d", "numpy.atleast_2d", "numpy.ascontiguousarray",
+    "numpy.concatenate", "numpy.stack", "numpy.unique", "numpy.argsort", "numpy.sort",
+    "numpy.any", "numpy.all", "numpy.isnan", "numpy.isinf", "numpy.isfinite",
+    "numpy.float64", "numpy.float32", "numpy.int64", "numpy.int32", "numpy.intp",
+    "numpy.bool_",
+})
