@@ -251,6 +251,8 @@ class BodyCheck:
             verdict = self.judge.function_verdict(target.module, target.node, None, None)
             return None if verdict.safe else f"calls {name}, which {verdict.reason}"
         if kind == "external":
+            if name in SAFE_EXTERNAL:
+                return None
             why = danger_of(name)
             if why:
                 return f"calls {name}{DANGER_MARK}{why}"

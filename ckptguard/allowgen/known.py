@@ -42,6 +42,10 @@ SAFE_EXTERNAL = frozenset({
     "itertools.chain", "itertools.product", "itertools.repeat", "itertools.count",
     "itertools.islice", "copy.copy", "functools.wraps", "functools.update_wrapper",
     "functools.partial", "functools.lru_cache", "functools.cache",
+    # path arithmetic on strings: no file-system access
+    "pathlib.Path", "pathlib.PurePath", "pathlib.PurePosixPath", "pathlib.PureWindowsPath",
+    "pathlib.PosixPath", "os.path.join", "os.path.basename", "os.path.dirname",
+    "os.path.splitext", "os.path.split", "os.path.normpath", "os.path.isabs", "os.fspath",
 })
 
 # Logger methods: ``logger.warning(...)`` and friends only format and emit a message.
@@ -73,6 +77,7 @@ SAFE_BASES = frozenset({
     "builtins.KeyError", "builtins.Warning", "builtins.UserWarning",
     "abc.ABC", "typing.Generic", "typing.Protocol", "typing_extensions.Protocol",
     "collections.OrderedDict", "collections.UserDict", "collections.UserList",
+    "typing.MutableMapping", "typing.MutableSequence", "collections.abc.MutableSequence",
     "collections.abc.Mapping", "collections.abc.MutableMapping",
     "collections.abc.Sequence", "collections.abc.Iterable", "collections.abc.Set",
     "typing.Mapping", "typing.Sequence", "typing.Iterable", "typing.Dict", "typing.List",

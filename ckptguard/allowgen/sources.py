@@ -152,8 +152,8 @@ def _from_archive(path: Path) -> SourceSet:
             parts = parts[1:]
         if parts:
             _add(modules, PurePosixPath(*parts), data)
-            if len(parts) == 2 and parts[1] == "__init__.py":
-                tops.add(parts[0])
+            if parts[-1] == "__init__.py" and len(parts) in (2, 3):
+                tops.add(parts[0])  # a package, or a namespace package (pyannote/audio/)
     # Only packages (a folder with __init__.py): not setup.py, docs/conf.py or loose scripts.
     modules = {m: text for m, text in modules.items() if m.rstrip("/").split(".")[0] in tops}
     packages = sorted({m.rstrip("/").split(".")[0] for m in modules})
