@@ -338,3 +338,32 @@ def test_decorators_descriptors_properties_and_setitem(tmp_path: Path) -> None:
     assert not any(judged[f"synth.more.{n}"].safe
                    for n in ("Patched", "WithDescriptor", "WithProperty", "Mapping"))
     _never_imported(package)
+
+
+def test_a_denylisted_name_is_never_listed(synth: Path) -> None:
+    result = build(read_sources(str(synth)), refuse=lambda name: name.endswith(".rebuild"))
+    assert "synth.kinds.rebuild" not in {j.name for j in result.safe}
+    assert ("synth.kinds.rebuild", "named by dangerous_callables") in result.refused
+    assert "synth.rebuild" not in dump(result)
+
+
+def test_an_sdist_is_read_without_running_its_setup(synth: Path, tmp_path: Path) -> None:
+    import tarfile
+
+    (synth.parent / "setup.py").write_text(CANARY_INIT)
+    sdist = tmp_path / "synth-0.1.tar.gz"
+    with tarfile.open(sdist, "w:gz") as archive:
+        for path in sorted(synth.parent.rglob("*.py")):
+            archive.add(path, f"synth-0.1/{path.relative_to(synth.parent).as_posix()}")
+        info = tarfile.TarInfo("synth-0.1/PKG-INFO")
+        meta = b"Metadata-Version: 2.1\nName: synth\nVersion: 0.1\n"
+        info.size = len(meta)
+        import io
+
+        archive.addfile(info, io.BytesIO(meta))
+    source = read_sources(str(sdist))
+    assert source.version == "0.1" and source.packages == ("synth",)
+    assert "setup" not in source.modules
+    assert "synth.kinds.Settings" in {j.name for j in build(source).safe}
+    assert not (synth.parent / "IMPORTED").exists()
+    _never_imported(synth)

@@ -65,9 +65,11 @@ CONTAINER_METHODS = frozenset({
 
 # Methods other allowlisted code calls on the objects it is given: a class that defines one of
 # them unsafely is refused, so that calling them on a pickle-built object stays safe.
-# The unpickler itself calls __setitem__ (SETITEMS), append/extend (APPENDS) on built objects.
+# The unpickler itself calls __setitem__ (SETITEMS), append/extend (APPENDS) on built objects,
+# and __hash__/__eq__ of an object it uses as a dict key or set member.
 PROTOCOL_METHODS = CONTAINER_METHODS | {"__torch_function__", "__torch_dispatch__",
-                                        "__setitem__", "__iter__", "__len__"}
+                                        "__setitem__", "__iter__", "__len__", "__hash__",
+                                        "__eq__"}
 
 # Class bases outside the sources whose construction and restoration are known safe.
 SAFE_BASES = frozenset({
