@@ -367,3 +367,46 @@ def test_an_sdist_is_read_without_running_its_setup(synth: Path, tmp_path: Path)
     assert "synth.kinds.Settings" in {j.name for j in build(source).safe}
     assert not (synth.parent / "IMPORTED").exists()
     _never_imported(synth)
+
+
+STATEFUL = textwrap.dedent('''
+    _HOOKS = {}
+    _CONFIG = {"a": 1}
+
+
+    def register_hook(hook):
+        _HOOKS[len(_HOOKS)] = hook
+
+
+    def set_config(**values):
+        _CONFIG.update(values)
+
+
+    def read_config(key):
+        return _CONFIG.get(key)
+
+
+    class Base:
+        def __init__(self, a):
+            self.a = a
+            for hook in _HOOKS.values():
+                hook(self)
+
+
+    class Derived(Base):
+        def __init__(self, a):
+            Base.__init__(self, a)
+''')
+
+
+def test_module_state_is_never_changed_by_a_listed_function(tmp_path: Path) -> None:
+    package = _package(tmp_path / "src")
+    (package / "state.py").write_text(CANARY_INIT + STATEFUL)
+    judged = {j.name: j.verdict for j in _built(package).judged}
+    assert "changes module or class state (_HOOKS)" in judged["synth.state.register_hook"].reason
+    assert "changes module state (_CONFIG.update)" in judged["synth.state.set_config"].reason
+    assert judged["synth.state.read_config"].safe
+    # Hooks the program registered in module state are program code; Base.__init__(self) is
+    # followed into Base.
+    assert judged["synth.state.Base"].safe and judged["synth.state.Derived"].safe
+    _never_imported(package)

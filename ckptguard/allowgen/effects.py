@@ -19,7 +19,9 @@ from ckptguard.allowgen.known import (
     CONTAINER_METHODS,
     HARMLESS_METHOD_DECORATORS,
     LOGGER_METHODS,
+    MUTATING_METHODS,
     REVIEWED_NATIVE,
+    SAFE_BASES,
     SAFE_BUILTINS,
     SAFE_EXTERNAL,
     danger_of,
@@ -39,6 +41,7 @@ class Judge(Protocol):
 
     def resolve_in(self, module: str, dotted: str) -> Resolved: ...
     def class_verdict(self, name: str) -> Verdict: ...
+    def class_model(self, name: str) -> ClassModel | None: ...
     def function_verdict(self, module: str, node: Function, concrete: ClassModel | None,
                          owner: ClassModel | None) -> Verdict: ...
     def method_after(self, concrete: ClassModel, owner: ClassModel | None, name: str
@@ -57,6 +60,8 @@ class FunctionFacts:
     imports: Mapping[str, str]
     self_name: str | None
     has_calls: bool
+    module_writes: tuple[str, ...] = ()  # module-level (or, in a classmethod, class) state set
+    state_loop_names: frozenset[str] = frozenset()  # `for hook in _HOOKS.values()` targets
 
 
 @dataclass
@@ -94,7 +99,27 @@ def facts_of(func: Function, module: str, is_package: bool, is_method: bool) -> 
     local_defs: set[str] = set()
     imports: dict[str, str] = {}
     nodes: list[ast.AST] = []
+    stores: list[str] = []  # base names of subscript/attribute stores
+    loops: list[tuple[str, set[str]]] = []  # (iterated name, loop target names)
+    classmethod_ = "classmethod" in decorators
     for node in ast.walk(func):
+        if isinstance(node, ast.Global):
+            stores.extend(node.names)
+        elif isinstance(node, (ast.Subscript, ast.Attribute)) and \
+                isinstance(node.ctx, (ast.Store, ast.Del)):
+            base = node.value
+            while isinstance(base, (ast.Subscript, ast.Attribute)):
+                base = base.value
+            if isinstance(base, ast.Name):
+                stores.append(base.id)
+        elif isinstance(node, (ast.For, ast.comprehension)):
+            source = node.iter
+            if isinstance(source, ast.Call) and isinstance(source.func, ast.Attribute) and \
+                    source.func.attr in ("values", "items", "keys") and not source.args:
+                source = source.func.value
+            if isinstance(source, ast.Name):
+                loops.append((source.id, {n.id for n in ast.walk(node.target)
+                                          if isinstance(n, ast.Name)}))
         if isinstance(node, ast.arg):
             params.add(node.arg)
         elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
@@ -108,10 +133,10 @@ def facts_of(func: Function, module: str, is_package: bool, is_method: bool) -> 
                 imports[alias.asname or target] = target
         elif isinstance(node, ast.ImportFrom):
             parts = module.split(".")
-            base = parts if is_package else parts[:-1]
+            package = parts if is_package else parts[:-1]
             if node.level > 1:
-                base = base[:len(base) - (node.level - 1)]
-            source = ".".join([*base, *([node.module] if node.module else [])]) \
+                package = package[:len(package) - (node.level - 1)]
+            source = ".".join([*package, *([node.module] if node.module else [])]) \
                 if node.level else (node.module or "")
             for alias in node.names:
                 if alias.name != "*":
@@ -121,9 +146,15 @@ def facts_of(func: Function, module: str, is_package: bool, is_method: bool) -> 
             nodes.append(node)
     if self_name:
         params.discard(self_name)
+    own = params | local | local_defs | set(imports)
+    writes = sorted({name for name in stores if name not in own and (
+        name != self_name or classmethod_)})
+    state_loops = frozenset(target for source, targets in loops
+                            if source not in own and source != self_name for target in targets)
     return FunctionFacts(tuple(nodes), frozenset(params), frozenset(local - local_defs),
                          frozenset(local_defs), imports, self_name,
-                         any(isinstance(n, ast.Call) for n in nodes))
+                         any(isinstance(n, ast.Call) for n in nodes), tuple(writes),
+                         state_loops)
 
 
 class BodyCheck:
@@ -140,6 +171,8 @@ class BodyCheck:
         return next((p for p in problems if DANGER_MARK in p), problems[0])
 
     def _problems(self) -> Iterator[str | None]:
+        for name in self.scope.facts.module_writes:
+            yield f"changes module or class state ({name})"
         for node in self.scope.facts.nodes:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 for decorator in node.decorator_list:
@@ -168,6 +201,11 @@ class BodyCheck:
                                                            self.scope.imports[name]), call)
             if name in self.scope.facts.local_defs and name not in self.scope.params:
                 return None  # a function defined here: its body is part of this check
+            if name in self.scope.facts.state_loop_names and name not in self.scope.params:
+                # A hook the program registered in module state (registering functions are
+                # refused: they change module state).
+                self.scope.notes.add("calls")
+                return None
             if name in self.scope.params:
                 return f"calls its argument {name}()"
             if name in self.scope.local or name == self.scope.self_name:
@@ -189,6 +227,10 @@ class BodyCheck:
                 return None
             return f"calls .{attr}() of a computed value"
         first = head.split(".")[0]
+        if first in self.scope.imports:
+            target = self.scope.imports[first] + head[len(first):]
+            return self.resolved(self.judge.resolve_in(self.scope.module, f"{target}.{attr}"),
+                                 call)
         if first == self.scope.self_name:
             if head == first:
                 return self.own_method(attr, after_owner=False)
@@ -200,21 +242,40 @@ class BodyCheck:
                 return None
             return f"calls {head}.{attr}(), a method of a stored attribute"
         if first in self.scope.params or first in self.scope.local:
-            if first in self.scope.imports:
-                target = self.scope.imports[first] + head[len(first):]
-                return self.resolved(self.judge.resolve_in(self.scope.module,
-                                                           f"{target}.{attr}"), call)
             if attr in CONTAINER_METHODS:
                 return None
             return f"calls {head}.{attr}() of an argument or local value"
         if attr in LOGGER_METHODS and "log" in first.lower():
             return None
-        if attr in CONTAINER_METHODS and head == first:
-            return None  # a container method of module-level state (not pickle data)
+        if attr in CONTAINER_METHODS and head == first and first not in SAFE_BUILTINS:
+            if attr in MUTATING_METHODS:
+                return f"changes module state ({first}.{attr})"
+            return None  # reads a container of module-level state (not pickle data)
         if first in ("object", "dict", "list", "tuple", "set", "str", "int", "float") and \
                 head == first and (attr in ENTRY_METHODS or attr in CONTAINER_METHODS):
             return None
+        owner = self.judge.resolve_in(self.scope.module, head)
+        if owner.kind == "class":  # Base.method(self, ...): a method looked up from Base
+            return self.class_method(owner.name, attr, call)
         return self.resolved(self.judge.resolve_in(self.scope.module, f"{head}.{attr}"), call)
+
+    def class_method(self, class_name: str, name: str, call: ast.Call) -> str | None:
+        model = self.judge.class_model(class_name)
+        if model is None:
+            return f"calls {class_name}.{name}, which cannot be read"
+        found = self.judge.method_after(model, None, name)
+        if not isinstance(found, tuple):
+            if name in ENTRY_METHODS and (found is None or self.judge.trusted(found)
+                                          or found in SAFE_BASES):
+                return None
+            return f"calls {class_name}.{name}, not a method of the analysed sources"
+        owner, node = found
+        first = call.args[0] if call.args else None
+        on_self = isinstance(first, ast.Name) and first.id == self.scope.self_name
+        concrete = self.scope.concrete if on_self and self.scope.concrete else model
+        self.scope.notes.add("calls")
+        verdict = self.judge.function_verdict(owner.module, node, concrete, owner)
+        return None if verdict.safe else f"{class_name}.{name}() {verdict.reason}"
 
     def own_method(self, name: str, *, after_owner: bool) -> str | None:
         concrete = self.scope.concrete

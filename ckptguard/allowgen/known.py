@@ -63,6 +63,10 @@ CONTAINER_METHODS = frozenset({
     "isidentifier", "partition", "rpartition", "format", "join",
 })
 
+# Container methods that change the container: on module-level state they change the program.
+MUTATING_METHODS = frozenset({"pop", "popitem", "update", "setdefault", "append", "extend",
+                              "insert", "add", "discard", "remove", "clear"})
+
 # Methods other allowlisted code calls on the objects it is given: a class that defines one of
 # them unsafely is refused, so that calling them on a pickle-built object stays safe.
 # The unpickler itself calls __setitem__ (SETITEMS), append/extend (APPENDS) on built objects,
