@@ -315,6 +315,18 @@ DECORATED = textwrap.dedent('''
 
 
     class WithProperty:
+        def __init__(self):
+            self.size = len(self.value)
+
+        @property
+        def value(self):
+            return open("/etc/hostname").read()
+
+
+    class UnreadProperty:
+        def __init__(self, a):
+            self.a = a
+
         @property
         def value(self):
             return open("/etc/hostname").read()
@@ -333,7 +345,8 @@ def test_decorators_descriptors_properties_and_setitem(tmp_path: Path) -> None:
     assert judged["synth.more.Documented"].safe, judged["synth.more.Documented"]
     assert "replace_init" in judged["synth.more.Patched"].reason
     assert "descriptor synth.more.Descriptor" in judged["synth.more.WithDescriptor"].reason
-    assert "property value" in judged["synth.more.WithProperty"].reason
+    assert "reads the property value" in judged["synth.more.WithProperty"].reason
+    assert judged["synth.more.UnreadProperty"].safe  # a getter runs only when read
     assert "__setitem__" in judged["synth.more.Mapping"].reason
     assert not any(judged[f"synth.more.{n}"].safe
                    for n in ("Patched", "WithDescriptor", "WithProperty", "Mapping"))

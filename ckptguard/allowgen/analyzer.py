@@ -239,6 +239,23 @@ class Analyzer:
     def _checked_methods(self, model: ClassModel) -> list[str]:
         return [*ENTRY_METHODS, *LOADER_CALLED_METHODS.get(model.name.split(".")[0], ())]
 
+    def property_getter(self, concrete: ClassModel, name: str
+                        ) -> tuple[ClassModel, Function] | None:
+        """The getter a read of ``self.name`` runs, first in the MRO."""
+        for cls in concrete.mro:
+            for stmt in cls.node.body:
+                if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                        stmt.name == name and any(
+                            (dotted_name(d) or "").split(".")[-1] in ("property",
+                                                                     "cached_property")
+                            for d in stmt.decorator_list):
+                    return cls, stmt
+            if any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Assign,
+                                  ast.AnnAssign)) and getattr(s, "name", None) == name
+                   for s in cls.node.body):
+                return None
+        return None
+
     def _accessors(self, model: ClassModel) -> Iterator[tuple[ClassModel, Function, str]]:
         """Code that reading or setting an attribute can run: property getters and setters,
         ``__getattr__``/``__getattribute__``/``__delattr__``, through the MRO."""
@@ -248,8 +265,7 @@ class Analyzer:
                     continue
                 marks = {d.attr if isinstance(d, ast.Attribute) else dotted_name(d)
                          for d in stmt.decorator_list}
-                if marks & {"setter", "getter", "deleter", "property", "cached_property",
-                            "functools.cached_property"}:
+                if marks & {"setter", "deleter"}:  # BUILD's slot state calls setattr
                     yield cls, stmt, f"property {stmt.name}"
                 elif stmt.name in ("__getattr__", "__getattribute__", "__delattr__"):
                     yield cls, stmt, stmt.name

@@ -42,6 +42,8 @@ class Judge(Protocol):
     def resolve_in(self, module: str, dotted: str) -> Resolved: ...
     def class_verdict(self, name: str) -> Verdict: ...
     def class_model(self, name: str) -> ClassModel | None: ...
+    def property_getter(self, concrete: ClassModel, name: str
+                        ) -> tuple[ClassModel, Function] | None: ...
     def function_verdict(self, module: str, node: Function, concrete: ClassModel | None,
                          owner: ClassModel | None) -> Verdict: ...
     def method_after(self, concrete: ClassModel, owner: ClassModel | None, name: str
@@ -62,6 +64,7 @@ class FunctionFacts:
     has_calls: bool
     module_writes: tuple[str, ...] = ()  # module-level (or, in a classmethod, class) state set
     state_loop_names: frozenset[str] = frozenset()  # `for hook in _HOOKS.values()` targets
+    self_reads: frozenset[str] = frozenset()  # attributes read as self.NAME (properties run)
 
 
 @dataclass
@@ -102,7 +105,11 @@ def facts_of(func: Function, module: str, is_package: bool, is_method: bool) -> 
     stores: list[str] = []  # base names of subscript/attribute stores
     loops: list[tuple[str, set[str]]] = []  # (iterated name, loop target names)
     classmethod_ = "classmethod" in decorators
+    reads: set[str] = set()
     for node in ast.walk(func):
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load) and \
+                isinstance(node.value, ast.Name) and node.value.id == self_name:
+            reads.add(node.attr)
         if isinstance(node, ast.Global):
             stores.extend(node.names)
         elif isinstance(node, (ast.Subscript, ast.Attribute)) and \
@@ -136,11 +143,11 @@ def facts_of(func: Function, module: str, is_package: bool, is_method: bool) -> 
             package = parts if is_package else parts[:-1]
             if node.level > 1:
                 package = package[:len(package) - (node.level - 1)]
-            source = ".".join([*package, *([node.module] if node.module else [])]) \
+            origin = ".".join([*package, *([node.module] if node.module else [])]) \
                 if node.level else (node.module or "")
             for alias in node.names:
                 if alias.name != "*":
-                    imports[alias.asname or alias.name] = f"{source}.{alias.name}"
+                    imports[alias.asname or alias.name] = f"{origin}.{alias.name}"
         elif isinstance(node, (ast.Call, ast.Await, ast.Yield, ast.YieldFrom)) or (
                 isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES):
             nodes.append(node)
@@ -154,7 +161,7 @@ def facts_of(func: Function, module: str, is_package: bool, is_method: bool) -> 
     return FunctionFacts(tuple(nodes), frozenset(params), frozenset(local - local_defs),
                          frozenset(local_defs), imports, self_name,
                          any(isinstance(n, ast.Call) for n in nodes), tuple(writes),
-                         state_loops)
+                         state_loops, frozenset(reads))
 
 
 class BodyCheck:
@@ -173,6 +180,14 @@ class BodyCheck:
     def _problems(self) -> Iterator[str | None]:
         for name in self.scope.facts.module_writes:
             yield f"changes module or class state ({name})"
+        concrete = self.scope.concrete
+        for name in sorted(self.scope.facts.self_reads):
+            getter = self.judge.property_getter(concrete, name) if concrete else None
+            if getter is not None:
+                verdict = self.judge.function_verdict(getter[0].module, getter[1], concrete,
+                                                      getter[0])
+                if not verdict.safe:
+                    yield f"reads the property {name}, which {verdict.reason}"
         for node in self.scope.facts.nodes:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 for decorator in node.decorator_list:
