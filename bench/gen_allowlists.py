@@ -78,11 +78,11 @@ BY_NAME = {lib.name: lib for lib in LIBRARIES}
 # Names the hand review left out on purpose (docs/allowlist.md, "Precision"), whatever the
 # analysis finds: the generator never lists them.
 EXCLUDED = (
-    "sklearn.utils.parallel.*", "sklearn.utils._testing.*", "sklearn.datasets.*",
-    "sklearn.externals.*", "torch.serialization.*", "torch.hub.*", "torch.jit.*",
-    "torch.package.*", "torch.utils.cpp_extension.*", "torch.fx.graph_module.*",
-    "numpy.lib.npyio.*", "numpy.lib.format.*", "numpy.testing.*", "numpy.f2py.*",
-    "numpy.ctypeslib.*", "gensim.utils.*", "joblib.numpy_pickle_compat.*", "scipy.io.*",
+    "sklearn.utils.parallel.**", "sklearn.utils._testing.**", "sklearn.datasets.**",
+    "sklearn.externals.**", "torch.serialization.**", "torch.hub.**", "torch.jit.**",
+    "torch.package.**", "torch.utils.cpp_extension.**", "torch.fx.graph_module.**",
+    "numpy.lib.npyio.**", "numpy.lib.format.**", "numpy.testing.**", "numpy.f2py.**",
+    "numpy.ctypeslib.**", "gensim.utils.**", "joblib.numpy_pickle_compat.**", "scipy.io.**",
 )
 
 

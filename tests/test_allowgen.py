@@ -423,3 +423,34 @@ def test_module_state_is_never_changed_by_a_listed_function(tmp_path: Path) -> N
     # followed into Base.
     assert judged["synth.state.Base"].safe and judged["synth.state.Derived"].safe
     _never_imported(package)
+
+
+FINALIZER = textwrap.dedent('''
+    import os
+
+
+    class TempFile:
+        def __init__(self, path):
+            self.path = path
+
+        def __del__(self):
+            os.remove(self.path)
+
+
+    class Shown:
+        def __init__(self, a):
+            self.a = a
+
+        def __repr__(self):
+            return open(self.a).read()
+''')
+
+
+def test_finalizers_and_dunder_protocols_are_judged(tmp_path: Path) -> None:
+    package = _package(tmp_path / "src")
+    (package / "fin.py").write_text(CANARY_INIT + FINALIZER)
+    judged = {j.name: j.verdict for j in _built(package).judged}
+    assert "__del__" in judged["synth.fin.TempFile"].reason, judged["synth.fin.TempFile"]
+    assert "__repr__" in judged["synth.fin.Shown"].reason, judged["synth.fin.Shown"]
+    assert not judged["synth.fin.TempFile"].safe and not judged["synth.fin.Shown"].safe
+    _never_imported(package)

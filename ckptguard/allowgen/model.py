@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 
 # Methods that run when a pickle builds or restores an instance: REDUCE calls the class
 # (``__new__`` + ``__init__``, a dataclass's ``__post_init__``), NEWOBJ calls ``__new__``, BUILD
-# calls ``__setstate__`` or sets attributes (``__setattr__`` for slot state).
-ENTRY_METHODS = ("__new__", "__init__", "__post_init__", "__setstate__", "__setattr__")
+# calls ``__setstate__`` or sets attributes (``__setattr__`` for slot state); ``__del__`` runs by
+# itself when the object is collected, with the state the pickle gave it.
+ENTRY_METHODS = ("__new__", "__init__", "__post_init__", "__setstate__", "__setattr__",
+                 "__del__")
 
 
 @dataclass(frozen=True)
