@@ -437,20 +437,20 @@ FINALIZER = textwrap.dedent('''
             os.remove(self.path)
 
 
-    class Shown:
+    class Keyed:
         def __init__(self, a):
             self.a = a
 
-        def __repr__(self):
-            return open(self.a).read()
+        def __hash__(self):
+            return len(open(self.a).read())
 ''')
 
 
-def test_finalizers_and_dunder_protocols_are_judged(tmp_path: Path) -> None:
+def test_finalizers_and_hash_are_judged(tmp_path: Path) -> None:
     package = _package(tmp_path / "src")
     (package / "fin.py").write_text(CANARY_INIT + FINALIZER)
     judged = {j.name: j.verdict for j in _built(package).judged}
     assert "__del__" in judged["synth.fin.TempFile"].reason, judged["synth.fin.TempFile"]
-    assert "__repr__" in judged["synth.fin.Shown"].reason, judged["synth.fin.Shown"]
-    assert not judged["synth.fin.TempFile"].safe and not judged["synth.fin.Shown"].safe
+    assert "__hash__" in judged["synth.fin.Keyed"].reason, judged["synth.fin.Keyed"]
+    assert not judged["synth.fin.TempFile"].safe and not judged["synth.fin.Keyed"].safe
     _never_imported(package)

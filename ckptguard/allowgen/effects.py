@@ -303,7 +303,8 @@ class BodyCheck:
                 return None  # object's own __init__/__new__/__setattr__
             return f"calls self.{name}(), which no analysed class defines (a stored attribute?)"
         if isinstance(found, str):
-            if name in ENTRY_METHODS or name in CONTAINER_METHODS:
+            if name in ENTRY_METHODS or name in CONTAINER_METHODS or (
+                    found in SAFE_BASES and name.startswith("__")):
                 return None  # the external base is trusted: checked with the class
             return f"calls {name}() inherited from {found}, not analysed"
         owner, node = found

@@ -71,11 +71,11 @@ MUTATING_METHODS = frozenset({"pop", "popitem", "update", "setdefault", "append"
 # them unsafely is refused, so that calling them on a pickle-built object stays safe.
 # The unpickler itself calls __setitem__ (SETITEMS), append/extend (APPENDS) on built objects,
 # and __hash__/__eq__ of an object it uses as a dict key or set member; analysed bodies use
-# their arguments through __getitem__/__contains__/__bool__/__str__/__repr__/__format__.
+# their arguments through __getitem__/__contains__/__bool__.  Not here: __repr__/__str__/
+# __format__, which run only where code formats an object (messages); see docs/allowlist.md.
 PROTOCOL_METHODS = CONTAINER_METHODS | {"__torch_function__", "__torch_dispatch__",
                                         "__setitem__", "__iter__", "__len__", "__hash__",
-                                        "__eq__", "__getitem__", "__contains__", "__bool__",
-                                        "__str__", "__repr__", "__format__"}
+                                        "__eq__", "__getitem__", "__contains__", "__bool__"}
 
 # Class bases outside the sources whose construction and restoration are known safe.
 SAFE_BASES = frozenset({
