@@ -418,7 +418,8 @@ def test_module_state_is_never_changed_by_a_listed_function(tmp_path: Path) -> N
     judged = {j.name: j.verdict for j in _built(package).judged}
     assert "changes module or class state (_HOOKS)" in judged["synth.state.register_hook"].reason
     assert "changes module state (_CONFIG.update)" in judged["synth.state.set_config"].reason
-    assert judged["synth.state.read_config"].safe
+    # Reading module state is not a change, but what it returns may be a callable.
+    assert "may return" in judged["synth.state.read_config"].reason
     # Hooks the program registered in module state are program code; Base.__init__(self) is
     # followed into Base.
     assert judged["synth.state.Base"].safe and judged["synth.state.Derived"].safe
@@ -453,4 +454,39 @@ def test_finalizers_and_hash_are_judged(tmp_path: Path) -> None:
     assert "__del__" in judged["synth.fin.TempFile"].reason, judged["synth.fin.TempFile"]
     assert "__hash__" in judged["synth.fin.Keyed"].reason, judged["synth.fin.Keyed"]
     assert not judged["synth.fin.TempFile"].safe and not judged["synth.fin.Keyed"].safe
+    _never_imported(package)
+
+
+RETURNS = textwrap.dedent('''
+    import pickle
+
+    _LOADERS = {"pickle": pickle.loads}
+
+
+    def loader_for(kind):
+        return _LOADERS[kind]
+
+
+    def attribute_of(obj):
+        return obj.loader
+
+
+    def scaled(values, factor=2):
+        total = [v * factor for v in values]
+        return {"total": total, "n": len(values)}
+
+
+    def through(values):
+        return scaled(values)
+''')
+
+
+def test_a_listed_function_returns_data_never_a_callable(tmp_path: Path) -> None:
+    package = _package(tmp_path / "src")
+    (package / "ret.py").write_text(CANARY_INIT + RETURNS)
+    judged = {j.name: j.verdict for j in _built(package).judged}
+    for name in ("loader_for", "attribute_of"):
+        verdict = judged[f"synth.ret.{name}"]
+        assert not verdict.safe and "may return" in verdict.reason, verdict
+    assert judged["synth.ret.scaled"].safe and judged["synth.ret.through"].safe
     _never_imported(package)

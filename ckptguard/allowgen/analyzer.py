@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from ckptguard.allowgen.effects import Function, FunctionFacts, check_body, facts_of
 from ckptguard.allowgen.index import Index, Resolved, dotted_name
 from ckptguard.allowgen.known import (
+    CONTAINER_METHODS,
     DATACLASS_DECORATORS,
     ENUM_BASES,
     HARMLESS_CLASS_DECORATORS,
@@ -23,11 +24,14 @@ from ckptguard.allowgen.known import (
     LOADER_CALLED_METHODS,
     NAMEDTUPLE_BASES,
     PROTOCOL_METHODS,
+    REVIEWED_NATIVE,
     SAFE_BASES,
+    SAFE_EXTERNAL,
     SAFE_METACLASSES,
     TYPEDDICT_BASES,
 )
 from ckptguard.allowgen.model import ENTRY_METHODS, ClassModel, Verdict
+from ckptguard.allowgen.returns import DATA_BUILTINS, DataCheck
 
 IN_PROGRESS = Verdict(True, "(being analysed)")
 
@@ -40,6 +44,7 @@ class Analyzer:
         self._class_verdicts: dict[str, Verdict] = {}
         self._function_verdicts: dict[tuple[str, str, int], Verdict] = {}
         self._facts: dict[tuple[int, bool], FunctionFacts] = {}
+        self._returns: dict[tuple[str, int], bool] = {}
 
     # -- Judge protocol ----------------------------------------------------------------
     def trusted(self, name: str) -> bool:
@@ -392,11 +397,47 @@ class Analyzer:
         return Verdict(True, "calls only proven-safe code", "function")
 
     def module_function_verdict(self, name: str) -> Verdict:
+        """A function a pickle may call: its body must be safe and it must return data (never
+        a callable that is not itself on the list)."""
         resolved = self.index.resolve_dotted(name)
         if resolved.kind != "function" or not isinstance(resolved.node, (ast.FunctionDef,
                                                                          ast.AsyncFunctionDef)):
             return Verdict(False, "cannot be read")
-        return self.function_verdict(resolved.module, resolved.node, None, None)
+        verdict = self.function_verdict(resolved.module, resolved.node, None, None)
+        if verdict.safe and not self.returns_data(resolved.module, resolved.node):
+            return Verdict(False, "may return an attribute or a module-level object (a "
+                                  "callable the pickle could call next)")
+        return verdict
+
+    def returns_data(self, module: str, node: Function) -> bool:
+        key = (module, id(node))
+        if key not in self._returns:
+            self._returns[key] = True  # a cycle: judged by the other returns
+            check = DataCheck(node, lambda call: self._call_returns_data(module, call, check))
+            self._returns[key] = check.returns_data(node)
+        return self._returns[key]
+
+    def _call_returns_data(self, module: str, call: ast.Call, check: DataCheck) -> bool:
+        arguments = [*call.args, *(k.value for k in call.keywords)]
+        if not all(check.data(a) for a in arguments):
+            return False
+        func = call.func
+        if isinstance(func, ast.Attribute) and (isinstance(func.value, ast.Constant) or (
+                func.attr in CONTAINER_METHODS and check.data(func.value))):
+            return True
+        dotted = dotted_name(func)
+        if dotted is None or dotted.split(".")[0] in check.params or \
+                dotted.split(".")[0] in check.assigned:
+            return False
+        found = self.resolve_in(module, dotted)
+        if found.kind == "builtin":
+            return found.name.split(".", 1)[1] in DATA_BUILTINS
+        if found.kind == "class":
+            return True  # an instance of an analysed class
+        if found.kind == "function" and isinstance(found.node, (ast.FunctionDef,
+                                                                ast.AsyncFunctionDef)):
+            return self.returns_data(found.module, found.node)
+        return found.name in SAFE_EXTERNAL or found.name in REVIEWED_NATIVE
 
 
 RENAMING_ATTRIBUTES = frozenset({"__doc__", "__module__", "__qualname__", "__name__"})
