@@ -174,8 +174,11 @@ def main() -> int:
         start, cpu = time.perf_counter(), time.process_time()
         result = generate(lib, cache, hand)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-        (OUT / f"{lib.name}.yaml").write_text(dump(result, tool="bench/gen_allowlists.py"),
-                                              encoding="utf-8")
+        target = OUT / f"{lib.name}.yaml"
+        if result.safe:
+            target.write_text(dump(result, tool="bench/gen_allowlists.py"), encoding="utf-8")
+        elif target.exists():
+            target.unlink()  # nothing proven safe: no list (rather than an empty one)
         print(f"{lib.name} {result.sources.version}: {len(result.sources.modules)} modules, "
               f"{len(result.judged)} judged, {len(result.safe)} safe, "
               f"{len(result.refused)} refused, {seconds:.1f}s wall, {cpu:.1f}s CPU "
