@@ -28,9 +28,26 @@ class ScanError(Exception):
     """A problem with the request itself (e.g. a path that does not exist): exit code 2."""
 
 
+def included_entries(files: Iterable[str]) -> list[ListEntry]:
+    """The entries of list files the configuration includes (``allowlist-files``), each keeping
+    its own reason."""
+    from ckptguard.engine.namelists import load_list_file
+
+    entries: list[ListEntry] = []
+    for name in files:
+        try:
+            listed = load_list_file(Path(name))
+        except (ValueError, OSError) as exc:
+            raise ScanError(f"{name}: cannot read the allowlist file ({exc})") from None
+        entries += [ListEntry(e.pattern, f"included:{Path(name).name}", e.why)
+                    for e in listed.entries()]
+    return entries
+
+
 def load_rules(config: Config) -> RuleSet:
     extra = [ListEntry(name, "configured", "allowed by the project's configuration")
              for name in config.allowed_globals]
+    extra += included_entries(config.allowlist_files)
     rules = RuleSet.load(extra_list_entries={"safe_globals": extra} if extra else None)
     return rules.only(config.enable, config.disable)
 

@@ -176,6 +176,10 @@ from ckptguard.cli_probe import probe_command  # noqa: E402
 
 main.add_command(probe_command)
 
+from ckptguard.cli_allowlist import allowlist_group  # noqa: E402
+
+main.add_command(allowlist_group)
+
 
 if __name__ == "__main__":
     main()

@@ -40,6 +40,7 @@ class Config:
     severity_overrides: Mapping[str, Severity] = field(default_factory=dict)
     ignores: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # glob -> rule ids/"*"
     allowed_globals: tuple[str, ...] = ()  # extra safe globals, wildcards allowed
+    allowlist_files: tuple[str, ...] = ()  # list files (`ckptguard allowlist build` output)
     excludes: tuple[str, ...] = ()
     weights: bool = False  # run weight statistics
     base: str | None = None  # base checkpoint to diff against
@@ -68,6 +69,7 @@ class Config:
                          sorted(self.severity_overrides.items())},
             "ignore": {glob: list(ids) for glob, ids in self.ignores.items()},
             "allowed-globals": list(self.allowed_globals),
+            "allowlist-files": list(self.allowlist_files),
             "exclude": list(self.excludes),
             "weights": self.weights,
             "digests": self.digests,

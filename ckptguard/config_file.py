@@ -193,6 +193,32 @@ def _allowed_globals(r: _Reader, v: Any) -> dict[str, Any]:
     return {"allowed_globals": names}
 
 
+def _allowlist_files(r: _Reader, v: Any) -> dict[str, Any]:
+    files = r.strings("allowlist-files", v)
+    if any(not name for name in files):
+        raise r.error("allowlist-files", "holds an empty path")
+    return {"allowlist_files": files}
+
+
+def check_allowlist_file(path: Path, where: str) -> None:
+    """An included list file must exist, parse, and hold only dotted names whose first segment
+    is not a wildcard (the same rule as ``allowed-globals``)."""
+    from ckptguard.engine.namelists import load_list_file
+
+    key = "allowlist-files"
+    if not path.is_file():
+        raise ConfigError(f"{where}: '{key}' names {path}, which is not a file")
+    try:
+        listed = load_list_file(path)
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"{where}: '{key}' names {path}, which is not a list file "
+                          f"({' '.join(str(exc).split())[:300]})") from None
+    for entry in listed.entries():
+        if not GLOBAL_PATTERN.match(entry.pattern):
+            raise ConfigError(f"{where}: '{key}': {path} holds {entry.pattern!r}: expected a "
+                              "dotted name with no wildcard in the first segment")
+
+
 def _exclude(r: _Reader, v: Any) -> dict[str, Any]:
     return {"excludes": r.strings("exclude", v)}
 
@@ -275,6 +301,7 @@ KEYS: dict[str, Callable[[_Reader, Any], dict[str, Any]]] = {
     "severity": _severity,
     "ignore": _ignore,
     "allowed-globals": _allowed_globals,
+    "allowlist-files": _allowlist_files,
     "exclude": _exclude,
     "weights": _weights,
     "digests": _digests,
@@ -305,6 +332,11 @@ def config_from(source: ConfigSource, *,
     for key in ("baseline", "base"):  # paths in a file are relative to the file
         if key in values:
             values[key] = str(source.path.parent / values[key])
+    if "allowlist_files" in values:  # relative to the file, and checked now
+        files = tuple(str(source.path.parent / name) for name in values["allowlist_files"])
+        for name in files:
+            check_allowlist_file(Path(name), source.label)
+        values["allowlist_files"] = files
     return Config(**values, source=source.label)
 
 

@@ -158,7 +158,8 @@ def load_lists(directory: Path, documents: Mapping[str, Any] | None = None
     for folder in sorted(p for p in directory.iterdir() if p.is_dir()):
         if folder.name in lists:
             raise ListFileError(f"list {folder.name!r} is both a file and a folder")
-        parts = [read(path) for path in sorted(folder.glob("*.yaml"))]
+        # Sub-folders too: safe_globals/generated/ holds the lists derived from library source.
+        parts = [read(path) for path in sorted(folder.rglob("*.yaml"))]
         description = " ".join(part.description for part in parts if part.description)
         lists[folder.name] = NameList.build(
             folder.name, description, [e for part in parts for e in part.entries()])
