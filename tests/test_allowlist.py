@@ -120,11 +120,20 @@ def test_loaders_and_gadgets_are_not_allowed(name: str) -> None:
     "sklearn.ensemble.forest.RandomForestClassifier",  # the pre-0.22 module layout
     "sklearn.tree._tree.Tree", "sklearn._loss.loss.HalfBinomialLoss",
     "gensim.models.keyedvectors.KeyedVectors", "omegaconf.dictconfig.DictConfig",
-    "transformers.models.bert.configuration_bert.BertConfig",
-    "transformers.training_args.TrainingArguments", "peft.tuners.lora.config.LoraConfig",
 ])
 def test_common_checkpoint_globals_are_allowed(name: str) -> None:
     assert name in SAFE
+
+
+@pytest.mark.parametrize("name", [
+    "transformers.models.bert.configuration_bert.BertConfig",
+    "transformers.training_args.TrainingArguments", "peft.tuners.lora.config.LoraConfig",
+    "accelerate.state.PartialState",
+])
+def test_common_checkpoint_classes_may_be_restored(name: str) -> None:
+    """On the restore-only list: a checkpoint may instantiate them; a call is PKL002."""
+    restorable = RuleSet.load().lists["restorable_globals"]
+    assert name in restorable
 
 
 def test_patterns_do_not_reach_through_attributes() -> None:
@@ -218,3 +227,30 @@ def test_padding_cannot_hide_the_callable_from_alw001(tmp_path: Path) -> None:
     assert result.failed
     assert any(f.rule_id == "ALW001" and "zz_fixture.helpers.touch" in f.message
                for f in result.findings), result.findings
+
+
+RESTORABLE_FOLDER = LISTS / "restorable_globals"
+
+
+def test_restorable_entries_are_justified_and_neither_safe_to_call_nor_dangerous() -> None:
+    """Classes safe to restore but not to call: each says why, none is also on the call-safe
+    list (that would make the split meaningless) and none is a dangerous callable."""
+    rules = RuleSet.load()
+    safe, dangerous = rules.lists["safe_globals"], rules.lists["dangerous_callables"]
+    files = sorted(RESTORABLE_FOLDER.glob("*.yaml"))
+    assert files
+    for path in files:
+        listed = load_list_file(path)
+        for entry in listed.entries():
+            assert entry.why.strip(), f"{path.name}: {entry.pattern} has no reason"
+            probe = entry.pattern.replace("*", "x")
+            assert safe.lookup(probe) is None, f"{entry.pattern} is also on safe_globals"
+            assert dangerous.lookup(probe) is None, f"{entry.pattern} is dangerous"
+
+
+def test_restoring_is_allowed_but_calling_is_not(make_fixture) -> None:  # type: ignore[no-untyped-def]
+    restored = scan([make_fixture("restorable_training_args")])
+    assert restored.findings == () and not restored.failed
+    called = scan([make_fixture("restorable_training_args_called")])
+    assert called.failed
+    assert [(f.rule_id, f.severity) for f in called.findings] == [("PKL002", Severity.HIGH)]
