@@ -23,6 +23,9 @@ NESTED_PREFIX = "<nested pickle"
 LIMIT = MAX_DECOMPILE_BYTES + 1  # one byte more, so that decompiled_view sees it is too large
 
 
+INERT_WITHIN = 64  # bytes: how early a stream must break to count as no pickle at all
+
+
 def archive_class(qualname: str) -> bool:
     """Whether torch.jit.load resolves this name against the archive's own TorchScript code
     (``__torch__.*``) or torch's built-in script classes, instead of importing it."""
@@ -70,9 +73,16 @@ def emit(result: StreamResult, buf: memoryview, artifact: Artifact, ctx: ParseCo
     for note in trace.persistent_ids:
         output.add("pickle.persistent_id", where.within(offset=note.offset), offset=note.offset,
                    value=note.detail)
+    # A stream that breaks within its first bytes, on an opcode every unpickler rejects the same
+    # way (not a truncation: the pure-Python unpickler joblib uses reads short FRAMEs on), before
+    # it imports or calls anything, runs nothing under any pickle-based loader: it is data of
+    # another kind (a msgpack map starts with 0x8?, which reads as EXT or NEWOBJ).
+    inert = result.error is not None and not result.error[2] and \
+        result.error[0] < INERT_WITHIN and not trace.records and not trace.calls and \
+        not trace.nested and not trace.divergences
     for note in trace.extensions:
         output.add("pickle.extension", where.within(offset=note.offset), offset=note.offset,
-                   **dict(note.extra))
+                   inert=inert, **dict(note.extra))
     for note in trace.divergences:
         output.add("pickle.divergence", where.within(offset=note.offset), offset=note.offset,
                    detail=note.detail)
@@ -91,7 +101,7 @@ def emit(result: StreamResult, buf: memoryview, artifact: Artifact, ctx: ParseCo
         kind = "truncated" if truncated else "malformed"
         output.add("parse.error", where.within(offset=offset), format="pickle",
                    error=f"{kind} pickle stream at byte {offset}: {reason}", offset=offset,
-                   read=offset, unread=len(buf) - offset, truncated=truncated)
+                   read=offset, unread=len(buf) - offset, truncated=truncated, inert=inert)
     if result.limit is not None:
         output.add("limit.hit", where, limit=result.limit.limit, value=result.limit.value,
                    detail=result.limit.detail)
