@@ -52,8 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         misses: list[str] = []
         alarms: list[str] = []
         hostile = benign = 0
+        crashed: list[str] = []
         for fixture, path in built:
-            result = ckptguard.scan([path], ckptguard.Config(**dict(fixture.config)))
+            try:
+                result = ckptguard.scan([path], ckptguard.Config(**dict(fixture.config)))
+            except Exception as exc:  # noqa: BLE001 - an older engine's crash is a result here
+                crashed.append(f"{fixture.name}: {type(exc).__name__}: {exc}"[:200])
+                continue
             rules = ",".join(sorted({f.rule_id for f in result.findings})) or "-"
             if fixture.hostile:
                 hostile += 1
@@ -67,10 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"engine: {Path(ckptguard.__file__).parent}")
     print(f"hostile caught at the default gate: {hostile - len(misses)}/{hostile}")
     print(f"benign fixtures failing the gate:   {len(alarms)}/{benign}")
+    print(f"scans that crashed (exit 2):        {len(crashed)}")
     print(f"scan {scan_time:.1f}s for {len(built)} fixtures; building them {build_time:.1f}s "
           f"(ratio {scan_time / max(build_time, 1e-9):.1f}x)")
     if args.verbose:
-        for title, items in (("missed (hostile, passed the gate)", misses),
+        for title, items in (("crashed", crashed), ("missed (hostile, passed the gate)", misses),
                              ("false alarms (benign, failed the gate)", alarms)):
             print(f"\n{title}:")
             for item in items:
