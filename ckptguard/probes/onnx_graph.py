@@ -244,7 +244,7 @@ def _layer_norm(args: list[Any], attrs: dict[str, Any]) -> Any:
 
 def _unsqueeze(args: list[Any], attrs: dict[str, Any]) -> Any:
     x = args[0]
-    raw = attrs.get("axes") if "axes" in attrs else _ints(args[1])
+    raw: list[int] = [int(a) for a in attrs["axes"]] if "axes" in attrs else _ints(args[1])
     rank = x.dim() + len(raw)
     for axis in sorted(int(a) % rank for a in raw):
         x = x.unsqueeze(axis)
@@ -287,11 +287,11 @@ _CAST_TYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "
 
 
 def _expand(args: list[Any], attrs: dict[str, Any]) -> Any:
-    import torch
-
     x, shape = args[0], _ints(args[1])
     # ONNX Expand broadcasts both ways (a 1 in the shape keeps the input's dimension).
-    target = torch.broadcast_shapes(tuple(x.shape), tuple(shape))
+    ours = [1] * (len(shape) - x.dim()) + list(x.shape)
+    theirs = [1] * (x.dim() - len(shape)) + shape
+    target = [a if b == 1 else b for a, b in zip(ours, theirs, strict=True)]
     return x.expand(target)
 
 
