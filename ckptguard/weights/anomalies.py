@@ -31,12 +31,20 @@ from ckptguard.weights.thresholds import (
     KURTOSIS_STRONG,
     NEURON_Z,
     NEURON_Z_STRONG,
+    SIBLING_GAP_FLOOR,
+    SIBLING_GAP_RATIO,
+    SIBLING_GAP_RATIO_STRONG,
+    SIBLING_MIN,
+    SIBLING_SHARE_RATIO,
+    SIBLING_SHARE_RATIO_STRONG,
     SPECTRAL_GAP,
+    SPECTRAL_GAP_STRONG,
     SPECTRAL_SHARE,
     SPECTRAL_SINGLE_ROW,
 )
 
 _BLOCK = re.compile(r"^(.*?\.\d+\.)")
+_INDEX = re.compile(r"(?<=\.)\d+(?=\.)")
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,26 @@ class ExplainedOutlier:
 class RankOneStructure:
     ref: TensorRef
     spectrum: Spectrum
+    siblings: int = 0  # sibling layers it was compared with (0: absolute thresholds)
+    sibling_gap: float = 0.0  # their median sigma1/sigma2 ...
+    sibling_share: float = 0.0  # ... and median top-direction energy share
+
+    @property
+    def share_ratio(self) -> float:
+        return self.spectrum.top_share / self.sibling_share if self.sibling_share > 0 else \
+            float("inf")
+
+    @property
+    def gap_ratio(self) -> float:
+        return self.spectrum.gap / self.sibling_gap if self.sibling_gap > 0 else float("inf")
+
+    @property
+    def strong(self) -> bool:
+        """Far out from its siblings on both statistics, or (without siblings) a towering gap."""
+        if self.siblings:
+            return self.share_ratio >= SIBLING_SHARE_RATIO_STRONG and \
+                self.gap_ratio >= SIBLING_GAP_RATIO_STRONG
+        return self.spectrum.gap >= SPECTRAL_GAP_STRONG
 
 
 def floats(refs: Iterable[TensorRef]) -> Iterator[TensorRef]:
@@ -262,13 +290,39 @@ def _best_consumer(producer: TensorRef, unit: int,
     return best
 
 
+def sibling_key(name: str, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]] | None:
+    """The role of a tensor repeated across layers: its name with every index replaced
+    (``encoder.layer.#.output.dense.weight``) and its shape; None for a name without an index."""
+    pattern = _INDEX.sub("#", name)
+    return (pattern, tuple(shape)) if pattern != name else None
+
+
 def rank_one_structures(refs: Iterable[TensorRef]) -> Iterator[RankOneStructure]:
-    """Layers whose top singular direction towers over the rest: an inserted rank-one edit."""
+    """Layers whose top singular direction towers over the rest: an inserted rank-one edit.
+    A layer with siblings (the same role in other layers) is judged against them; one without,
+    against the absolute thresholds."""
+    spectra: list[tuple[TensorRef, Spectrum]] = []
     for ref, _ in neuron_tensors(refs):
         try:
-            spectrum = tensor_spectrum(ref)
+            spectra.append((ref, tensor_spectrum(ref)))
         except TensorDecodeError:
             continue
-        if spectrum.gap >= SPECTRAL_GAP and spectrum.top_share >= SPECTRAL_SHARE and \
-                spectrum.top_row_share < SPECTRAL_SINGLE_ROW:
+    groups: dict[tuple[str, tuple[int, ...]], list[Spectrum]] = {}
+    for ref, spectrum in spectra:
+        key = sibling_key(ref.name, ref.shape)
+        if key is not None:
+            groups.setdefault(key, []).append(spectrum)
+    for ref, spectrum in spectra:
+        if spectrum.top_row_share >= SPECTRAL_SINGLE_ROW:
+            continue  # one outlying neuron: BKD002's case
+        key = sibling_key(ref.name, ref.shape)
+        others = [s for s in groups.get(key, []) if s is not spectrum] if key else []
+        if len(others) >= SIBLING_MIN:
+            found = RankOneStructure(ref, spectrum, len(others),
+                                     float(np.median([s.gap for s in others])),
+                                     float(np.median([s.top_share for s in others])))
+            if spectrum.gap >= SIBLING_GAP_FLOOR and found.gap_ratio >= SIBLING_GAP_RATIO and \
+                    found.share_ratio >= SIBLING_SHARE_RATIO:
+                yield found
+        elif spectrum.gap >= SPECTRAL_GAP and spectrum.top_share >= SPECTRAL_SHARE:
             yield RankOneStructure(ref, spectrum)
