@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ckptguard.checks.backdoor_base import present_in_base, shared_memo, shared_model_diff
+from ckptguard.checks.backdoor_base import (
+    present_in_base,
+    shared_layout,
+    shared_memo,
+    shared_model_diff,
+    shared_profile,
+)
 from ckptguard.engine.checks import CheckContext, Hit
 from ckptguard.facts import TensorRef
 from ckptguard.model import Confidence, Severity
@@ -84,17 +90,14 @@ def unreadable_tensors(ctx: CheckContext) -> Iterator[Hit]:
 
 
 def _layout(ctx: CheckContext) -> Any:
-    from ckptguard.weights.layout import layout_for
-
-    return shared_memo(ctx, "layout", lambda: layout_for(ctx.artifact,
-                                                   [ref.name for ref in ctx.tensors]))
+    return shared_layout(ctx)
 
 
 def _judged(ctx: CheckContext) -> Any:
-    """Per-tensor statistics of the linear/conv tensors: one streaming pass, shared by BKD001
-    (non-finite counts) and BKD002 (unit norms)."""
-    return shared_memo(ctx, "judged",
-                       lambda: _anomalies().judged_stats(_tensors(ctx), _layout(ctx)))
+    """Per-tensor statistics of the linear/conv tensors: one streaming pass (which also takes
+    each tensor's spectrum and base delta), shared by BKD001 (non-finite counts), BKD002 (unit
+    norms), BKD003 (spectra) and the base diff."""
+    return shared_profile(ctx).judged
 
 
 def neuron_outliers(ctx: CheckContext) -> Iterator[Hit]:
@@ -150,7 +153,8 @@ def rank_one_edits(ctx: CheckContext) -> Iterator[Hit]:
     if not tensors:
         return
     anomalies = _anomalies()
-    found = shared_memo(ctx, "rank-one", lambda: list(anomalies.rank_one_structures(tensors)))
+    found = shared_memo(ctx, "rank-one", lambda: list(anomalies.rank_one_structures(
+        tensors, shared_profile(ctx).spectra)))
     for item in found:
         spec = item.spectrum
         if item.siblings:

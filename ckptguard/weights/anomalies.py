@@ -7,13 +7,14 @@ turn them into findings.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from ckptguard.facts import TensorRef
 from ckptguard.weights.decode import TensorDecodeError, is_float, raw_array, to_float32
+from ckptguard.weights.diff import TensorDelta, tensor_delta
 from ckptguard.weights.layout import Layout
 from ckptguard.weights.outlier_dims import stream_votes
 from ckptguard.weights.roles import Role, residual_writer, role_of
@@ -167,19 +168,47 @@ def neuron_tensors(refs: Iterable[TensorRef]) -> list[tuple[TensorRef, Role]]:
     return judged
 
 
+@dataclass(frozen=True)
+class Profile:
+    """What one pass over every linear/conv tensor gives: each tensor is read once, and its
+    unit statistics, its sampled spectrum and (with a base) its delta come from that read."""
+
+    judged: list[tuple[TensorRef, Role, TensorStats]]
+    spectra: dict[str, Spectrum]
+    deltas: dict[str, TensorDelta]
+
+
+def profile(refs: Iterable[TensorRef], layout: Layout | None = None, *, spectra: bool = True,
+            partners: Mapping[str, TensorRef] | None = None) -> Profile:
+    """Statistics of every linear/conv tensor (output units read from the layout), its spectrum
+    when ``spectra``, and its delta against ``partners[name]`` (the paired base tensor)."""
+    layout = layout or Layout()
+    judged: list[tuple[TensorRef, Role, TensorStats]] = []
+    found: dict[str, Spectrum] = {}
+    deltas: dict[str, TensorDelta] = {}
+    for ref, role in neuron_tensors(refs):
+        try:
+            array = raw_array(ref)
+            transposed = layout.transposed(ref.name, ref.shape)
+            judged.append((ref, role, tensor_stats(ref, transposed=True, array=array)
+                           if transposed else unit_norm_stats(ref, array=array)))
+            if spectra:
+                found[ref.name] = tensor_spectrum(ref, array)
+        except TensorDecodeError:
+            continue
+        partner = partners.get(ref.name) if partners else None
+        if partner is not None and is_float(partner):
+            try:
+                deltas[ref.name] = tensor_delta(ref, partner, array=array)
+            except TensorDecodeError:
+                continue  # counted as unreadable by model_diff
+    return Profile(judged, found, deltas)
+
+
 def judged_stats(refs: Iterable[TensorRef],
                  layout: Layout | None = None) -> list[tuple[TensorRef, Role, TensorStats]]:
     """Statistics of every linear/conv tensor, with output units read from the layout."""
-    layout = layout or Layout()
-    judged: list[tuple[TensorRef, Role, TensorStats]] = []
-    for ref, role in neuron_tensors(refs):
-        try:
-            transposed = layout.transposed(ref.name, ref.shape)
-            judged.append((ref, role, tensor_stats(ref, transposed=True) if transposed
-                           else unit_norm_stats(ref)))
-        except TensorDecodeError:
-            continue
-    return judged
+    return profile(refs, layout, spectra=False).judged
 
 
 def _complete(judged: list[tuple[TensorRef, Role, TensorStats]], index: int,
@@ -297,12 +326,17 @@ def sibling_key(name: str, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]
     return (pattern, tuple(shape)) if pattern != name else None
 
 
-def rank_one_structures(refs: Iterable[TensorRef]) -> Iterator[RankOneStructure]:
+def rank_one_structures(refs: Iterable[TensorRef],
+                        known: Mapping[str, Spectrum] | None = None,
+                        ) -> Iterator[RankOneStructure]:
     """Layers whose top singular direction towers over the rest: an inserted rank-one edit.
     A layer with siblings (the same role in other layers) is judged against them; one without,
-    against the absolute thresholds."""
+    against the absolute thresholds.  ``known``: spectra from ``profile``."""
     spectra: list[tuple[TensorRef, Spectrum]] = []
     for ref, _ in neuron_tensors(refs):
+        if known is not None and ref.name in known:
+            spectra.append((ref, known[ref.name]))
+            continue
         try:
             spectra.append((ref, tensor_spectrum(ref)))
         except TensorDecodeError:

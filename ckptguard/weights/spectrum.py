@@ -65,9 +65,11 @@ def evenly_spaced(total: int, wanted: int) -> np.ndarray:
 
 
 def sample_matrix(ref: TensorRef, max_rows: int = SPECTRAL_SAMPLE_ROWS,
-                  max_cols: int = SPECTRAL_SAMPLE_COLS) -> tuple[np.ndarray, np.ndarray]:
-    """An evenly spaced float64 sample of the tensor's matrix view, and the rows it took."""
-    array = raw_array(ref)
+                  max_cols: int = SPECTRAL_SAMPLE_COLS,
+                  array: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """An evenly spaced float32 sample of the tensor's matrix view, and the rows it took
+    (``array``: the tensor's ``raw_array`` when the caller already holds it)."""
+    array = raw_array(ref) if array is None else array
     rows = evenly_spaced(array.shape[0], max_rows)
     cols = evenly_spaced(array.shape[1], max_cols)
     sample = array[rows][:, cols] if cols.size < array.shape[1] else array[rows]  # one copy
@@ -150,6 +152,6 @@ def spectrum_of(matrix: np.ndarray, rows: np.ndarray | None = None, *,
                     matrix.shape[0], matrix.shape[1], top_row, concentration)
 
 
-def tensor_spectrum(ref: TensorRef) -> Spectrum:
-    sample, rows = sample_matrix(ref)
+def tensor_spectrum(ref: TensorRef, array: np.ndarray | None = None) -> Spectrum:
+    sample, rows = sample_matrix(ref, array=array)
     return spectrum_of(sample, rows)

@@ -99,6 +99,7 @@ MAX_TABLE_FINDINGS = 20
 
 # --- block sizes ---------------------------------------------------------------------------------
 BLOCK_BYTES = 16 * 1024 * 1024
+DIFF_BLOCK_BYTES = 1024 * 1024  # the base diff's blocks: small enough to stay in cache
 
 # --- residual-stream outlier dimensions (transformers) --------------------------------------------
 # A dimension singled out (robust z of norm values, embedding columns, residual-writer rows or
