@@ -108,9 +108,9 @@ def _top_singular_values(matrix: np.ndarray, rank: int, iterations: int,
         return s[:k], u[:, 0]
     rng = np.random.default_rng(seed)
     probe = rng.standard_normal((cols, k + 8)).astype(matrix.dtype)
-    basis = _orthonormal(matrix @ probe)
+    basis = _orthonormal(matrix @ probe, rounds=1)
     for _ in range(iterations):
-        basis = _orthonormal(matrix.T @ basis)
+        basis = _orthonormal(matrix.T @ basis, rounds=1)  # only steers the next product
         basis = _orthonormal(matrix @ basis)
     small = basis.T @ matrix  # (k + 8, cols): its singular values are the estimates
     gram = (small @ small.T).astype(np.float64)  # a tiny symmetric matrix: eigh, not an SVD
@@ -120,13 +120,15 @@ def _top_singular_values(matrix: np.ndarray, rank: int, iterations: int,
     return s[:k], basis @ vectors[:, order[0]].astype(basis.dtype)
 
 
-def _orthonormal(block: np.ndarray) -> np.ndarray:
+def _orthonormal(block: np.ndarray, rounds: int = 2) -> np.ndarray:
     """An orthonormal basis of a tall, thin ``block``'s columns: Cholesky QR (a 16 x 16
-    factorisation) twice, which is as accurate as Householder QR here at a fraction of its cost;
-    Householder QR when the block is rank deficient."""
+    factorisation) twice, which is as accurate as Householder QR here at a fraction of its cost
+    (once for the intermediate bases of the power iteration, whose products need only a
+    well-conditioned basis, not an exactly orthonormal one); Householder QR when the block is
+    rank deficient."""
     try:
         basis = block
-        for _ in range(2):
+        for _ in range(rounds):
             gram = (basis.T @ basis).astype(np.float64)
             inverse = np.linalg.inv(np.linalg.cholesky(gram))  # 16 x 16
             basis = basis @ inverse.T.astype(block.dtype)
