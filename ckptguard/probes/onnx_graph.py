@@ -110,7 +110,7 @@ def _graph_module(nodes: Sequence[Node], initializers: dict[str, Any], input_nam
                 values[name] = self.constants[name] if name in self.constants else \
                     getattr(self, _safe(name))
             for node in nodes:
-                args = [values[i] if i else None for i in node.inputs]
+                args = [_as_tensor(values[i]) if i else None for i in node.inputs]
                 if node.op in ACTIVATION_OPS:
                     result = self.activations[_safe(node.outputs[0])](args[0])
                 else:
@@ -191,6 +191,170 @@ def _constant(args: list[Any], attrs: dict[str, Any]) -> Any:
     return torch.from_numpy(array.astype(np.float32)) if array.dtype.kind == "f" else array
 
 
+def _as_tensor(value: Any) -> Any:
+    """Integer and boolean constants are kept as numpy arrays until a node reads them."""
+    import numpy as np
+    import torch
+
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    return value
+
+
+def _ints(value: Any) -> list[int]:
+    """A shape-like input (an int64 tensor of any rank) as a list of Python ints."""
+    return [int(v) for v in value.reshape(-1).tolist()]
+
+
+def _axes(args: list[Any], attrs: dict[str, Any], rank: int) -> list[int] | None:
+    """Axes from the attribute (older opsets) or the second input (newer), normalised."""
+    raw = attrs.get("axes")
+    if raw is None and len(args) > 1 and args[1] is not None:
+        raw = _ints(args[1])
+    if raw is None:
+        return None
+    return sorted(int(a) % rank for a in raw)
+
+
+def _gather(args: list[Any], attrs: dict[str, Any]) -> Any:
+    data, indices = args[0], args[1].long()
+    axis = int(attrs.get("axis", 0)) % data.dim()
+    indices = indices.where(indices >= 0, indices + data.shape[axis])  # negative indices
+    picked = data.index_select(axis, indices.reshape(-1))
+    shape = (*data.shape[:axis], *indices.shape, *data.shape[axis + 1:])
+    return picked.reshape(shape)
+
+
+def _gather_elements(args: list[Any], attrs: dict[str, Any]) -> Any:
+    data, indices = args[0], args[1].long()
+    axis = int(attrs.get("axis", 0)) % data.dim()
+    indices = indices.where(indices >= 0, indices + data.shape[axis])
+    return data.gather(axis, indices)
+
+
+def _layer_norm(args: list[Any], attrs: dict[str, Any]) -> Any:
+    import torch.nn.functional as F
+
+    x = args[0]
+    axis = int(attrs.get("axis", -1)) % x.dim()
+    bias = args[2] if len(args) > 2 else None
+    return F.layer_norm(x, tuple(x.shape[axis:]), args[1], bias,
+                        float(attrs.get("epsilon", 1e-5)))
+
+
+def _unsqueeze(args: list[Any], attrs: dict[str, Any]) -> Any:
+    x = args[0]
+    raw: list[int] = [int(a) for a in attrs["axes"]] if "axes" in attrs else _ints(args[1])
+    rank = x.dim() + len(raw)
+    for axis in sorted(int(a) % rank for a in raw):
+        x = x.unsqueeze(axis)
+    return x
+
+
+def _squeeze(args: list[Any], attrs: dict[str, Any]) -> Any:
+    x = args[0]
+    axes = _axes(args, attrs, max(x.dim(), 1))
+    if axes is None:
+        return x.squeeze()
+    for axis in sorted(axes, reverse=True):
+        x = x.squeeze(axis)
+    return x
+
+
+def _shape(args: list[Any], attrs: dict[str, Any]) -> Any:
+    import torch
+
+    dims = list(args[0].shape)
+    start = int(attrs.get("start", 0))
+    end = attrs.get("end")
+    return torch.tensor(dims[start:None if end is None else int(end)], dtype=torch.int64)
+
+
+def _cast(args: list[Any], attrs: dict[str, Any]) -> Any:
+    import torch
+
+    target = _CAST_TYPES.get(int(attrs["to"]))
+    if target is None:
+        raise ProbeError(f"Cast to ONNX type {attrs['to']} is not supported by the probe "
+                         "interpreter")
+    dtype = getattr(torch, target)
+    return args[0].to(dtype)
+
+
+# ONNX TensorProto element types -> torch dtypes; every float width runs in float32 here.
+_CAST_TYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64",
+               9: "bool", 10: "float32", 11: "float32", 16: "float32"}
+
+
+def _expand(args: list[Any], attrs: dict[str, Any]) -> Any:
+    x, shape = args[0], _ints(args[1])
+    # ONNX Expand broadcasts both ways (a 1 in the shape keeps the input's dimension).
+    ours = [1] * (len(shape) - x.dim()) + list(x.shape)
+    theirs = [1] * (x.dim() - len(shape)) + shape
+    target = [a if b == 1 else b for a, b in zip(ours, theirs, strict=True)]
+    return x.expand(target)
+
+
+def _constant_of_shape(args: list[Any], attrs: dict[str, Any]) -> Any:
+    import numpy as np
+    import torch
+    from onnx import numpy_helper
+
+    shape = _ints(args[0])
+    if "value" in attrs:
+        fill = np.array(numpy_helper.to_array(attrs["value"])).reshape(-1)[0]
+    else:
+        fill = np.float32(0.0)
+    value = torch.from_numpy(np.array(fill).reshape(1))
+    if value.dtype.is_floating_point:
+        value = value.float()
+    return value.expand(shape).clone() if shape else value.reshape(())
+
+
+def _where(args: list[Any], attrs: dict[str, Any]) -> Any:
+    import torch
+
+    return torch.where(args[0].bool(), args[1], args[2])
+
+
+def _concat(args: list[Any], attrs: dict[str, Any]) -> Any:
+    import torch
+
+    return torch.cat([a for a in args if a is not None], dim=int(attrs["axis"]))
+
+
+def _reduce_mean(args: list[Any], attrs: dict[str, Any]) -> Any:
+    x = args[0]
+    axes = _axes(args, attrs, x.dim())
+    keep = bool(attrs.get("keepdims", 1))
+    if axes is None:
+        axes = list(range(x.dim()))
+    return x.mean(dim=tuple(axes), keepdim=keep) if axes else x
+
+
+def _slice(args: list[Any], attrs: dict[str, Any]) -> Any:
+    x = args[0]
+    starts, ends = _ints(args[1]), _ints(args[2])
+    axes = _ints(args[3]) if len(args) > 3 and args[3] is not None else \
+        list(range(len(starts)))
+    steps = _ints(args[4]) if len(args) > 4 and args[4] is not None else [1] * len(starts)
+    index: list[slice] = [slice(None)] * x.dim()
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        if step <= 0:
+            raise ProbeError("Slice with a non-positive step is not supported by the probe "
+                             "interpreter")
+        size = x.shape[axis % x.dim()]
+        index[axis % x.dim()] = slice(max(min(start, size), -size), max(min(end, size), -size),
+                                      step)
+    return x[tuple(index)]
+
+
+def _erf(args: list[Any], attrs: dict[str, Any]) -> Any:
+    import torch
+
+    return torch.special.erf(args[0])
+
+
 _OPS: dict[str, Callable[[list[Any], dict[str, Any]], Any]] = {
     "Gemm": _gemm,
     "MatMul": lambda a, _: a[0] @ a[1],
@@ -210,4 +374,23 @@ _OPS: dict[str, Callable[[list[Any], dict[str, Any]], Any]] = {
     "Constant": _constant,
     "Dropout": lambda a, _: a[0],
     "Transpose": lambda a, attrs: a[0].permute(*attrs["perm"]),
+    # transformer graphs (HF exports): embeddings, masks, LayerNorm, exact GELU
+    "Gather": _gather,
+    "GatherElements": _gather_elements,
+    "LayerNormalization": _layer_norm,
+    "Erf": _erf,
+    "Where": _where,
+    "Equal": lambda a, _: a[0] == a[1],
+    "Expand": _expand,
+    "ConstantOfShape": _constant_of_shape,
+    "Unsqueeze": _unsqueeze,
+    "Squeeze": _squeeze,
+    "Shape": _shape,
+    "Cast": _cast,
+    "Concat": _concat,
+    "Slice": _slice,
+    "ReduceMean": _reduce_mean,
+    "Sqrt": lambda a, _: a[0].sqrt(),
+    "Pow": lambda a, _: a[0].pow(a[1]),
+    "Neg": lambda a, _: -a[0],
 }

@@ -7,13 +7,14 @@ turn them into findings.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from ckptguard.facts import TensorRef
 from ckptguard.weights.decode import TensorDecodeError, is_float, raw_array, to_float32
+from ckptguard.weights.diff import TensorDelta, tensor_delta
 from ckptguard.weights.layout import Layout
 from ckptguard.weights.outlier_dims import stream_votes
 from ckptguard.weights.roles import Role, residual_writer, role_of
@@ -31,12 +32,20 @@ from ckptguard.weights.thresholds import (
     KURTOSIS_STRONG,
     NEURON_Z,
     NEURON_Z_STRONG,
+    SIBLING_GAP_FLOOR,
+    SIBLING_GAP_RATIO,
+    SIBLING_GAP_RATIO_STRONG,
+    SIBLING_MIN,
+    SIBLING_SHARE_RATIO,
+    SIBLING_SHARE_RATIO_STRONG,
     SPECTRAL_GAP,
+    SPECTRAL_GAP_STRONG,
     SPECTRAL_SHARE,
     SPECTRAL_SINGLE_ROW,
 )
 
 _BLOCK = re.compile(r"^(.*?\.\d+\.)")
+_INDEX = re.compile(r"(?<=\.)\d+(?=\.)")
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,26 @@ class ExplainedOutlier:
 class RankOneStructure:
     ref: TensorRef
     spectrum: Spectrum
+    siblings: int = 0  # sibling layers it was compared with (0: absolute thresholds)
+    sibling_gap: float = 0.0  # their median sigma1/sigma2 ...
+    sibling_share: float = 0.0  # ... and median top-direction energy share
+
+    @property
+    def share_ratio(self) -> float:
+        return self.spectrum.top_share / self.sibling_share if self.sibling_share > 0 else \
+            float("inf")
+
+    @property
+    def gap_ratio(self) -> float:
+        return self.spectrum.gap / self.sibling_gap if self.sibling_gap > 0 else float("inf")
+
+    @property
+    def strong(self) -> bool:
+        """Far out from its siblings on both statistics, or (without siblings) a towering gap."""
+        if self.siblings:
+            return self.share_ratio >= SIBLING_SHARE_RATIO_STRONG and \
+                self.gap_ratio >= SIBLING_GAP_RATIO_STRONG
+        return self.spectrum.gap >= SPECTRAL_GAP_STRONG
 
 
 def floats(refs: Iterable[TensorRef]) -> Iterator[TensorRef]:
@@ -139,19 +168,47 @@ def neuron_tensors(refs: Iterable[TensorRef]) -> list[tuple[TensorRef, Role]]:
     return judged
 
 
+@dataclass(frozen=True)
+class Profile:
+    """What one pass over every linear/conv tensor gives: each tensor is read once, and its
+    unit statistics, its sampled spectrum and (with a base) its delta come from that read."""
+
+    judged: list[tuple[TensorRef, Role, TensorStats]]
+    spectra: dict[str, Spectrum]
+    deltas: dict[str, TensorDelta]
+
+
+def profile(refs: Iterable[TensorRef], layout: Layout | None = None, *, spectra: bool = True,
+            partners: Mapping[str, TensorRef] | None = None) -> Profile:
+    """Statistics of every linear/conv tensor (output units read from the layout), its spectrum
+    when ``spectra``, and its delta against ``partners[name]`` (the paired base tensor)."""
+    layout = layout or Layout()
+    judged: list[tuple[TensorRef, Role, TensorStats]] = []
+    found: dict[str, Spectrum] = {}
+    deltas: dict[str, TensorDelta] = {}
+    for ref, role in neuron_tensors(refs):
+        try:
+            array = raw_array(ref)
+            transposed = layout.transposed(ref.name, ref.shape)
+            judged.append((ref, role, tensor_stats(ref, transposed=True, array=array)
+                           if transposed else unit_norm_stats(ref, array=array)))
+            if spectra:
+                found[ref.name] = tensor_spectrum(ref, array)
+        except TensorDecodeError:
+            continue
+        partner = partners.get(ref.name) if partners else None
+        if partner is not None and is_float(partner):
+            try:
+                deltas[ref.name] = tensor_delta(ref, partner, array=array)
+            except TensorDecodeError:
+                continue  # counted as unreadable by model_diff
+    return Profile(judged, found, deltas)
+
+
 def judged_stats(refs: Iterable[TensorRef],
                  layout: Layout | None = None) -> list[tuple[TensorRef, Role, TensorStats]]:
     """Statistics of every linear/conv tensor, with output units read from the layout."""
-    layout = layout or Layout()
-    judged: list[tuple[TensorRef, Role, TensorStats]] = []
-    for ref, role in neuron_tensors(refs):
-        try:
-            transposed = layout.transposed(ref.name, ref.shape)
-            judged.append((ref, role, tensor_stats(ref, transposed=True) if transposed
-                           else unit_norm_stats(ref)))
-        except TensorDecodeError:
-            continue
-    return judged
+    return profile(refs, layout, spectra=False).judged
 
 
 def _complete(judged: list[tuple[TensorRef, Role, TensorStats]], index: int,
@@ -262,13 +319,44 @@ def _best_consumer(producer: TensorRef, unit: int,
     return best
 
 
-def rank_one_structures(refs: Iterable[TensorRef]) -> Iterator[RankOneStructure]:
-    """Layers whose top singular direction towers over the rest: an inserted rank-one edit."""
+def sibling_key(name: str, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]] | None:
+    """The role of a tensor repeated across layers: its name with every index replaced
+    (``encoder.layer.#.output.dense.weight``) and its shape; None for a name without an index."""
+    pattern = _INDEX.sub("#", name)
+    return (pattern, tuple(shape)) if pattern != name else None
+
+
+def rank_one_structures(refs: Iterable[TensorRef],
+                        known: Mapping[str, Spectrum] | None = None,
+                        ) -> Iterator[RankOneStructure]:
+    """Layers whose top singular direction towers over the rest: an inserted rank-one edit.
+    A layer with siblings (the same role in other layers) is judged against them; one without,
+    against the absolute thresholds.  ``known``: spectra from ``profile``."""
+    spectra: list[tuple[TensorRef, Spectrum]] = []
     for ref, _ in neuron_tensors(refs):
+        if known is not None and ref.name in known:
+            spectra.append((ref, known[ref.name]))
+            continue
         try:
-            spectrum = tensor_spectrum(ref)
+            spectra.append((ref, tensor_spectrum(ref)))
         except TensorDecodeError:
             continue
-        if spectrum.gap >= SPECTRAL_GAP and spectrum.top_share >= SPECTRAL_SHARE and \
-                spectrum.top_row_share < SPECTRAL_SINGLE_ROW:
+    groups: dict[tuple[str, tuple[int, ...]], list[Spectrum]] = {}
+    for ref, spectrum in spectra:
+        key = sibling_key(ref.name, ref.shape)
+        if key is not None:
+            groups.setdefault(key, []).append(spectrum)
+    for ref, spectrum in spectra:
+        if spectrum.top_row_share >= SPECTRAL_SINGLE_ROW:
+            continue  # one outlying neuron: BKD002's case
+        key = sibling_key(ref.name, ref.shape)
+        others = [s for s in groups.get(key, []) if s is not spectrum] if key else []
+        if len(others) >= SIBLING_MIN:
+            found = RankOneStructure(ref, spectrum, len(others),
+                                     float(np.median([s.gap for s in others])),
+                                     float(np.median([s.top_share for s in others])))
+            if spectrum.gap >= SIBLING_GAP_FLOOR and found.gap_ratio >= SIBLING_GAP_RATIO and \
+                    found.share_ratio >= SIBLING_SHARE_RATIO:
+                yield found
+        elif spectrum.gap >= SPECTRAL_GAP and spectrum.top_share >= SPECTRAL_SHARE:
             yield RankOneStructure(ref, spectrum)

@@ -8,6 +8,7 @@ source's (memory-mapped) view, so nothing is copied until a block is converted t
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -87,12 +88,31 @@ def to_float32(raw: np.ndarray, dtype_name: str) -> np.ndarray:
     return raw.astype(np.float32, copy=False)
 
 
+def _buffer(source: object) -> memoryview:
+    """The source's bytes.  A tensor stored in a file larger than ``SNAPSHOT_BYTES`` is viewed
+    through a memory map of that file, the policy ``FileSource.view`` applies to such files (the
+    CLI's worker process survives a file shrinking under the map); ``FileSource.view`` itself
+    decides by the *slice's* size, and would copy every tensor below 64 MiB on each read."""
+    from ckptguard.source import SNAPSHOT_BYTES, FileSource
+
+    if isinstance(source, FileSource) and source.size > 0:
+        try:
+            whole = os.path.getsize(source.path)
+        except OSError:
+            whole = 0
+        if whole > SNAPSHOT_BYTES and source.start + source.size <= whole:
+            return FileSource(source.path).view()[source.start:source.start + source.size]
+    view: memoryview = source.view()  # type: ignore[attr-defined]
+    return view
+
+
 def raw_array(ref: TensorRef) -> np.ndarray:
-    """The stored values as a 2-D (rows, cols) numpy view over the source: no copy for files."""
+    """The stored values as a 2-D (rows, cols) numpy view over the source: no copy for files
+    that are memory-mapped."""
     dtype, shape = checked_layout(ref)
     if shape.count == 0:
         return np.zeros((shape.rows, shape.cols), dtype=dtype)
-    flat = np.frombuffer(ref.source.view(), dtype=dtype, count=shape.count)
+    flat = np.frombuffer(_buffer(ref.source), dtype=dtype, count=shape.count)
     return flat.reshape(shape.rows, shape.cols)
 
 
@@ -106,9 +126,11 @@ class Block:
     values: np.ndarray  # 2-D float32
 
 
-def iter_blocks(ref: TensorRef, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[Block]:
-    """The tensor as float32 blocks of whole rows; a row larger than a block comes in pieces."""
-    array = raw_array(ref)
+def iter_blocks(ref: TensorRef, block_bytes: int = DEFAULT_BLOCK_BYTES,
+                array: np.ndarray | None = None) -> Iterator[Block]:
+    """The tensor as float32 blocks of whole rows; a row larger than a block comes in pieces.
+    ``array``: the tensor's ``raw_array`` when the caller already holds it (one read)."""
+    array = raw_array(ref) if array is None else array
     rows, cols = array.shape
     if rows == 0 or cols == 0:
         return

@@ -18,6 +18,7 @@ from ckptguard.weights.roles import Role, role_of
 from ckptguard.weights.spectrum import Spectrum, evenly_spaced, spectrum_of
 from ckptguard.weights.thresholds import (
     BLOCK_BYTES,
+    DIFF_BLOCK_BYTES,
     DIFF_CHANGED_ATOL,
     SPECTRAL_SAMPLE_COLS,
     SPECTRAL_SAMPLE_ROWS,
@@ -83,12 +84,13 @@ def missing_from(ours: Sequence[TensorRef], base: Mapping[str, TensorRef]) -> li
             for name in sorted(base) if name not in names]
 
 
-def tensor_delta(ref: TensorRef, base: TensorRef, block_bytes: int = BLOCK_BYTES) -> TensorDelta:
+def tensor_delta(ref: TensorRef, base: TensorRef, block_bytes: int = BLOCK_BYTES,
+                 array: np.ndarray | None = None) -> TensorDelta:
     """How ``ref`` differs from ``base`` (same shape), in one pass over both: float32 element
-    work, float64 sums."""
+    work, float64 sums.  ``array``: ``ref``'s ``raw_array`` when the caller already holds it."""
     _, shape = checked_layout(ref)
     checked_layout(base)
-    ours, theirs = raw_array(ref), raw_array(base)
+    ours, theirs = raw_array(ref) if array is None else array, raw_array(base)
     rows, cols = shape.rows, shape.cols
     sample_rows = evenly_spaced(rows, SPECTRAL_SAMPLE_ROWS)
     sample_cols = evenly_spaced(cols, SPECTRAL_SAMPLE_COLS)
@@ -103,11 +105,14 @@ def tensor_delta(ref: TensorRef, base: TensorRef, block_bytes: int = BLOCK_BYTES
         if sample.size else 0.0
     row_delta = np.zeros(rows, dtype=np.float64)
     base_energy = 0.0
-    step = max(1, block_bytes // max(1, cols * 4))
+    # Small blocks: the difference is written into one reused buffer that stays in the CPU
+    # cache, so its sum of squares (and the base block's) cost no further pass over memory.
+    step = max(1, min(block_bytes, DIFF_BLOCK_BYTES) // max(1, cols * 4))
+    buffer = np.empty((min(step, rows), cols), dtype=np.float32)
     for first in range(0, rows, step):
         a = to_float32(ours[first:first + step], ref.dtype)
         b = to_float32(theirs[first:first + step], base.dtype)
-        delta = a - b
+        delta = np.subtract(a, b, out=buffer[:a.shape[0]])
         energies = np.einsum("ij,ij->i", delta, delta)
         flat = b.reshape(-1)
         block_base = float(np.dot(flat, flat))  # float32 per block, float64 across blocks

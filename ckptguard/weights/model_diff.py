@@ -9,7 +9,7 @@ as a parent (a fine-tune moves weights by a small fraction; an unrelated model b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,7 +68,10 @@ class ModelDiff:
         return sum(energies[:count]) / total if total > 0 else 0.0
 
 
-def model_diff(ours: Sequence[TensorRef], base: BaseTensors) -> ModelDiff:
+def model_diff(ours: Sequence[TensorRef], base: BaseTensors,
+               known: Mapping[str, TensorDelta] | None = None) -> ModelDiff:
+    """``known``: deltas already computed (by name of ours) in the single pass over the tensors
+    (``ckptguard.weights.anomalies.profile``); the rest are computed here."""
     pairing = pair_tables(ours, base.tensors)
     judged = sum(1 for ref in ours if is_float(ref) and role_of(ref.name, ref.shape).has_neurons)
     deltas: list[TensorDelta] = []
@@ -78,7 +81,8 @@ def model_diff(ours: Sequence[TensorRef], base: BaseTensors) -> ModelDiff:
                 role_of(mine.name, mine.shape).has_neurons):
             continue
         try:
-            delta = tensor_delta(mine, theirs)
+            delta = known[mine.name] if known and mine.name in known else \
+                tensor_delta(mine, theirs)
         except TensorDecodeError:
             unreadable += 1
             continue

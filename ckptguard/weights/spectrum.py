@@ -65,9 +65,11 @@ def evenly_spaced(total: int, wanted: int) -> np.ndarray:
 
 
 def sample_matrix(ref: TensorRef, max_rows: int = SPECTRAL_SAMPLE_ROWS,
-                  max_cols: int = SPECTRAL_SAMPLE_COLS) -> tuple[np.ndarray, np.ndarray]:
-    """An evenly spaced float64 sample of the tensor's matrix view, and the rows it took."""
-    array = raw_array(ref)
+                  max_cols: int = SPECTRAL_SAMPLE_COLS,
+                  array: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """An evenly spaced float32 sample of the tensor's matrix view, and the rows it took
+    (``array``: the tensor's ``raw_array`` when the caller already holds it)."""
+    array = raw_array(ref) if array is None else array
     rows = evenly_spaced(array.shape[0], max_rows)
     cols = evenly_spaced(array.shape[1], max_cols)
     sample = array[rows][:, cols] if cols.size < array.shape[1] else array[rows]  # one copy
@@ -106,9 +108,9 @@ def _top_singular_values(matrix: np.ndarray, rank: int, iterations: int,
         return s[:k], u[:, 0]
     rng = np.random.default_rng(seed)
     probe = rng.standard_normal((cols, k + 8)).astype(matrix.dtype)
-    basis = _orthonormal(matrix @ probe)
+    basis = _orthonormal(matrix @ probe, rounds=1)
     for _ in range(iterations):
-        basis = _orthonormal(matrix.T @ basis)
+        basis = _orthonormal(matrix.T @ basis, rounds=1)  # only steers the next product
         basis = _orthonormal(matrix @ basis)
     small = basis.T @ matrix  # (k + 8, cols): its singular values are the estimates
     gram = (small @ small.T).astype(np.float64)  # a tiny symmetric matrix: eigh, not an SVD
@@ -118,13 +120,15 @@ def _top_singular_values(matrix: np.ndarray, rank: int, iterations: int,
     return s[:k], basis @ vectors[:, order[0]].astype(basis.dtype)
 
 
-def _orthonormal(block: np.ndarray) -> np.ndarray:
+def _orthonormal(block: np.ndarray, rounds: int = 2) -> np.ndarray:
     """An orthonormal basis of a tall, thin ``block``'s columns: Cholesky QR (a 16 x 16
-    factorisation) twice, which is as accurate as Householder QR here at a fraction of its cost;
-    Householder QR when the block is rank deficient."""
+    factorisation) twice, which is as accurate as Householder QR here at a fraction of its cost
+    (once for the intermediate bases of the power iteration, whose products need only a
+    well-conditioned basis, not an exactly orthonormal one); Householder QR when the block is
+    rank deficient."""
     try:
         basis = block
-        for _ in range(2):
+        for _ in range(rounds):
             gram = (basis.T @ basis).astype(np.float64)
             inverse = np.linalg.inv(np.linalg.cholesky(gram))  # 16 x 16
             basis = basis @ inverse.T.astype(block.dtype)
@@ -150,6 +154,6 @@ def spectrum_of(matrix: np.ndarray, rows: np.ndarray | None = None, *,
                     matrix.shape[0], matrix.shape[1], top_row, concentration)
 
 
-def tensor_spectrum(ref: TensorRef) -> Spectrum:
-    sample, rows = sample_matrix(ref)
+def tensor_spectrum(ref: TensorRef, array: np.ndarray | None = None) -> Spectrum:
+    sample, rows = sample_matrix(ref, array=array)
     return spectrum_of(sample, rows)

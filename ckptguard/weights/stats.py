@@ -114,18 +114,19 @@ def input_norms(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> np.ndarray:
     return np.asarray(np.sqrt(col_sq), dtype=np.float64)
 
 
-def unit_norm_stats(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> TensorStats:
+def unit_norm_stats(ref: TensorRef, block_bytes: int = BLOCK_BYTES,
+                    array: np.ndarray | None = None) -> TensorStats:
     """The light pass every linear/conv tensor gets: each row's sum of squares (one fused
     multiply-add pass in float32, summed per row), which also proves there is no NaN or Inf
     (they would reach the sums).  Tensors whose sums are not finite, and tensors the checks
     single out, get the full ``tensor_stats``."""
     _, shape = checked_layout(ref)
     row_sq = np.zeros(shape.rows, dtype=np.float64)
-    for block in iter_blocks(ref, block_bytes):
+    for block in iter_blocks(ref, block_bytes, array):
         end = block.first_row + block.values.shape[0]
         row_sq[block.first_row:end] += np.einsum("ij,ij->i", block.values, block.values)
     if not np.isfinite(row_sq).all():
-        return tensor_stats(ref, block_bytes)
+        return tensor_stats(ref, block_bytes, array=array)
     units = np.sqrt(row_sq)
     return TensorStats(name=ref.name, count=shape.count, non_finite=NonFinite(0, 0, 0, None),
                        max_abs=0.0, mean=0.0, std=0.0, excess_kurtosis=0.0,
@@ -134,7 +135,7 @@ def unit_norm_stats(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> TensorSta
 
 
 def tensor_stats(ref: TensorRef, block_bytes: int = BLOCK_BYTES,
-                 transposed: bool = False) -> TensorStats:
+                 transposed: bool = False, array: np.ndarray | None = None) -> TensorStats:
     """Everything about one tensor that the neuron check needs, in one streaming pass.
     ``transposed``: the output units are the columns (a 2-D tensor stored (in, out))."""
     _, shape = checked_layout(ref)
@@ -148,7 +149,7 @@ def tensor_stats(ref: TensorRef, block_bytes: int = BLOCK_BYTES,
     nan = posinf = neginf = 0
     first_bad: int | None = None
     max_abs = 0.0
-    for block in iter_blocks(ref, block_bytes):
+    for block in iter_blocks(ref, block_bytes, array):
         values = block.values
         finite = np.isfinite(values)
         all_finite = bool(finite.all())

@@ -33,7 +33,9 @@ KURTOSIS_STRONG = 50.0
 SPECTRAL_SAMPLE_ROWS = 512  # rows (evenly spaced) used for the estimate
 SPECTRAL_SAMPLE_COLS = 2048  # columns (evenly spaced) used for the estimate
 SPECTRAL_RANK = 8  # singular values estimated
-SPECTRAL_POWER_ITERATIONS = 2
+# One power iteration: two gave the same findings on every bench (the real MiniLM, the tiny
+# trained transformers) at two more products per spectrum.
+SPECTRAL_POWER_ITERATIONS = 1
 # sigma1 / sigma2 of the mean-centred layer.  Clean trained layers in the zoo stay below 3;
 # a rank-one edit strong enough to change behaviour pushes it far higher.
 SPECTRAL_GAP = 4.0
@@ -43,6 +45,21 @@ SPECTRAL_SHARE = 0.3
 # A top direction sitting on one row (this share of its left singular vector) is a single
 # outlying neuron, reported by the neuron rule, not an edit spread over the layer.
 SPECTRAL_SINGLE_ROW = 0.9
+# Sibling layers: tensors of one role repeated across layer indices (``encoder.layer.N.output.
+# dense.weight`` for every N) with the same shape.  With at least this many siblings besides the
+# judged tensor, BKD003 compares the tensor with its siblings' median instead of the absolute
+# thresholds above (trained transformers differ in spectrum by role, not by layer).
+SIBLING_MIN = 3
+# A tensor stands out from its siblings when its top-direction energy share is this many times
+# theirs (median), its sigma1/sigma2 this many times theirs, and sigma1/sigma2 is at least
+# SIBLING_GAP_FLOOR.  On the real all-MiniLM-L6-v2 the largest ratios of a clean layer are 2.5
+# (share) and 1.4 (gap); a rank-one edit of 0.5 ||W|| reaches 4.6-9.6 and 1.7-3.1
+# (bench/backdoor_real.py).  Strong: both ratios this far out (high severity).
+SIBLING_SHARE_RATIO = 4.0
+SIBLING_GAP_RATIO = 1.5
+SIBLING_GAP_FLOOR = 2.0
+SIBLING_SHARE_RATIO_STRONG = 8.0
+SIBLING_GAP_RATIO_STRONG = 2.5
 
 # --- base diff -----------------------------------------------------------------------------------
 DIFF_CHANGED_ATOL = 1e-7  # |delta| above this (relative to the base's RMS) counts as changed
@@ -84,6 +101,7 @@ MAX_TABLE_FINDINGS = 20
 
 # --- block sizes ---------------------------------------------------------------------------------
 BLOCK_BYTES = 16 * 1024 * 1024
+DIFF_BLOCK_BYTES = 1024 * 1024  # the base diff's blocks: small enough to stay in cache
 
 # --- residual-stream outlier dimensions (transformers) --------------------------------------------
 # A dimension singled out (robust z of norm values, embedding columns, residual-writer rows or

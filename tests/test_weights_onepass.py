@@ -1,0 +1,102 @@
+"""The weight checks read each tensor once: statistics, spectrum and base delta come from one
+view of its bytes, and a tensor of a memory-mapped file is viewed without a copy."""
+
+from __future__ import annotations
+
+import mmap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ckptguard.facts import TensorRef
+from ckptguard.model import Location
+from ckptguard.source import FileSource
+from ckptguard.weights import anomalies
+from ckptguard.weights.decode import raw_array
+from ckptguard.weights.diff import tensor_delta
+from ckptguard.weights.spectrum import tensor_spectrum
+from ckptguard.weights.stats import unit_norm_stats
+from fixtures.backdoor import rank_one_edit
+from fixtures.backdoor_transformer import bert_like
+
+
+@dataclass
+class CountingSource:
+    data: bytes
+    views: list[int] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self.data[offset:offset + length]
+
+    def view(self) -> memoryview:
+        self.views.append(1)
+        return memoryview(self.data)
+
+
+def counted(tensors: dict[str, np.ndarray]) -> list[TensorRef]:
+    return [TensorRef(name, str(a.dtype), tuple(a.shape),
+                      CountingSource(np.ascontiguousarray(a).tobytes()),  # type: ignore[arg-type]
+                      Location(("m.safetensors",), tensor=name)) for name, a in tensors.items()]
+
+
+def test_profile_reads_each_tensor_once_and_matches_the_separate_passes() -> None:
+    ours = counted(rank_one_edit(bert_like(0), "encoder.layer.1.output.dense.weight",
+                                 strength=0.5))
+    base = {ref.name: ref for ref in counted(bert_like(0))}
+    result = anomalies.profile(ours, partners=base)
+    judged = [ref for ref, _, _ in result.judged]
+    assert judged and all(len(ref.source.views) == 1 for ref in judged)  # type: ignore[attr-defined]
+    assert set(result.spectra) == set(result.deltas) == {ref.name for ref in judged}
+    for ref, _, stats in result.judged:
+        expected = unit_norm_stats(ref).unit_norms
+        assert stats.unit_norms is not None and expected is not None
+        np.testing.assert_allclose(stats.unit_norms, expected)
+        assert result.spectra[ref.name] == tensor_spectrum(ref)
+        assert result.deltas[ref.name].energy == tensor_delta(ref, base[ref.name]).energy
+    edited = result.deltas["encoder.layer.1.output.dense.weight"]
+    assert edited.relative == pytest.approx(0.5, rel=0.05)
+    assert all(d.energy == 0.0 for name, d in result.deltas.items() if "layer.1.output" not in name)
+
+
+def test_delta_blocks_smaller_than_a_row_group_agree_with_numpy() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((300, 1000)).astype(np.float32)
+    b = a + rng.standard_normal((300, 1000)).astype(np.float32) * np.float32(0.01)
+    a[7, 3] = np.nan  # the non-finite fallback inside a block
+    [ra, rb] = counted({"w.weight": a})[0], counted({"w.weight": b})[0]
+    delta = tensor_delta(ra, rb, block_bytes=3 * 1000 * 4)  # 3 rows a block
+    clean = np.where(np.isfinite(a), a, 0.0).astype(np.float64) - b
+    assert delta.energy == pytest.approx(float(np.sum(clean * clean)), rel=1e-4)
+    assert delta.relative == pytest.approx(float(np.linalg.norm(clean) / np.linalg.norm(b)),
+                                           rel=1e-4)
+
+
+def _owner(array: np.ndarray) -> object:
+    """What finally holds an array's memory (through views and memoryviews)."""
+    owner: object = array
+    while isinstance(owner, np.ndarray) and owner.base is not None:
+        owner = owner.base
+    return owner.obj if isinstance(owner, memoryview) else owner
+
+
+def test_a_tensor_of_a_mapped_file_is_viewed_without_a_copy(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    values = np.arange(64 * 32, dtype=np.float32).reshape(64, 32)
+    path = tmp_path / "w.bin"
+    path.write_bytes(b"H" * 24 + values.tobytes() + b"T" * 8)
+    source = FileSource(str(path)).slice(24, values.nbytes)
+    ref = TensorRef("w", "float32", (64, 32), source, Location(("w.bin",), tensor="w"))
+    copied = raw_array(ref)  # a small file: read into memory (the SIGBUS policy)
+    np.testing.assert_array_equal(copied, values)
+    assert not isinstance(_owner(copied), mmap.mmap)
+    monkeypatch.setattr("ckptguard.source.SNAPSHOT_BYTES", 1024)  # the file now counts as large
+    mapped = raw_array(ref)
+    np.testing.assert_array_equal(mapped, values)
+    assert isinstance(_owner(mapped), mmap.mmap)
