@@ -22,7 +22,7 @@ import subprocess
 import time
 import venv
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,6 +91,8 @@ def refusal(name: str, code: int, output: str) -> str | None:
         return "skipped the file (exit 3: nothing it supports)"
     if name == "picklescan" and re.search(r"Scanned files: 0\b", output):
         return "scanned 0 files"
+    if name == "picklescan" and "could not parse" in output:
+        return "could not parse it as a pickle"
     if name == "fickling" and "failed to parse" in output:
         return "failed to parse it"
     if code not in (0, 1):
@@ -110,7 +112,10 @@ def timed(command: Sequence[str], runs: int, limit: float = 120.0,
     """Best of ``runs`` runs of a process; a run past ``limit`` seconds counts as infinitely
     slow.  With a peer ``name``, its output says whether it scanned the file at all."""
     best = Timing(float("inf"), 0.0, f"timeout (> {limit:.0f} s)")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
+    # As installed packages run: from compiled bytecode (the first run writes it), even where
+    # this machine sets PYTHONDONTWRITEBYTECODE (the peers' environments are compiled by pip).
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    env.update(PYTHONPATH=str(ROOT), PYTHONWARNINGS="ignore")
     for _ in range(runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
@@ -130,14 +135,18 @@ def timed(command: Sequence[str], runs: int, limit: float = 120.0,
     return best
 
 
-def time_peers(path: Path, runs: int = 2, limit: float = 120.0) -> dict[str, Timing]:
-    """Every installed speed peer's timing on ``path`` (empty when none is installed)."""
+def time_peers(path: Path, runs: int = 2, limit: float = 120.0,
+               unsupported: str | None = None) -> dict[str, Timing]:
+    """Every installed speed peer's timing on ``path`` (empty when none is installed).  With
+    ``unsupported`` (a format none of them reads), each is timed but marked as not scanning it,
+    whatever its exit code says."""
     found = {}
     for name in SPEED_PEERS:
         command = peer_command(name)
         if command is not None:
             args = [part.replace("{file}", str(path)) for part in command]
-            found[name] = timed(args, runs, limit, name)
+            timing = timed(args, runs, limit, name)
+            found[name] = replace(timing, refused=unsupported) if unsupported else timing
     return found
 
 
