@@ -32,8 +32,10 @@ CACHE = ROOT / "bench" / ".cache" / "peers"
 MODELAUDIT_DRIVER = (
     "import sys; from modelaudit_picklescan import scan_file; r = scan_file(sys.argv[1]); "
     "c = r.coverage; print('status', r.status.value, 'scanned', c.bytes_scanned, "
-    "'complete', c.opcode_scan_complete); "
+    "'opcodes', c.opcode_count); "
     "[print('notice', n.message) for n in r.notices]")
+
+MODELAUDIT_MAX_OPCODES = 1_000_000  # ScanOptions.max_opcodes' default in 0.1.12
 
 # name -> (pip requirements, command with {file})
 PEERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -84,9 +86,10 @@ def refusal(name: str, code: int, output: str) -> str | None:
         if match.group(1) == "0":
             notice = re.search(r"^notice (.*)$", output, re.M)
             return notice.group(1) if notice else "scanned 0 bytes"
-        if "complete False" in output:
-            return f"stopped before the end (scanned {match.group(1)} bytes)"
-        return None
+        opcodes = re.search(r"opcodes (\d+)", output)
+        if opcodes is not None and int(opcodes.group(1)) >= MODELAUDIT_MAX_OPCODES:
+            return f"stopped at its {MODELAUDIT_MAX_OPCODES:,}-opcode limit"
+        return None  # it ran its VM over every opcode (even where its verdict is inconclusive)
     if name == "modelscan" and code == 3:
         return "skipped the file (exit 3: nothing it supports)"
     if name == "picklescan" and re.search(r"Scanned files: 0\b", output):
