@@ -6,6 +6,9 @@ Both scan the same generated tree (benign and hostile pickles, safetensors heade
 run; cluster start-up is timed separately from the scan.  With --pickle-kb N the benign pickles
 carry N KiB of data each, so that each task does real work: Dask costs milliseconds per task,
 which only pays off when files take longer than that to scan.
+
+No peer: none of the peer scanners (bench/peers.py) scans object stores or fleets, so this
+bench measures ckptguard against its own baselines only.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ Prints files/s for each (best of --repeat runs) and the speed-up of jobs=2 over 
 in the same run; the jobs=2 time includes starting the worker processes.  The
 files are generated into a temporary folder: plain-data pickles (when the pickle parser is
 present) and safetensors-like files, half of each.
+
+No peer: the peer scanners (bench/peers.py) have no parallel mode; this bench compares
+ckptguard with itself (jobs=1), and the per-file speed against peers is in bench_peer_speed.py.
 """
 
 from __future__ import annotations

@@ -2,81 +2,40 @@
 
     python bench/bench_peer_speed.py [--install] [--runs 3] [--quick]
 
-Peers (pinned, from PyPI, one virtual environment each under bench/.cache/peers/, created by
-``--install``; a peer that is not installed is left out of the table): ``picklescan`` (its CLI)
-and ``modelaudit-picklescan`` (ModelAudit's Rust pickle scanner; it has no CLI, so it runs as
-``python -c "scan_file(path)"``).  Every tool runs as a process per file, including its start-up,
-as a user or CI job runs it.  Each time is the best of ``--runs``; the CPU column (user + system
-of the process) is steadier than wall time on a loaded machine.  ``ratio`` is ckptguard's wall
-time over the fastest peer's on the same file (below 1: ckptguard is faster).
+Peers (bench/peers.py: pinned, from PyPI, one virtual environment each under
+bench/.cache/peers/, created by ``--install``; a peer that is not installed is left out):
+``picklescan``, ``modelaudit-picklescan`` (ModelAudit's Rust pickle scanner, driven by a
+one-line ``python -c``), ``modelscan`` and ``fickling``.  Every tool runs as a process per file,
+including its start-up, as a user or CI job runs it.  Each time is the best of ``--runs``; the
+CPU column (user + system of the process) is steadier than wall time on a loaded machine.  The
+ratio is ckptguard's wall time over the fastest peer's that scanned the file (below 1: ckptguard
+is faster); a peer that refused the file (modelaudit-picklescan stops at 10,000 zip entries and
+scans nothing; fickling does not parse torch zips) is listed with its reason, not as fastest.
 
-Cases: a PyTorch zip of 20,000 small tensors (bench_torch_zip's writer), a 36 MB pickle of a float
-list and a 6.6 MB pickle of a dict (written with ``pickle.dumps`` of plain data, never loaded),
-and an ONNX model (no peer reads ONNX: ckptguard against its own ``--version`` start-up).
+Cases: PyTorch zips of 20,000 and of 9,990 small tensors (bench_torch_zip's writer; the second
+is under modelaudit-picklescan's entry limit), the 20,000-tensor zip's ``data.pkl`` alone (the
+same pickle stream as a plain file: what a native pickle VM costs on it), a 36 MB pickle of a
+float list and a 6.6 MB pickle of a dict (written with ``pickle.dumps`` of plain data, never
+loaded), and an ONNX model (no peer reads ONNX: ckptguard against its own start-up).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import pickle
-import resource
 import shutil
-import subprocess
 import sys
-import time
-import venv
-from collections.abc import Callable, Sequence
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from peers import SPEED_PEERS, Timing, ensure_peer, table, time_peers, timed, versus  # noqa: E402
+
 OUT = ROOT / "bench" / "out" / "peer_speed"
-PEER_HOME = ROOT / "bench" / ".cache" / "peers"
-PEERS = {"picklescan": "picklescan==1.0.5",
-         "modelaudit-picklescan": "modelaudit-picklescan==0.1.12"}
-MODELAUDIT = ("from modelaudit_picklescan import scan_file; import sys; "
-              "print(scan_file(sys.argv[1]).verdict)")
-
-
-def peer_command(name: str) -> list[str] | None:
-    home = Path(os.environ.get("CKPTGUARD_PEERS", PEER_HOME)) / name
-    if name == "picklescan" and (home / "bin" / "picklescan").exists():
-        return [str(home / "bin" / "picklescan"), "-p"]
-    if name == "modelaudit-picklescan" and (home / "bin" / "python").exists():
-        return [str(home / "bin" / "python"), "-c", MODELAUDIT]
-    return None
-
-
-def install() -> None:
-    for name, requirement in PEERS.items():
-        home = PEER_HOME / name
-        if peer_command(name) is None:
-            venv.create(home, with_pip=True)
-            subprocess.run([str(home / "bin" / "pip"), "install", "--quiet", requirement],
-                           check=True)
-
-
-def timed(command: Sequence[str], runs: int, limit: float = 120.0) -> tuple[float, float]:
-    """(best wall seconds, CPU seconds of that run) of a process; a run past ``limit`` seconds
-    is stopped and counts as infinitely slow."""
-    best = (float("inf"), 0.0)
-    for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        try:
-            subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           check=False, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                           timeout=limit)
-        except subprocess.TimeoutExpired:
-            return best
-        wall = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        best = min(best, (wall, cpu))
-    return best
 
 
 def cases(quick: bool) -> list[tuple[str, Callable[[Path], Path]]]:
@@ -84,6 +43,14 @@ def cases(quick: bool) -> list[tuple[str, Callable[[Path], Path]]]:
 
     def torch20k(out: Path) -> Path:
         return torch_zip(out / "torch_20k.pt", [10_240] * (2_000 if quick else 20_000))
+
+    def torch9990(out: Path) -> Path:
+        return torch_zip(out / "torch_9990.pt", [10_240] * 9_990)
+
+    def data_pkl(out: Path) -> Path:
+        with zipfile.ZipFile(torch20k(out)) as archive:
+            (out / "data.pkl").write_bytes(archive.read("archive/data.pkl"))
+        return out / "data.pkl"
 
     def float_list(out: Path) -> Path:
         path = out / "floats.pkl"
@@ -100,7 +67,10 @@ def cases(quick: bool) -> list[tuple[str, Callable[[Path], Path]]]:
 
         return build("onnx_clean_mlp", out, out / "canary")
 
+    small = [] if quick else [("torch zip, 9,990 tensors", torch9990),
+                              ("its data.pkl alone, 20,000 tensors", data_pkl)]
     return [("torch zip, 20,000 tensors" if not quick else "torch zip, 2,000 tensors", torch20k),
+            *small,
             ("36 MB float-list pickle", float_list), ("6.6 MB dict pickle", dict_pickle),
             ("ONNX MLP (no peer reads it)", onnx_model)]
 
@@ -114,8 +84,11 @@ def main() -> None:
                         help="seconds one run may take (a slower tool shows as 'timeout')")
     options = parser.parse_args()
     if options.install:
-        install()
+        for name in SPEED_PEERS:
+            ensure_peer(name)
     ours = [sys.executable, "-m", "ckptguard.cli", "scan", "--quiet", "--no-progress"]
+    print("timing ckptguard and every installed peer on each file (best of "
+          f"{options.runs}) ...", flush=True)
     startup = timed([sys.executable, "-m", "ckptguard.cli", "--version"], options.runs)
     OUT.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -123,29 +96,20 @@ def main() -> None:
         for label, make in cases(options.quick):
             path = make(OUT)
             mine = timed([*ours, str(path)], options.runs, options.timeout)
-            peers = {}
+            peers: dict[str, Timing] = {}
             if "ONNX" not in label:
-                for name in PEERS:
-                    command = peer_command(name)
-                    if command is not None:
-                        peers[name] = timed([*command, str(path)], options.runs,
-                                            options.timeout)
+                peers = time_peers(path, options.runs, options.timeout)
             size = path.stat().st_size / 1e6
             rows.append((label, size, mine, peers))
     finally:
         shutil.rmtree(OUT, ignore_errors=True)
-    print(f"ckptguard --version (start-up): {startup[0]:.3f} s wall, {startup[1]:.3f} s CPU")
-    print(f"{'file':<30}{'MB':>7}  {'tool':<24}{'wall':>8}{'CPU':>8}{'ratio':>8}")
+    print(f"ckptguard --version (start-up): {startup.wall:.3f} s wall, {startup.cpu:.3f} s CPU")
     for label, size, mine, peers in rows:
-        fastest = min(peers.values(), default=None)
-        base = fastest[0] if fastest else startup[0]
-        note = "vs fastest peer" if fastest else "vs start-up"
-        print(f"{label:<30}{size:>7.1f}  {'ckptguard':<24}{mine[0]:>7.3f}s{mine[1]:>7.3f}s"
-              f"{mine[0] / base:>7.2f}x  ({note})")
-        for name, (wall, cpu) in sorted(peers.items(), key=lambda kv: kv[1]):
-            shown = f"{wall:>7.3f}s{cpu:>7.3f}s" if wall != float("inf") else \
-                f"{'timeout':>8}{'':>8}  (> {options.timeout:.0f} s)"
-            print(f"{'':<30}{'':>7}  {name:<24}{shown}")
+        print(f"{label} ({size:.1f} MB): ckptguard {mine.wall:.3f} s wall {mine.cpu:.3f} s CPU; "
+              + (versus(mine.wall, peers) if peers or "ONNX" not in label else
+                 f"no peer reads it: {mine.wall / startup.wall:.2f}x ckptguard's start-up"))
+        for line in table(peers):
+            print(line)
 
 
 if __name__ == "__main__":

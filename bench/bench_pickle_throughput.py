@@ -4,6 +4,10 @@ Builds a ~100 MB opcode stream (two pickles of a large list of small ints, strin
 written with protocol 2 and protocol 4 by ``pickle.dumps`` of data made here), then times (in
 CPU seconds) ckptguard's pickle ``parse`` and a ``pickletools`` disassembly of the same file
 (subprocess, output to /dev/null) in the same run, and prints MB/s for both and the ratio.
+Then, on the same file, ``ckptguard scan`` as a process (default limits, start-up included)
+against every installed peer scanner (bench/peers.py; ``python bench/peers.py --install``),
+with the ratio to the fastest peer that scanned the whole stream, or a line saying no peer is
+installed (``--peer-timeout`` bounds each peer run).
 
 Run from the repository root (about 30-60 seconds)::
 
@@ -23,6 +27,10 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from peers import table, time_peers, timed, versus
 
 from ckptguard.facts import Artifact
 from ckptguard.formats import ParseContext
@@ -76,6 +84,8 @@ def python_speed() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=100.0, help="stream size in MB")
+    parser.add_argument("--peer-timeout", type=float, default=120.0,
+                        help="seconds one peer run may take")
     args = parser.parse_args()
     stream = make_stream(args.mb)
     megabytes = len(stream) / 1e6
@@ -85,6 +95,9 @@ def main() -> None:
         del stream
         ours, opcodes = time_ckptguard(path)
         theirs = time_pickletools(path)
+        cli = timed([sys.executable, "-m", "ckptguard.cli", "scan", "--quiet", "--no-progress",
+                     str(path)], 1, args.peer_timeout)
+        peers = time_peers(path, 1, args.peer_timeout)
     print(f"python baseline: {python_speed():.1f} M loop iterations/s "
           "(an idle modern core does about 20-40)")
     print(f"stream: {megabytes:.1f} MB, {opcodes:,} opcodes (protocol 2 + protocol 4)")
@@ -93,6 +106,10 @@ def main() -> None:
           f"{opcodes / ours / 1e6:5.2f} M opcodes/s")
     print(f"pickletools disassembly:{theirs:7.2f} s  {megabytes / theirs:8.1f} MB/s")
     print(f"ratio (ckptguard / pickletools throughput): {theirs / ours:.1f}x")
+    print(f"ckptguard scan process: {cli.wall:.2f} s wall {cli.cpu:.2f} s CPU; "
+          f"{versus(cli.wall, peers)}")
+    for line in table(peers):
+        print(line)
 
 
 if __name__ == "__main__":

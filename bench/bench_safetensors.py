@@ -11,8 +11,11 @@ a ``__metadata__`` block) whose byte ranges tile a data region that is left spar
 disk, made with truncate), so the files cost seconds to create and almost no disk.  Baselines
 measured in the same run: reading the 8-byte length and the JSON header with plain Python
 (``json.loads``), and ``ckptguard --version`` as a process (interpreter + CLI start-up).  The scan
-is timed both in-process (``ckptguard.api.scan``) and as a ``ckptguard scan`` process.  Files go
-to bench/out/ (gitignored) and are deleted at the end.
+is timed both in-process (``ckptguard.api.scan``) and as a ``ckptguard scan`` process, against
+every installed peer scanner on the same file (bench/peers.py; ``python bench/peers.py
+--install``): the ratio to the fastest peer that scanned it, the peers that did not with their
+reason (none of the pickle scanners reads safetensors), or a line saying no peer is installed.
+Files go to bench/out/ (gitignored) and are deleted at the end.
 """
 
 from __future__ import annotations
@@ -78,6 +81,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs (default 3)")
     args = parser.parse_args()
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from peers import table, time_peers, versus
+
     from ckptguard.api import scan
     from ckptguard.config import Config
 
@@ -104,6 +110,12 @@ def main() -> int:
                   f"(x{inproc / plain:.1f} the plain read)")
             print(f"{label}: ckptguard scan process               {process * 1000:8.1f} ms  "
                   f"(x{process / startup:.2f} start-up)")
+            # picklescan and fickling exit 0 or 1 on it, but neither parses safetensors.
+            peers = time_peers(path, runs=1, limit=60.0,
+                               unsupported="reads no safetensors (a pickle scanner)")
+            print(f"{label}: ckptguard scan process against peers: {versus(process, peers)}")
+            for line in table(peers):
+                print(line)
             path.unlink()
     finally:
         for leftover in OUT.glob("bench_*gb.safetensors"):

@@ -12,7 +12,9 @@ Times, in the same run and as medians of fresh processes: the bare interpreter
 (``python -c pass``), ``python -c "import ckptguard.cli"``, and ``ckptguard scan`` of a small
 clean pickle (with the default per-file time budget, i.e. in a forked worker, and with
 ``--timeout 0``, in process) and of a small hostile one.  Prints seconds and the ratio to the
-bare interpreter.
+bare interpreter, then every installed peer scanner on the same clean pickle (bench/peers.py;
+``python bench/peers.py --install``) and ckptguard's ratio to the fastest one, or a line saying
+that no peer is installed.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+sys.path.insert(0, str(ROOT / "bench"))
+
+from peers import table, time_peers, versus  # noqa: E402
 
 from fixtures.basic_formats import plain_data_pickle  # noqa: E402
 from fixtures.examples import malicious_pickle  # noqa: E402
@@ -66,10 +72,17 @@ def main() -> int:
         }
         base = None
         print(f"{'command':38} {'median s':>9} {'x bare python':>14}")
+        scan_clean = 0.0
         for label, command in cases.items():
             seconds = median_seconds(command, args.runs)
             base = base or seconds
+            scan_clean = seconds if label == "ckptguard scan clean.pkl" else scan_clean
             print(f"{label:38} {seconds:9.3f} {seconds / base:14.1f}")
+        peers = time_peers(clean, runs=min(args.runs, 5))
+        print(f"ckptguard scan clean.pkl (median) against peers (best of "
+              f"{min(args.runs, 5)}): {versus(scan_clean, peers)}")
+        for line in table(peers):
+            print(line)
         assert not (Path(tmp) / "CANARY").exists()
     return 0
 

@@ -11,15 +11,17 @@ The files are written by hand (STORED members, ZIP64 records past 4 GiB) with a 
 with persistent storage ids); the storage records are sparse (holes on disk), and their CRCs are
 left at zero since neither the baseline nor ckptguard reads them.  Baselines measured in the same
 run: reading the central directory with Python's ``zipfile``, ``ckptguard --version`` as a
-process (interpreter + CLI start-up), and the fastest installed peer scanner on the same file
-(``picklescan``, ``modelaudit-picklescan``: see bench_peer_speed.py, ``--install`` there), whose
-ratio is printed as ``vs peer`` (ckptguard's CLI time over the peer's; below 1 is faster).
+process (interpreter + CLI start-up), and every installed peer scanner on the same file
+(bench/peers.py; ``python bench/peers.py --install``): the ``vs peer`` column is ckptguard's
+CLI time over the fastest peer's that scanned the file (below 1 is faster); peers that refused
+it are named with their reason.
 Files go to bench/out/ and are deleted at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import struct
 import subprocess
@@ -152,25 +154,10 @@ def _zip_parse(path: Path) -> None:
 
 
 def _cli(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "ckptguard.cli", *args], check=False,
+    # From compiled bytecode, as an installed package (and every peer, see peers.timed) runs.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-m", "ckptguard.cli", *args], check=False, env=env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def fastest_peer(path: Path) -> tuple[str, float] | None:
-    """The fastest installed peer's best CLI time on ``path``, or None when none is installed."""
-    from bench_peer_speed import PEERS, peer_command
-
-    times = {}
-    for name in PEERS:
-        command = peer_command(name)
-        if command is not None:
-            times[name] = best_of(2, lambda c=command: subprocess.run(  # type: ignore[misc]
-                [*c, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                check=False))
-    if not times:
-        return None
-    name = min(times, key=lambda n: times[n])
-    return name, times[name]
 
 
 def main() -> None:
@@ -178,6 +165,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip the 10 GB file")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     options = parser.parse_args()
+    from peers import table, time_peers, versus
+
     from ckptguard import Config, scan
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -196,7 +185,7 @@ def main() -> None:
             result = scan([path], Config())
             in_process = best_of(3, lambda p=path: scan([p], Config()))  # type: ignore[misc]
             cli = best_of(2, lambda p=path: _cli("scan", str(p)))  # type: ignore[misc]
-            peer = fastest_peer(path)
+            peer = time_peers(path)
             rows.append((label, path.stat().st_size / GiB, len(sizes) + 5, directory,
                          container, in_process, cli, cli - startup, len(result.findings), peer))
             path.unlink()
@@ -206,9 +195,10 @@ def main() -> None:
     print(f"{'file':<26}{'GiB':>7}{'members':>9}{'zipfile dir':>13}{'zip parse':>11}"
           f"{'scan()':>9}{'CLI scan':>10}{'CLI-startup':>13}{'findings':>10}  vs peer")
     for label, gib, members, directory, container, in_process, cli, over, findings, peer in rows:
-        versus = f"{cli / peer[1]:.2f}x {peer[0]} ({peer[1]:.3f}s)" if peer else "no peer installed"
         print(f"{label:<26}{gib:>7.2f}{members:>9}{directory:>12.3f}s{container:>10.3f}s"
-              f"{in_process:>8.3f}s{cli:>9.3f}s{over:>12.3f}s{findings:>10}  {versus}")
+              f"{in_process:>8.3f}s{cli:>9.3f}s{over:>12.3f}s{findings:>10}  {versus(cli, peer)}")
+        for line in table(peer):
+            print(line)
     print("zip parse = ckptguard's zip reader and routing alone; scan() adds the pickle engine "
           "on data.pkl and rule evaluation")
 

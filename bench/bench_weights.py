@@ -16,6 +16,9 @@ target: ``--weights`` within 3x, ``--base`` within 4x), and shows memory stays b
 tracemalloc peak (Python and numpy heap) and the growth of ru_maxrss (which also counts the
 memory-mapped pages the OS keeps resident).  Both reads are timed warm (the file is read once
 first), so the comparison is about CPU work, not the disk.
+
+No peer: none of the peer scanners (bench/peers.py) reads weight statistics, so this bench
+measures ckptguard against its own baselines only.
 """
 
 from __future__ import annotations

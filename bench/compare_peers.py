@@ -3,11 +3,11 @@
     python bench/compare_peers.py [--real DIR] [--only NAME ...] [--timeout 120]
 
 Creates one virtual environment per peer under bench/.cache/peers/ (modelscan, picklescan,
-fickling, modelaudit, pinned below), builds the fixture corpus (hostile and benign, labelled by
-``Fixture.hostile``) under bench/out/corpus/, and runs every tool on every file, one process per
-file, with the same timeout.  ``--real DIR`` adds a folder of real published model files (all
-benign; bench/real_files.py downloads such a corpus).  Prints per tool: malicious files caught,
-false alarms, errors, files the tool does not support, and total time.
+fickling, modelaudit, pinned in bench/peers.py), builds the fixture corpus (hostile and benign,
+labelled by ``Fixture.hostile``) under bench/out/corpus/, and runs every tool on every file, one
+process per file, with the same timeout.  ``--real DIR`` adds a folder of real published model
+files (all benign; bench/real_files.py downloads such a corpus).  Prints per tool: malicious
+files caught, false alarms, errors, files the tool does not support, and total time.
 """
 
 from __future__ import annotations
@@ -17,26 +17,20 @@ import os
 import subprocess
 import sys
 import time
-import venv
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-CACHE = ROOT / "bench" / ".cache" / "peers"
+from peers import CACHE, PEERS, ensure_peer  # noqa: E402  (shared with the speed benches)
+
 CORPUS = ROOT / "bench" / "out" / "corpus"
-
-# tool -> (pip requirements, command builder, exit codes meaning clean, flagged, unsupported)
-PEERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "modelscan": (("modelscan==0.8.8",), ("modelscan", "-p", "{file}")),
-    "picklescan": (("picklescan==1.0.5",), ("picklescan", "-p", "{file}")),
-    # fickling 0.1.12 imports typing_extensions without declaring it.
-    "fickling": (("fickling==0.1.12", "typing_extensions"), ("fickling", "--check-safety",
-                                                             "{file}")),
-    "modelaudit": (("modelaudit==0.2.54",), ("modelaudit", "scan", "{file}")),
-}
+# The tools compared here, with the exit codes meaning clean, flagged, unsupported.
+# (modelaudit-picklescan, ModelAudit's pickle engine without a CLI, is a speed peer only.)
+COMPARED = ("modelscan", "picklescan", "fickling", "modelaudit")
 CLEAN = {"modelscan": {0}, "picklescan": {0}, "fickling": {0}, "modelaudit": {0}, "ckptguard": {0}}
 FLAGGED = {"modelscan": {1}, "picklescan": {1}, "fickling": {1}, "modelaudit": {1},
            "ckptguard": {1}}
@@ -51,19 +45,6 @@ class Tally:
     errors: list[str] = field(default_factory=list)
     unsupported: int = 0
     seconds: float = 0.0
-
-
-def ensure_peer(name: str) -> Path:
-    """The peer's executable, installing it into its own environment on first use."""
-    requirements, command = PEERS[name]
-    env_dir = CACHE / name
-    executable = env_dir / "bin" / command[0]
-    if not executable.exists():
-        print(f"installing {name} into {env_dir} ...", flush=True)
-        venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
-        subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                        *requirements], check=True)
-    return executable
 
 
 def build_corpus() -> list[tuple[Path, bool]]:
@@ -155,7 +136,8 @@ def main() -> int:
           f"{len(files) - hostile} benign")
     tools: dict[str, tuple[str, ...]] = {
         "ckptguard": (sys.executable, "-m", "ckptguard.cli", "scan", "--quiet", "{file}")}
-    for name, (_, command) in PEERS.items():
+    for name in COMPARED:
+        _, command = PEERS[name]
         if args.only and name not in args.only:
             continue
         tools[name] = (str(ensure_peer(name)), *command[1:])

@@ -128,17 +128,18 @@ class _Router:
         storages: dict[str, Entry] = {}
         big_endian = False
         data_pickle: Artifact | None = None
+        entries = self.directory.entries
+        relatives = layout.relatives([e.name for e in entries])
         # torch.load hands an archive to torch.jit.load exactly when it has constants.pkl.
-        scripted = any(layout.relative(e.name) == "constants.pkl" for e in self.directory.entries)
+        scripted = "constants.pkl" in relatives
         loader = "torchscript" if scripted else None
-        for entry in self.directory.entries:
-            relative = layout.relative(entry.name)
+        copy_of = self.copy_of
+        for entry, relative in zip(entries, relatives, strict=True):
             # torch.save names storage records by number (data/0, data/1, ...); anything else
             # under data/ is no storage, and is read and judged like any other record.
             if relative is not None and relative.startswith("data/") and \
-                    relative[len("data/"):].isdigit() and \
-                    self.copy_of.get(entry.position, 0) == 0:
-                storages[relative[len("data/"):]] = entry
+                    relative[5:].isdigit() and copy_of.get(entry.position, 0) == 0:
+                storages[relative[5:]] = entry  # never read here: sliced only for weights
                 continue
             if entry.name.endswith("/") and entry.size == 0:
                 continue

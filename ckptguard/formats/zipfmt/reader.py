@@ -24,6 +24,9 @@ END = struct.Struct("<4sHHHHIIH")  # 22 bytes
 ZIP64_LOCATOR = struct.Struct("<4sIQI")  # 20 bytes
 ZIP64_END = struct.Struct("<4sQHHIIQQQQ")  # 56 bytes
 CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")  # 46 bytes
+# The fields of a central record the reader uses: flags, method, crc, compressed size, size,
+# name, extra and comment lengths, local header offset (the same 46 bytes, the rest skipped).
+CENTRAL_FIELDS = struct.Struct("<8xHH4xIIIHHH8xI")
 LOCAL = struct.Struct("<4sHHHHHIIIHH")  # 30 bytes
 MAX_COMMENT = 0xFFFF
 U16 = 0xFFFF
@@ -192,31 +195,41 @@ def read_directory(source: ByteSource, *, max_entries: int, max_bytes: int,
     entries: list[Entry] = []
     pos = 0
     cut_at: int | None = None
-    limit = len(data) - CENTRAL.size
-    unpack = CENTRAL.unpack_from
-    while pos <= limit and data.startswith(SIG_CENTRAL, pos):
-        if len(entries) >= max_entries:
-            cut_at = len(entries)
+    # One bulk read, then a tight loop: checkpoints list tens of thousands of records.  The
+    # fields struct skips what is never used (versions, times, disk, attributes).
+    size = len(data)
+    limit = size - CENTRAL.size
+    unpack = CENTRAL_FIELDS.unpack_from
+    starts = data.startswith
+    append = entries.append
+    count = 0
+    while pos <= limit and starts(SIG_CENTRAL, pos):
+        if count >= max_entries:
+            cut_at = count
             break
-        (_, _, _, flags, method, _, _, crc, csize, usize, name_len, extra_len, comment_len, _, _,
-         _, offset) = unpack(data, pos)
-        name_end = pos + CENTRAL.size + name_len
-        if name_end + extra_len + comment_len > len(data):
+        flags, method, crc, csize, usize, name_len, extra_len, comment_len, offset = \
+            unpack(data, pos)
+        name_start = pos + CENTRAL.size
+        name_end = name_start + name_len
+        raw_name = data[name_start:name_end]
+        # ASCII reads the same in UTF-8 and cp437: only other names need decode_name.
+        name = raw_name.decode("ascii") if raw_name.isascii() else decode_name(raw_name, flags)
+        following = name_end + extra_len + comment_len
+        if following > size:
             if partial:
-                raw_name = data[pos + CENTRAL.size:name_end]
-                entries.append(Entry(len(entries), decode_name(raw_name, flags), raw_name,
-                                     method, flags, crc, csize, usize, offset + prefix))
-                cut_at = len(entries)
+                append(Entry(count, name, raw_name, method, flags, crc, csize, usize,
+                             offset + prefix))
+                count += 1
+                cut_at = count
                 break
-            raise ZipError(f"central directory record {len(entries)} runs past the directory",
+            raise ZipError(f"central directory record {count} runs past the directory",
                            actual + pos)
-        raw_name = data[pos + CENTRAL.size:name_end]
-        if U32 in (usize, csize, offset):
+        if usize == U32 or csize == U32 or offset == U32:
             usize, csize, offset = _zip64_extra(data[name_end:name_end + extra_len], usize,
                                                 csize, offset)
-        entries.append(Entry(len(entries), decode_name(raw_name, flags), raw_name, method, flags,
-                             crc, csize, usize, offset + prefix))
-        pos = name_end + extra_len + comment_len
+        append(Entry(count, name, raw_name, method, flags, crc, csize, usize, offset + prefix))
+        count += 1
+        pos = following
     if cut_at is None and len(entries) != total and not partial:
         raise ZipError(f"the end record declares {total} entries but the central directory "
                        f"holds {len(entries)}", actual + pos)
