@@ -48,6 +48,15 @@ SAFE_EXTERNAL = frozenset({
     "os.path.splitext", "os.path.split", "os.path.normpath", "os.path.isabs", "os.fspath",
 })
 
+# Functions that only describe an object for a message: they read ``__module__``/``__qualname__``/
+# ``__name__`` or call the object's ``type()`` (a native Tensor method; a Tensor subclass routes
+# it through ``__torch_function__``, which the generator judges for every analysed class), the
+# same trust as ``repr``/``str`` of an object (see docs/allowlist.md).  Accepted ONLY where the
+# call builds an error that is raised: inside a ``raise`` statement, or in a block (``if`` or
+# ``else`` branch, ``except`` handler) whose last statement is ``raise``.  Their arguments are
+# judged as usual; elsewhere the functions are judged from source like any other.
+MESSAGE_FORMATTERS = frozenset({"torch.typename"})
+
 # Logger methods: ``logger.warning(...)`` and friends only format and emit a message.
 LOGGER_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "exception",
                             "critical", "log"})
