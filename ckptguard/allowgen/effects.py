@@ -22,9 +22,11 @@ from ckptguard.allowgen.known import (
     MESSAGE_FORMATTERS,
     MUTATING_METHODS,
     REVIEWED_NATIVE,
+    REVIEWED_NO_ARGUMENTS,
     SAFE_BASES,
     SAFE_BUILTINS,
     SAFE_EXTERNAL,
+    TENSOR_METHODS,
     danger_of,
 )
 from ckptguard.allowgen.model import ENTRY_METHODS, ClassModel, Verdict
@@ -50,6 +52,7 @@ class Judge(Protocol):
     def method_after(self, concrete: ClassModel, owner: ClassModel | None, name: str
                      ) -> tuple[ClassModel, Function] | str | None: ...
     def trusted(self, name: str) -> bool: ...
+    def tensor_attribute(self, concrete: ClassModel, attr: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -297,6 +300,11 @@ class BodyCheck:
                 return None
             if attr in CONTAINER_METHODS:
                 return None
+            concrete = self.scope.concrete
+            if attr in TENSOR_METHODS and head.count(".") == 1 and concrete is not None and \
+                    self.judge.tensor_attribute(concrete, head.split(".")[1]):
+                self.scope.notes.add("calls")
+                return None  # a tensor the class itself builds (known.TENSOR_METHODS)
             return f"calls {head}.{attr}(), a method of a stored attribute"
         if first in self.scope.params or first in self.scope.local:
             if attr in CONTAINER_METHODS:
@@ -365,6 +373,10 @@ class BodyCheck:
             return self.builtin(name.split(".", 1)[1], call)
         self.scope.notes.add("calls")
         if kind == "class":
+            if name in REVIEWED_NO_ARGUMENTS and not call.args and not call.keywords:
+                return None
+            if self.judge.trusted(name):
+                return None  # on the hand-reviewed list: safe to construct from any arguments
             verdict = self.judge.class_verdict(name)
             return None if verdict.safe else f"constructs {name}, which {verdict.reason}"
         if kind == "function" and isinstance(target.node, (ast.FunctionDef,
