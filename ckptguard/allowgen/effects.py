@@ -177,8 +177,8 @@ def facts_of(func: Function, module: str, is_package: bool, is_method: bool) -> 
 def _error_paths(func: Function) -> Iterator[ast.AST]:
     """Nodes that run only to build an error that is then raised: the expressions of every
     ``raise``, and every statement of a block inside the function (``if``/``else`` branch,
-    ``except`` handler, loop or ``with`` body) whose last statement is a ``raise``.  Nested functions are skipped:
-    their bodies run elsewhere."""
+    ``except`` handler, loop or ``with`` body) whose last statement is a ``raise``.  Nested
+    functions are skipped: their bodies run elsewhere."""
     pending: list[ast.AST] = [func]
     while pending:
         node = pending.pop()
