@@ -92,10 +92,12 @@ MUTATING_METHODS = frozenset({"pop", "popitem", "update", "setdefault", "append"
 # under the strict gate, an instance of an allowlisted class: these names are also
 # PROTOCOL_METHODS, so an analysed class that defines one unsafely is refused.  Generic names
 # (``to``, ``float``, ``type``, ``cpu``) are left out: too many unrelated classes define them;
-# so is ``requires_grad_``, which ``torch.nn.Module`` defines as a walk over its parameters.
+# so is ``requires_grad_``, which ``torch.nn.Module`` defines as a walk over its parameters, and
+# ``size``, which datasets define as a lookup in the data they wrap (as a protocol method it
+# refused 77 fairseq datasets).
 TENSOR_METHODS = frozenset({
     "zero_", "fill_", "clone", "detach", "detach_", "copy_", "uniform_", "normal_",
-    "is_contiguous", "dim", "numel", "size",
+    "is_contiguous", "dim", "numel",
 })
 # Reviewed tensor classes: constructing one from a tensor gives a tensor.
 TENSOR_CLASSES = frozenset({
