@@ -490,3 +490,252 @@ def test_a_listed_function_returns_data_never_a_callable(tmp_path: Path) -> None
         assert not verdict.safe and "may return" in verdict.reason, verdict
     assert judged["synth.ret.scaled"].safe and judged["synth.ret.through"].safe
     _never_imported(package)
+
+
+ERROR_PATHS = textwrap.dedent('''
+    import inspect
+    import os
+
+    import torch
+
+
+    class RaisesWithTypename:
+        def __init__(self, x):
+            if not isinstance(x, int):
+                raise TypeError(f"expected int, got {torch.typename(x)}")
+            self.x = x
+
+
+    class NamesThenRaises:
+        def __init__(self, x):
+            if not isinstance(x, int):
+                name = torch.typename(x)
+                raise TypeError(name)
+            self.x = x
+
+
+    class TypenameOutsideRaise:  # unsafe twin: the formatter's result is kept
+        def __init__(self, x):
+            self.kind = torch.typename(x)
+
+
+    class ErrorPathWithEffect:  # unsafe twin: only formatters are excused, not the branch
+        def __init__(self, x):
+            if not isinstance(x, int):
+                os.remove(x)
+                raise TypeError(torch.typename(x))
+            self.x = x
+
+
+    class NestedFunctionRaises:  # unsafe twin: a raise in a nested function excuses nothing
+        def __init__(self, x):
+            def check():
+                raise TypeError("no")
+            self.kind = torch.typename(x)
+
+
+    class HasattrSafe:
+        def __init__(self, name):
+            if hasattr(self, name):
+                raise KeyError(name)
+
+        @property
+        def size(self):
+            return 1
+
+
+    class HasattrUnsafeGetter:  # unsafe twin: hasattr may run the getter
+        def __init__(self, name):
+            if hasattr(self, name):
+                raise KeyError(name)
+
+        @property
+        def size(self):
+            return len(open("/etc/hostname").read())
+
+
+    class ComparesFunc:
+        def __init__(self):
+            if getattr(self.reset, "__func__", None) is ComparesFunc.reset:
+                self.reset()
+
+        def reset(self):
+            self.n = 0
+
+
+    class KeepsFunc:  # unsafe twin: the function is kept, not just compared
+        def __init__(self):
+            self.f = getattr(self.reset, "__func__", None)
+
+        def reset(self):
+            self.n = 0
+
+
+    class OwnSignature:
+        def __init__(self):
+            self.n = len(inspect.signature(self.reset).parameters)
+
+        def reset(self, a):
+            self.a = a
+
+
+    class ArgumentSignature:  # unsafe twin: a pickle-built object's signature
+        def __init__(self, fn):
+            self.n = len(inspect.signature(fn).parameters)
+
+
+    class DeletesThroughObject:
+        def __delattr__(self, name):
+            super().__delattr__(name)
+
+
+    class DeletesFile:  # unsafe twin
+        def __init__(self, path):
+            self.path = path
+
+        def __delattr__(self, name):
+            os.remove(self.path)
+''')
+
+
+def test_error_messages_and_attribute_probes(tmp_path: Path) -> None:
+    package = _package(tmp_path / "src")
+    (package / "errors.py").write_text(CANARY_INIT + ERROR_PATHS)
+    judged = {j.name.rpartition(".")[2]: j.verdict for j in _built(package).judged
+              if j.name.startswith("synth.errors.")}
+    for name in ("RaisesWithTypename", "NamesThenRaises", "HasattrSafe", "ComparesFunc",
+                 "OwnSignature", "DeletesThroughObject"):
+        assert judged[name].safe, (name, judged[name])
+    expected = {"TypenameOutsideRaise": "torch.typename",
+                "ErrorPathWithEffect": "os.remove",
+                "NestedFunctionRaises": "torch.typename",
+                "HasattrUnsafeGetter": "may read the property size",
+                "KeepsFunc": "__func__",
+                "ArgumentSignature": "inspect.signature",
+                "DeletesFile": "__delattr__"}
+    for name, why in expected.items():
+        assert not judged[name].safe and why in judged[name].reason, (name, judged[name])
+    _never_imported(package)
+
+
+# A stand-in for the parts of torch the tensor rules name (read as source, never imported).
+FAKE_TORCH = {
+    "__init__.py": "",  # torch.zeros/ones are native: unresolved names, reviewed by name
+    "autograd/__init__.py": "",
+    "autograd/grad_mode.py": textwrap.dedent('''
+        class no_grad:
+            def __new__(cls, orig_func=None):
+                if orig_func is None:
+                    return super().__new__(cls)
+                return cls()(orig_func)
+    '''),
+}
+
+TENSORS = textwrap.dedent('''
+    import torch
+    from torch.autograd.grad_mode import no_grad
+
+
+    class Stats:
+        def __init__(self, n, track=True):
+            if track:
+                self.mean = torch.zeros(n)
+                self.register_buffer("var", torch.ones(n))
+            else:
+                self.mean = None
+                self.register_buffer("var", None)
+            self.reset()
+
+        def register_buffer(self, name, value):
+            self.__dict__[name] = value
+
+        def reset(self):
+            self.mean.zero_()
+            self.var.fill_(1)
+
+
+    class StatsFromArgument:  # unsafe twin: the attribute holds what the caller passed
+        def __init__(self, mean):
+            self.mean = mean
+            self.mean.zero_()
+
+
+    class StatsOtherMethod:  # unsafe twin: not a tensor method
+        def __init__(self, n):
+            self.mean = torch.zeros(n)
+            self.mean.save("/tmp/x")
+
+
+    class StatsClassAttribute:  # unsafe twin: a class-level binding of the name
+        mean = None
+
+        def __init__(self, n):
+            self.mean.zero_()
+
+
+    class Zeroable:  # a class defining a tensor method unsafely is refused (protocol)
+        def zero_(self):
+            return open("/etc/hostname").read()
+
+
+    class NoGradUser:
+        def __init__(self, n):
+            with no_grad():
+                self.n = n
+
+
+    class NoGradDecorating:  # unsafe twin: no_grad(f) calls cls()(f)
+        def __init__(self, fn):
+            self.fn = no_grad(fn)
+''')
+
+
+def test_tensor_methods_on_own_tensors_and_no_grad(tmp_path: Path) -> None:
+    package = _package(tmp_path / "src")
+    (package / "tensors.py").write_text(CANARY_INIT + TENSORS)
+    torch_root = tmp_path / "ctx" / "torch"
+    for rel, text in FAKE_TORCH.items():
+        (torch_root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (torch_root / rel).write_text(CANARY_INIT + text)
+    result = build(read_sources(str(package)), context=[read_sources(str(torch_root))])
+    judged = {j.name.rpartition(".")[2]: j.verdict for j in result.judged
+              if j.name.startswith("synth.tensors.")}
+    assert judged["Stats"].safe, judged["Stats"]
+    assert judged["NoGradUser"].safe, judged["NoGradUser"]
+    expected = {"StatsFromArgument": "self.mean.zero_()",
+                "StatsOtherMethod": "self.mean.save()",
+                "StatsClassAttribute": "self.mean.zero_()",
+                "Zeroable": "defines zero_()",
+                "NoGradDecorating": "cls()"}
+    for name, why in expected.items():
+        assert not judged[name].safe and why in judged[name].reason, (name, judged[name])
+    assert not (torch_root / "IMPORTED").exists()
+    _never_imported(package)
+
+
+REVIEWED_USE = textwrap.dedent('''
+    from synth.risky import OpensFile, Spawns
+
+
+    class BuildsReviewed:
+        def __init__(self, path):
+            self.inner = OpensFile(path)
+
+
+    class BuildsUnreviewed:  # unsafe twin: Spawns is on no reviewed list
+        def __init__(self, cmd):
+            self.inner = Spawns(cmd)
+''')
+
+
+def test_a_hand_reviewed_class_may_be_constructed(tmp_path: Path) -> None:
+    package = _package(tmp_path / "src")
+    (package / "reviewed.py").write_text(CANARY_INIT + REVIEWED_USE)
+    result = build(read_sources(str(package)),
+                   trusted=lambda name: name == "synth.risky.OpensFile")
+    judged = {j.name: j.verdict for j in result.judged}
+    assert judged["synth.reviewed.BuildsReviewed"].safe
+    assert "starts a process" in judged["synth.reviewed.BuildsUnreviewed"].reason
+    # The reviewed class itself is still judged from its source, not listed on trust.
+    assert not judged["synth.risky.OpensFile"].safe
+    _never_imported(package)

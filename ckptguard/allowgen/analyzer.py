@@ -28,6 +28,7 @@ from ckptguard.allowgen.known import (
     SAFE_BASES,
     SAFE_EXTERNAL,
     SAFE_METACLASSES,
+    TENSOR_CLASSES,
     TYPEDDICT_BASES,
 )
 from ckptguard.allowgen.model import ENTRY_METHODS, ClassModel, Verdict
@@ -45,6 +46,7 @@ class Analyzer:
         self._function_verdicts: dict[tuple[str, str, int], Verdict] = {}
         self._facts: dict[tuple[int, bool], FunctionFacts] = {}
         self._returns: dict[tuple[str, int], bool] = {}
+        self._tensor_attributes: dict[tuple[str, str], bool] = {}
 
     # -- Judge protocol ----------------------------------------------------------------
     def trusted(self, name: str) -> bool:
@@ -80,6 +82,59 @@ class Analyzer:
                 if base not in ("builtins.object", "typing.Generic", "abc.ABC"):
                     return base
         return None
+
+    def tensor_attribute(self, concrete: ClassModel, attr: str) -> bool:
+        """Whether the class's own code binds ``self.<attr>`` only to tensors: every
+        ``self.attr = v``, ``setattr(self, "attr", v)``, ``self.register_buffer("attr", v)`` and
+        ``self.register_parameter("attr", v)`` in the methods of its MRO gives a tensor factory
+        call, a reviewed tensor class built from one, a tensor method of one, or None; no class
+        body binds the name; and every base is analysed.  (What a pickle restores instead is
+        covered by TENSOR_METHODS being protocol methods; see known.py.)"""
+        key = (concrete.name, attr)
+        if key not in self._tensor_attributes:
+            self._tensor_attributes[key] = self._tensor_bound(concrete, attr)
+        return self._tensor_attributes[key]
+
+    def _tensor_bound(self, concrete: ClassModel, attr: str) -> bool:
+        if any(b != "builtins.object" for cls in concrete.mro for b in cls.external_bases):
+            return False
+        bound = False
+        for cls in concrete.mro:
+            if cls.assigns(attr) or cls.method(attr) is not None:
+                return False
+            for stmt in cls.node.body:
+                if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                positional = [*stmt.args.posonlyargs, *stmt.args.args]
+                if not positional:
+                    continue
+                me = positional[0].arg
+                for value in _bindings_of(stmt, me, attr):
+                    if value is None or not self._tensor_expr(cls.module, value):
+                        return False
+                    bound = True
+        return bound
+
+    def _tensor_expr(self, module: str, node: ast.expr) -> bool:
+        if isinstance(node, ast.Constant) and node.value is None:
+            return True
+        if isinstance(node, ast.IfExp):
+            return self._tensor_expr(module, node.body) and self._tensor_expr(module,
+                                                                               node.orelse)
+        if not isinstance(node, ast.Call):
+            return False
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in ("clone", "detach"):
+            return self._tensor_expr(module, func.value)
+        dotted = dotted_name(func)
+        found = self.resolve_in(module, dotted) if dotted else None
+        if found is None:
+            return False
+        if found.name in TENSOR_CLASSES:
+            first = node.args[0] if node.args else None
+            return first is None or self._tensor_expr(module, first)
+        return found.name in REVIEWED_NATIVE and found.name.startswith("torch.") and \
+            found.name.split(".")[-1] in TENSOR_FACTORIES
 
     # -- classes -------------------------------------------------------------------------
     def class_model(self, name: str) -> ClassModel | None:
@@ -438,6 +493,44 @@ class Analyzer:
                                                                 ast.AsyncFunctionDef)):
             return self.returns_data(found.module, found.node)
         return found.name in SAFE_EXTERNAL or found.name in REVIEWED_NATIVE
+
+
+TENSOR_FACTORIES = frozenset({"empty", "zeros", "ones", "full", "tensor", "as_tensor",
+                              "empty_strided", "empty_like", "zeros_like", "ones_like",
+                              "arange"})
+REGISTERING = frozenset({"register_buffer", "register_parameter"})
+
+
+def _bindings_of(func: Function, me: str, attr: str) -> Iterator[ast.expr | None]:
+    """Values ``func`` binds to ``me.attr`` by name; None for a binding whose value cannot be
+    told (unpacking, augmented assignment, an attribute or item of it).  Bindings under a
+    computed name (``setattr(self, name, value)`` in ``load_state_dict``, the generic
+    ``register_buffer`` body) are not attributed: their value is an argument, hence either
+    built by the class's code or by the pickle, and the second case is what makes
+    TENSOR_METHODS protocol methods."""
+    for node in ast.walk(func):
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                for part in ast.walk(target):
+                    if isinstance(part, ast.Attribute) and part.attr == attr and isinstance(
+                            part.value, ast.Name) and part.value.id == me:
+                        direct = part is target and not isinstance(node, ast.AugAssign)
+                        if isinstance(node, ast.AnnAssign) and node.value is None:
+                            continue  # an annotation binds nothing
+                        yield node.value if direct else None
+        elif isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) and isinstance(
+                node.func.value, ast.Name) and node.func.value.id == me else \
+                "setattr" if isinstance(node.func, ast.Name) and node.func.id == "setattr" \
+                and node.args and isinstance(node.args[0], ast.Name) and \
+                node.args[0].id == me else None
+            if name not in (*REGISTERING, "setattr"):
+                continue
+            args = node.args[1:] if name == "setattr" else node.args
+            key = args[0] if args else None
+            if isinstance(key, ast.Constant) and key.value == attr:
+                yield args[1] if len(args) > 1 else None
 
 
 RENAMING_ATTRIBUTES = frozenset({"__doc__", "__module__", "__qualname__", "__name__"})

@@ -19,11 +19,14 @@ from ckptguard.allowgen.known import (
     CONTAINER_METHODS,
     HARMLESS_METHOD_DECORATORS,
     LOGGER_METHODS,
+    MESSAGE_FORMATTERS,
     MUTATING_METHODS,
     REVIEWED_NATIVE,
+    REVIEWED_NO_ARGUMENTS,
     SAFE_BASES,
     SAFE_BUILTINS,
     SAFE_EXTERNAL,
+    TENSOR_METHODS,
     danger_of,
 )
 from ckptguard.allowgen.model import ENTRY_METHODS, ClassModel, Verdict
@@ -49,6 +52,7 @@ class Judge(Protocol):
     def method_after(self, concrete: ClassModel, owner: ClassModel | None, name: str
                      ) -> tuple[ClassModel, Function] | str | None: ...
     def trusted(self, name: str) -> bool: ...
+    def tensor_attribute(self, concrete: ClassModel, attr: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ class FunctionFacts:
     module_writes: tuple[str, ...] = ()  # module-level (or, in a classmethod, class) state set
     state_loop_names: frozenset[str] = frozenset()  # `for hook in _HOOKS.values()` targets
     self_reads: frozenset[str] = frozenset()  # attributes read as self.NAME (properties run)
+    message_calls: frozenset[int] = frozenset()  # ids of calls that only build a raised error
+    identity_reads: frozenset[int] = frozenset()  # ids of getattr calls compared by `is` only
 
 
 @dataclass
@@ -153,6 +159,10 @@ def facts_of(func: Function, module: str, is_package: bool, is_method: bool) -> 
             nodes.append(node)
     if self_name:
         params.discard(self_name)
+    message = frozenset(id(n) for n in _error_paths(func) if isinstance(n, ast.Call))
+    identity = frozenset(id(side) for n in ast.walk(func) if isinstance(n, ast.Compare) and
+                         all(isinstance(op, (ast.Is, ast.IsNot)) for op in n.ops)
+                         for side in (n.left, *n.comparators) if isinstance(side, ast.Call))
     own = params | local | local_defs | set(imports)
     writes = sorted({name for name in stores if name not in own and (
         name != self_name or classmethod_)})
@@ -161,7 +171,32 @@ def facts_of(func: Function, module: str, is_package: bool, is_method: bool) -> 
     return FunctionFacts(tuple(nodes), frozenset(params), frozenset(local - local_defs),
                          frozenset(local_defs), imports, self_name,
                          any(isinstance(n, ast.Call) for n in nodes), tuple(writes),
-                         state_loops, frozenset(reads))
+                         state_loops, frozenset(reads), message, identity)
+
+
+def _error_paths(func: Function) -> Iterator[ast.AST]:
+    """Nodes that run only to build an error that is then raised: the expressions of every
+    ``raise``, and every statement of a block inside the function (``if``/``else`` branch,
+    ``except`` handler, loop or ``with`` body) whose last statement is a ``raise``.  Nested
+    functions are skipped: their bodies run elsewhere."""
+    pending: list[ast.AST] = [func]
+    while pending:
+        node = pending.pop()
+        for name in ("body", "orelse", "handlers", "finalbody"):
+            block = getattr(node, name, None)
+            if not isinstance(block, list) or not block:
+                continue
+            if name != "handlers" and isinstance(block[-1], ast.Raise) and node is not func:
+                for stmt in block:
+                    if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                             ast.ClassDef)):
+                        yield from ast.walk(stmt)
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Raise):
+                yield from ast.walk(child)
+            elif not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda,
+                                        ast.ClassDef)):
+                pending.append(child)
 
 
 class BodyCheck:
@@ -207,6 +242,16 @@ class BodyCheck:
     # -- calls ---------------------------------------------------------------------------
     def call(self, call: ast.Call) -> str | None:
         func = call.func
+        if id(call) in self.scope.facts.message_calls:
+            dotted = dotted_name(func)
+            head = dotted.split(".")[0] if dotted else ""
+            if dotted and head not in self.scope.params and head not in self.scope.local and \
+                    head != self.scope.self_name:
+                target = self.scope.imports[head] + dotted[len(head):] \
+                    if head in self.scope.imports else dotted
+                if self.judge.resolve_in(self.scope.module, target).name in MESSAGE_FORMATTERS:
+                    self.scope.notes.add("calls")
+                    return None  # describes an object for the error being raised
         if isinstance(func, ast.Attribute):
             return self.method_call(call, func)
         if isinstance(func, ast.Name):
@@ -255,6 +300,11 @@ class BodyCheck:
                 return None
             if attr in CONTAINER_METHODS:
                 return None
+            concrete = self.scope.concrete
+            if attr in TENSOR_METHODS and head.count(".") == 1 and concrete is not None and \
+                    self.judge.tensor_attribute(concrete, head.split(".")[1]):
+                self.scope.notes.add("calls")
+                return None  # a tensor the class itself builds (known.TENSOR_METHODS)
             return f"calls {head}.{attr}(), a method of a stored attribute"
         if first in self.scope.params or first in self.scope.local:
             if attr in CONTAINER_METHODS:
@@ -299,8 +349,10 @@ class BodyCheck:
         found = self.judge.method_after(concrete, self.scope.owner if after_owner else None,
                                         name)
         if found is None:
-            if after_owner and name in ENTRY_METHODS:
-                return None  # object's own __init__/__new__/__setattr__
+            if after_owner and (name in ENTRY_METHODS or name == "__delattr__"):
+                # object's own __init__/__new__/__setattr__/__delattr__ (property deleters
+                # are judged with the class)
+                return None
             return f"calls self.{name}(), which no analysed class defines (a stored attribute?)"
         if isinstance(found, str):
             if name in ENTRY_METHODS or name in CONTAINER_METHODS or (
@@ -321,6 +373,10 @@ class BodyCheck:
             return self.builtin(name.split(".", 1)[1], call)
         self.scope.notes.add("calls")
         if kind == "class":
+            if name in REVIEWED_NO_ARGUMENTS and not call.args and not call.keywords:
+                return None
+            if self.judge.trusted(name):
+                return None  # on the hand-reviewed list: safe to construct from any arguments
             verdict = self.judge.class_verdict(name)
             return None if verdict.safe else f"constructs {name}, which {verdict.reason}"
         if kind == "function" and isinstance(target.node, (ast.FunctionDef,
@@ -329,6 +385,8 @@ class BodyCheck:
             return None if verdict.safe else f"calls {name}, which {verdict.reason}"
         if kind == "external":
             if name in SAFE_EXTERNAL:
+                return None
+            if name == "inspect.signature" and self.own_bound_method(call):
                 return None
             why = danger_of(name)
             if why:
@@ -344,17 +402,54 @@ class BodyCheck:
             return None
         return f"calls {ast.unparse(call.func)[:60]}, which static analysis cannot resolve"
 
+    def own_bound_method(self, call: ast.Call) -> bool:
+        """``inspect.signature(self.method)`` with no other argument: it reads the signature
+        metadata of a method the class defines (``eval_str`` stays False: nothing is
+        evaluated).  Any other argument may be a pickle-built object with a
+        ``__signature__`` of its own, and is not accepted."""
+        if len(call.args) != 1 or call.keywords:
+            return False
+        arg = call.args[0]
+        concrete = self.scope.concrete
+        if concrete is None or not (isinstance(arg, ast.Attribute) and isinstance(
+                arg.value, ast.Name) and arg.value.id == self.scope.self_name):
+            return False
+        return isinstance(self.judge.method_after(concrete, None, arg.attr), tuple)
+
+    def any_getter(self, concrete: ClassModel) -> str | None:
+        """``hasattr(self, name)`` with a computed name may run any property getter of the
+        class (``__getattr__`` is judged with the class): each must be safe."""
+        for cls in concrete.mro:
+            for stmt in cls.node.body:
+                if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                getter = self.judge.property_getter(concrete, stmt.name)
+                if getter is None:
+                    continue
+                verdict = self.judge.function_verdict(getter[0].module, getter[1], concrete,
+                                                      getter[0])
+                if not verdict.safe:
+                    return f"calls hasattr(self, name), which may read the property " \
+                           f"{stmt.name}, which {verdict.reason}"
+        self.scope.notes.add("calls")
+        return None
+
     def builtin(self, name: str, call: ast.Call) -> str | None:
         if name in ("getattr", "setattr", "delattr", "hasattr"):
             key = call.args[1] if len(call.args) > 1 else None
             if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                if name == "getattr" and key.value == "__func__" and \
+                        id(call) in self.scope.facts.identity_reads:
+                    return None  # `getattr(m, "__func__", None) is f`: compared, never used
                 return None if key.value not in FORBIDDEN_ATTRIBUTES or name == "hasattr" \
                     else f"calls {name} on {key.value}"
             first = call.args[0] if call.args else None
-            if name in ("setattr", "delattr") and isinstance(first, ast.Name) and \
-                    first.id == self.scope.self_name:
+            on_self = isinstance(first, ast.Name) and first.id == self.scope.self_name
+            if name in ("setattr", "delattr") and on_self:
                 self.scope.notes.add("sets attributes by name")
                 return None
+            if name == "hasattr" and on_self and self.scope.concrete is not None:
+                return self.any_getter(self.scope.concrete)
             return f"calls {name} with a computed attribute name"
         if name == "type" and len(call.args) > 1:
             return None

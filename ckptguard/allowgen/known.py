@@ -48,6 +48,24 @@ SAFE_EXTERNAL = frozenset({
     "os.path.splitext", "os.path.split", "os.path.normpath", "os.path.isabs", "os.fspath",
 })
 
+# Functions that only describe an object for a message: they read ``__module__``/``__qualname__``/
+# ``__name__`` or call the object's ``type()`` (a native Tensor method; a Tensor subclass routes
+# it through ``__torch_function__``, which the generator judges for every analysed class), the
+# same trust as ``repr``/``str`` of an object (see docs/allowlist.md).  Accepted ONLY where the
+# call builds an error that is raised: inside a ``raise`` statement, or in a block (``if`` or
+# ``else`` branch, ``except`` handler) whose last statement is ``raise``.  Their arguments are
+# judged as usual; elsewhere the functions are judged from source like any other.
+MESSAGE_FORMATTERS = frozenset({"torch.typename"})
+
+# Classes of the analysed sources reviewed as safe to construct WITH NO ARGUMENTS (their
+# ``__new__`` has an argument-dependent branch static analysis cannot rule out): torch's
+# grad-mode context managers.  ``no_grad()`` returns ``super().__new__(cls)`` (the ``cls()(f)``
+# branch runs only when a function is passed to decorate), ``__init__`` records nothing but a
+# flag, and ``__enter__``/``__exit__`` switch autograd recording off and back.
+REVIEWED_NO_ARGUMENTS = frozenset({
+    "torch.autograd.grad_mode.no_grad", "torch.autograd.grad_mode.enable_grad",
+})
+
 # Logger methods: ``logger.warning(...)`` and friends only format and emit a message.
 LOGGER_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "exception",
                             "critical", "log"})
@@ -67,6 +85,26 @@ CONTAINER_METHODS = frozenset({
 MUTATING_METHODS = frozenset({"pop", "popitem", "update", "setdefault", "append", "extend",
                               "insert", "add", "discard", "remove", "clear"})
 
+# Tensor methods accepted on ``self.X`` when every binding of ``X`` in the class's own code is a
+# tensor (see Analyzer.tensor_attribute).  Natively these only fill, copy or describe the
+# tensor's data; a Tensor subclass routes them through ``__torch_function__``, judged for every
+# analysed class.  If the attribute was restored from a pickle instead (BUILD), the object is,
+# under the strict gate, an instance of an allowlisted class: these names are also
+# PROTOCOL_METHODS, so an analysed class that defines one unsafely is refused.  Generic names
+# (``to``, ``float``, ``type``, ``cpu``) are left out: too many unrelated classes define them;
+# so is ``requires_grad_``, which ``torch.nn.Module`` defines as a walk over its parameters, and
+# ``size``, which datasets define as a lookup in the data they wrap (as a protocol method it
+# refused 77 fairseq datasets).
+TENSOR_METHODS = frozenset({
+    "zero_", "fill_", "clone", "detach", "detach_", "copy_", "uniform_", "normal_",
+    "is_contiguous", "dim", "numel",
+})
+# Reviewed tensor classes: constructing one from a tensor gives a tensor.
+TENSOR_CLASSES = frozenset({
+    "torch.nn.parameter.Parameter", "torch.nn.parameter.Buffer",
+    "torch.nn.parameter.UninitializedParameter", "torch.nn.parameter.UninitializedBuffer",
+})
+
 # Methods other allowlisted code calls on the objects it is given: a class that defines one of
 # them unsafely is refused, so that calling them on a pickle-built object stays safe.
 # The unpickler itself calls __setitem__ (SETITEMS), append/extend (APPENDS) on built objects,
@@ -75,7 +113,8 @@ MUTATING_METHODS = frozenset({"pop", "popitem", "update", "setdefault", "append"
 # __format__, which run only where code formats an object (messages); see docs/allowlist.md.
 PROTOCOL_METHODS = CONTAINER_METHODS | {"__torch_function__", "__torch_dispatch__",
                                         "__setitem__", "__iter__", "__len__", "__hash__",
-                                        "__eq__", "__getitem__", "__contains__", "__bool__"}
+                                        "__eq__", "__getitem__", "__contains__", "__bool__"
+                                        } | TENSOR_METHODS
 
 # Class bases outside the sources whose construction and restoration are known safe.
 SAFE_BASES = frozenset({
