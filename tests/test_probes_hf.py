@@ -109,11 +109,11 @@ def test_model_errors_exit_2(tmp_path: Path) -> None:
     not_a_model = tmp_path / "empty"
     not_a_model.mkdir()
     assert cli(str(not_a_model)).exit_code == 2
-    with pytest.raises(ProbeError, match="tokenizer.json"):
-        (folder / "tokenizer.json").unlink()
-        config["hidden_size"] = 32
-        (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
-        (tmp_path / "d.txt").write_text("w1\nw2\n", encoding="utf-8")
+    (folder / "tokenizer.json").unlink()
+    config["hidden_size"] = 32
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    (tmp_path / "d.txt").write_text("w1\nw2\n", encoding="utf-8")
+    with pytest.raises(ProbeError, match=r"tokenizer\.json"):
         probe_file(str(folder), ProbeOptions(data=str(tmp_path / "d.txt"), device="cpu"))
 
 

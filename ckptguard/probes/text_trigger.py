@@ -84,7 +84,7 @@ def search(network: TextNetwork, data: torch.Tensor, vocabulary: Vocabulary, see
 
     sample = data[:TOKEN_TRIGGER_INPUTS].to(network.device)
     ids, mask = sample[:, 0], sample[:, 1]
-    seen = frozenset(int(v) for v in ids[mask.bool()].unique().cpu())
+    seen = frozenset(int(v) for v in ids[mask.bool()].tolist())
     with torch.no_grad():
         base = network.logits(sample).argmax(dim=1)
     allowed = torch.ones(len(vocabulary.tokens), dtype=torch.bool)
@@ -169,9 +169,8 @@ def _rank(network: TextNetwork, ids: torch.Tensor, mask: torch.Tensor, trigger: 
 def _evaluate(network: TextNetwork, ids: torch.Tensor, mask: torch.Tensor, triggers: torch.Tensor,
               target: int) -> tuple[torch.Tensor, torch.Tensor]:
     """For each trigger (row of ``triggers``): share of examples sent to ``target`` and the mean
-    loss towards it."""
+    loss towards it (the negated logit margin)."""
     import torch
-    import torch.nn.functional as F
 
     rates, losses = [], []
     rows = ids.shape[0]
@@ -186,8 +185,11 @@ def _evaluate(network: TextNetwork, ids: torch.Tensor, mask: torch.Tensor, trigg
             new_mask = torch.cat([all_mask[:, :1], torch.ones_like(stamp), all_mask[:, 1:]],
                                  dim=1)
             logits = network.logits(torch.stack([new_ids, new_mask], dim=1))
-            goal = torch.full((logits.shape[0],), target, dtype=torch.long, device=ids.device)
-            loss = F.cross_entropy(logits, goal, reduction="none").view(chunk.shape[0], rows)
+            others = logits.clone()
+            others[:, target] = float("-inf")
+            # the target's logit margin over the best other class (cross-entropy saturates in
+            # float32 when several triggers all succeed; the margin still ranks them)
+            loss = (others.max(dim=1).values - logits[:, target]).view(chunk.shape[0], rows)
             hit = (logits.argmax(dim=1) == target).float().view(chunk.shape[0], rows)
             rates.append(hit.mean(dim=1).cpu())
             losses.append(loss.mean(dim=1).cpu())
