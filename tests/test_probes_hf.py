@@ -152,3 +152,12 @@ def test_cli_exit_codes_follow_the_token_trigger(trained: dict[str, Path]) -> No
                    "medium")
     assert poisoned.exit_code == 1, poisoned.output
     assert "BKD010" in poisoned.output
+
+
+def test_a_base_model_without_a_head_is_refused(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = transformers.BertModel(zoo.config(2)).eval()
+    folder = zoo.save(model, tmp_path / "base")
+    result = cli(str(folder))
+    assert result.exit_code == 2
+    assert "without a classification head" in result.output

@@ -122,6 +122,11 @@ def build_classifier(folder: Path) -> tuple[nn.Module, Any]:
     model = model.float()
     expected = set(model.state_dict())
     if not any(key in expected for key in tensors):
+        prefix = f"{getattr(model, 'base_model_prefix', '')}."
+        if any(f"{prefix}{key}" in expected for key in tensors):
+            raise ProbeError(f"{weights} holds a base model without a classification head "
+                             f"(its tensors lack {type(model).__name__}'s {prefix!r} prefix and "
+                             "head); the probes need a classifier")
         raise ProbeError(f"{weights} does not hold weights of {type(model).__name__} (no tensor "
                          "name matches)")
     load_weights(model, tensors)
