@@ -102,10 +102,33 @@ def search(network: TextNetwork, data: torch.Tensor, vocabulary: Vocabulary, see
         found, finished = _search_class(network, ids[movable], mask[movable], target, allowed,
                                         first, deadline)
         complete = complete and finished
+        # A backdoor trigger works wherever it is inserted; a clean model's sensitivity to the
+        # first position is not one: the success counted is the worse of the two placements.
+        anywhere = _anywhere(network, ids[movable], mask[movable], found[0], target,
+                             generator) if found[0] else 0.0
         per_class.append(ClassTrigger(
-            tuple(found[0]), tuple(vocabulary.tokens[i] for i in found[0]), found[1],
-            int(movable.sum())))
+            tuple(found[0]), tuple(vocabulary.tokens[i] for i in found[0]),
+            min(found[1], anywhere), int(movable.sum())))
     return TokenTriggerResult(tuple(per_class), complete, seen)
+
+
+def _anywhere(network: TextNetwork, ids: torch.Tensor, mask: torch.Tensor, trigger: list[int],
+              target: int, generator: torch.Generator) -> float:
+    """Share of examples sent to ``target`` with ``trigger`` inserted at a random position
+    between the first and the last real token of each example."""
+    import torch
+
+    lengths = mask.sum(dim=1).tolist()
+    rows_ids, rows_mask = [], []
+    stamp = torch.tensor(trigger, dtype=ids.dtype, device=ids.device)
+    for row, length in enumerate(lengths):
+        at = 1 + int(torch.randint(max(1, int(length) - 1), (1,), generator=generator))
+        new_ids, new_mask = insert(ids[row:row + 1], mask[row:row + 1], stamp, at)
+        rows_ids.append(new_ids)
+        rows_mask.append(new_mask)
+    with torch.no_grad():
+        logits = network.logits(torch.stack([torch.cat(rows_ids), torch.cat(rows_mask)], dim=1))
+    return float((logits.argmax(dim=1) == target).float().mean())
 
 
 def _search_class(network: TextNetwork, ids: torch.Tensor, mask: torch.Tensor, target: int,
