@@ -22,7 +22,7 @@ def _numbers(text: str | None, kind: type[float] | type[int], name: str) -> tupl
 
 
 @click.command("probe")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("path", type=click.Path(exists=True))
 @click.option("--arch", help="Architecture as package.module:factory (code you trust). "
               "Not needed for ONNX graphs.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
@@ -31,7 +31,8 @@ def _numbers(text: str | None, kind: type[float] | type[int], name: str) -> tupl
               help="Seconds for both probes; what does not fit is reported (BKD009).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--data", type=click.Path(exists=True, dir_okay=False),
-              help="A .npy array of typical inputs (never unpickled).")
+              help="A .npy array of typical inputs (never unpickled); for a Hugging Face "
+              "model folder, a text file with one example per line.")
 @click.option("--input-shape", help="Input shape without the batch axis, e.g. 1,8,8.")
 @click.option("--input-range", default="0,1", show_default=True,
               help="Lowest and highest input value, e.g. 0,1.")
@@ -43,8 +44,11 @@ def _numbers(text: str | None, kind: type[float] | type[int], name: str) -> tupl
 def probe_command(path: str, arch: str | None, device: str, time_budget: float, seed: int,
                   data: str | None, input_shape: str | None, input_range: str, fmt: str,
                   fail_on: str) -> None:
-    """Probe a classifier for backdoors: per-class maximum margin (MM-BD) and single-neuron
-    stimulation.  Weights are read by ckptguard's parsers, never by torch.load."""
+    """Probe a classifier for backdoors: per-class maximum margin (MM-BD), single-neuron
+    stimulation and, with --data, trigger reverse-engineering.  PATH is a weights file (with
+    --arch), an ONNX graph, or a Hugging Face classifier folder (config.json +
+    model.safetensors, built by transformers: the ``hf`` extra; with --data, a token trigger
+    search).  Weights are read by ckptguard's parsers, never by torch.load."""
     from ckptguard.probes.device import DeviceError
     from ckptguard.probes.network import ProbeError
     from ckptguard.probes.session import ProbeOptions, probe_file

@@ -11,4 +11,6 @@ interpreted op by op, never from code inside the scanned file.
 ``margin``      maximum-margin backdoor detection (MM-BD): per-class achievable margins
 ``stimulate``   single-neuron stimulation: does one unit alone flip the output?
 ``runner``      both probes under a time budget, and the facts they produce
+``hf_model``    Hugging Face classifier folders built from config.json (the ``hf`` extra)
+``text_trigger`` one-token trigger search on tokenized clean text (HotFlip-style)
 """

@@ -18,11 +18,16 @@ from ckptguard.probes.thresholds import (
     FLIP_RATE,
     MIN_CLASSES,
     STIMULUS_INPUTS,
+    TOKEN_TRIGGER_SUCCESS,
 )
 from ckptguard.probes.trigger import TriggerResult, reverse_engineer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import torch
+
+    from ckptguard.probes.text_trigger import TokenTriggerResult
 
 
 @dataclass(frozen=True)
@@ -32,18 +37,24 @@ class ProbeReport:
     device: str
     seconds: float
     problems: tuple[str, ...] = ()
-    trigger: TriggerResult | None = None  # only with clean data (--data)
+    # only with clean data (--data): a mask and pattern, or tokens for a text classifier
+    trigger: TriggerResult | TokenTriggerResult | None = None
     notes: tuple[str, ...] = ()  # how the model was adapted or judged (reported, not failing)
 
 
 def run_probes(network: ProbeNetwork, *, seed: int, time_budget: float, device: str,
-               data: torch.Tensor | None = None) -> ProbeReport:
+               data: torch.Tensor | None = None,
+               token_search: Callable[[float], TokenTriggerResult] | None = None) -> ProbeReport:
     """MM-BD margins, then single-neuron stimulation on typical inputs (``data`` when given,
-    uniform inputs over the domain otherwise), both bounded by ``time_budget`` seconds."""
+    uniform inputs over the domain otherwise), both bounded by ``time_budget`` seconds.  With
+    data, trigger reverse-engineering: ``token_search(deadline)`` for a text classifier (token
+    ids), a continuous mask and pattern otherwise."""
 
     started = time.monotonic()
     problems: list[str] = []
-    margin, prototypes = optimise_margins(network, seed, started + time_budget * 0.6)
+    # A text classifier's token trigger search is its strongest probe: it gets half the budget.
+    shares = (0.25, 0.5) if token_search is not None and data is not None else (0.6, 0.85)
+    margin, prototypes = optimise_margins(network, seed, started + time_budget * shares[0])
     notes = list(network.notes)
     if not margin.enough_classes:
         notes.append(f"margin probe judged target-vs-rest over {len(margin.margins)} classes "
@@ -54,18 +65,24 @@ def run_probes(network: ProbeNetwork, *, seed: int, time_budget: float, device: 
                         "(time budget)")
     inputs = data.to(network.device)[:STIMULUS_INPUTS] if data is not None else \
         typical_inputs(network, prototypes, seed)
-    share = 0.85 if data is not None else 1.0
+    share = shares[1] if data is not None else 1.0
     stimulation = stimulate(network, inputs, started + time_budget * share)
     if not stimulation.complete:
         problems.append(f"single-neuron stimulation covered {len(stimulation.layers)} of "
                         f"{len(network.hidden)} hidden layers (time budget)")
-    trigger = None
-    if data is not None:
-        trigger = reverse_engineer(network, data, seed, started + time_budget)
-        if len(trigger.mask_share) < MIN_CLASSES:
-            problems.append(f"trigger reverse-engineering not judged: {len(trigger.mask_share)} "
-                            f"classes (its outlier score needs at least {MIN_CLASSES})")
+    trigger: TriggerResult | TokenTriggerResult | None = None
+    if data is not None and token_search is not None:
+        trigger = token_search(started + time_budget)
         if not trigger.complete:
+            problems.append("token trigger search stopped early (time budget)")
+    elif data is not None:
+        continuous = reverse_engineer(network, data, seed, started + time_budget)
+        trigger = continuous
+        if len(continuous.mask_share) < MIN_CLASSES:
+            problems.append("trigger reverse-engineering not judged: "
+                            f"{len(continuous.mask_share)} "
+                            f"classes (its outlier score needs at least {MIN_CLASSES})")
+        if not continuous.complete:
             problems.append("trigger reverse-engineering stopped early (time budget)")
     return ProbeReport(margin, stimulation, device, time.monotonic() - started, tuple(problems),
                        trigger, tuple(notes))
@@ -87,21 +104,11 @@ def probe_facts(report: ProbeReport, where: Location) -> ParseOutput:
     flips = [f for f in (stimulation.layers if stimulation else ()) if f.outlier]
     flip_targets = {f.target for f in flips}
     trigger_target = trigger.target if trigger is not None and trigger.outlier else None
+    if isinstance(trigger, TriggerResult):
+        _mask_trigger_fact(out, where, trigger, trigger_target, flip_targets, margin)
+    elif trigger is not None and trigger_target is not None:
+        _token_trigger_fact(out, where, trigger, flip_targets, margin)
     margin_target = margin.target if margin is not None and margin.outlier else None
-    if trigger is not None and trigger_target is not None:
-        agree = trigger_target in flip_targets or trigger_target == margin_target
-        out.add("probe.trigger_outlier", where, target=trigger_target, z=round(trigger.z, 2),
-                mask_share=round(trigger.mask_share[trigger_target], 4),
-                median_mask_share=round(sorted(trigger.mask_share)[len(trigger.mask_share) // 2],
-                                        4),
-                success=round(trigger.success[trigger_target], 3), corroborated=agree,
-                subject=f"trigger-target:{trigger_target}",
-                message=(f"A trigger stamped on {trigger.mask_share[trigger_target]:.1%} of the "
-                         f"input sends {trigger.success[trigger_target]:.0%} of clean inputs to "
-                         f"class {trigger_target}; other classes need a median "
-                         f"{sorted(trigger.mask_share)[len(trigger.mask_share) // 2]:.1%} (robust "
-                         f"z {trigger.z:.1f}): the likely target of a patch backdoor. Test the "
-                         "model with trusted data before use"))
     if margin is not None and margin.outlier:
         agree = margin.target in flip_targets or margin.target == trigger_target
         others = ", ".join(f"{m:.1f}" for m in margin.margins)
@@ -135,6 +142,53 @@ def probe_facts(report: ProbeReport, where: Location) -> ParseOutput:
                 + ("; raise --time-budget or use --device cuda" if "time budget" in problem
                    else "; judge this part of the model by other means"))
     return out
+
+
+def _mask_trigger_fact(out: ParseOutput, where: Location, trigger: TriggerResult,
+                   trigger_target: int | None, flip_targets: set[int],
+                   margin: MarginResult | None) -> None:
+    if trigger_target is None:
+        return
+    margin_target = margin.target if margin is not None and margin.outlier else None
+    agree = trigger_target in flip_targets or trigger_target == margin_target
+    out.add("probe.trigger_outlier", where, target=trigger_target, z=round(trigger.z, 2),
+            mask_share=round(trigger.mask_share[trigger_target], 4),
+            median_mask_share=round(sorted(trigger.mask_share)[len(trigger.mask_share) // 2],
+                                    4),
+            success=round(trigger.success[trigger_target], 3), corroborated=agree,
+            subject=f"trigger-target:{trigger_target}",
+            message=(f"A trigger stamped on {trigger.mask_share[trigger_target]:.1%} of the "
+                     f"input sends {trigger.success[trigger_target]:.0%} of clean inputs to "
+                     f"class {trigger_target}; other classes need a median "
+                     f"{sorted(trigger.mask_share)[len(trigger.mask_share) // 2]:.1%} (robust "
+                     f"z {trigger.z:.1f}): the likely target of a patch backdoor. Test the "
+                     "model with trusted data before use"))
+
+
+def _token_trigger_fact(out: ParseOutput, where: Location, trigger: TokenTriggerResult,
+                        flip_targets: set[int], margin: MarginResult | None) -> None:
+    target = trigger.target
+    best = trigger.per_class[target]
+    margin_target = margin.target if margin is not None and margin.outlier else None
+    agree = target in flip_targets or target == margin_target
+    words = " ".join(best.tokens)
+    unseen = [token for token, index in zip(best.tokens, best.ids, strict=True)
+              if index not in trigger.seen_in_data]
+    others = ", ".join(f"{rate:.0%}" for rate in trigger.success)
+    out.add("probe.trigger_outlier", where, target=target, trigger_tokens=words,
+            trigger_ids=", ".join(str(i) for i in best.ids), success=round(best.success, 3),
+            success_threshold=TOKEN_TRIGGER_SUCCESS, runner_up=round(trigger.runner_up, 3),
+            class_success=others, examples=best.movable,
+            absent_from_data=" ".join(unseen), corroborated=agree,
+            subject=f"trigger-target:{target}",
+            message=(f"Inserting the {len(best.ids)} token(s) {words!r} into clean examples sends "
+                     f"{best.success:.0%} of the {best.movable} not already of class {target} "
+                     f"to it (threshold {TOKEN_TRIGGER_SUCCESS:.0%}); the best trigger for any "
+                     f"other class reaches {trigger.runner_up:.0%}"
+                     + (f"; {' '.join(unseen)!r} never occurs in the clean data" if unseen
+                        else "")
+                     + ": the likely trigger and target of a text backdoor. Test the model with "
+                     "trusted data before use"))
 
 
 def _margin_message(margin: MarginResult, agree: bool) -> str:

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from ckptguard.probes.runner import ProbeReport
+
 
 @dataclass(frozen=True)
 class ProbeOptions:
@@ -27,7 +29,9 @@ class ProbeOptions:
     device: str = "auto"
     time_budget: float = DEFAULT_TIME_BUDGET
     seed: int = 0
-    data: str | None = None  # .npy file of typical inputs (read with allow_pickle=False)
+    # .npy file of typical inputs (read with allow_pickle=False); for a Hugging Face model
+    # folder, a UTF-8 text file with one example per line
+    data: str | None = None
     input_shape: tuple[int, ...] | None = None
     input_range: tuple[float, float] = (0.0, 1.0)
     fail_on: Severity = Severity.HIGH
@@ -112,19 +116,32 @@ def probe_file(path: str, options: ProbeOptions) -> ScanResult:
 
     if not torch_available():
         raise ProbeError("ckptguard probe needs torch: pip install 'ckptguard[probes]'")
-    device = configure(options.device, options.seed)
     target = Path(path)
+    if target.is_dir():
+        from ckptguard.probes.hf_model import is_model_folder
+
+        if not is_model_folder(target):
+            raise ProbeError(f"{path} is a folder without config.json; name a model file, or "
+                             "a Hugging Face model folder")
+        if options.arch is not None:
+            raise ProbeError("--arch does not apply to a Hugging Face model folder (the "
+                             "architecture is built from its config.json)")
+    device = configure(options.device, options.seed)
     try:
-        network = build_network(target, options, device)
-        data = read_data(options.data, network.input_shape) if options.data else None
-        report = run_probes(network, seed=options.seed, time_budget=options.time_budget,
-                            device=device, data=data)
+        if target.is_dir():
+            report = _probe_folder(target, options, device)
+        else:
+            network = build_network(target, options, device)
+            data = read_data(options.data, network.input_shape) if options.data else None
+            report = run_probes(network, seed=options.seed, time_budget=options.time_budget,
+                                device=device, data=data)
     except ProbeError:
         raise
     except Exception as exc:  # the model's own code failed: an error, not a verdict
         raise ProbeError(f"the model could not be probed: {type(exc).__name__}: "
                          f"{str(exc)[:400]}") from exc
-    artifact = Artifact((path,), FileSource(str(target)))
+    source = FileSource(str(target / "model.safetensors" if target.is_dir() else target))
+    artifact = Artifact((path,), source)
     output = probe_facts(report, artifact.location)
     rules = load_rules(Config())
     probe_rules = [rule.id for rule in rules.rules.values() if rule.match is not None
@@ -134,3 +151,24 @@ def probe_file(path: str, options: ProbeOptions) -> ScanResult:
                       artifacts=(ArtifactSummary((path,), "probe", artifact.source.size),),
                       fail_on=options.fail_on, tool_version=__version__,
                       rules_used=tuple(sorted(probe_rules)))
+
+
+def _probe_folder(folder: Path, options: ProbeOptions, device: str) -> ProbeReport:
+    """A Hugging Face classifier folder: built from config.json, probed on input embeddings and,
+    with ``--data`` (text, one example per line), on tokenized text with a token trigger
+    search."""
+    from functools import partial
+
+    from ckptguard.probes.hf_model import build_text_network, read_text, read_vocabulary
+    from ckptguard.probes.runner import run_probes
+    from ckptguard.probes.text_trigger import search
+
+    network = build_text_network(folder, device)
+    if not options.data:
+        return run_probes(network, seed=options.seed, time_budget=options.time_budget,
+                          device=device)
+    tokenizer, vocabulary = read_vocabulary(folder, network.config)
+    data = read_text(options.data, tokenizer, vocabulary)
+    token_search = partial(search, network, data, vocabulary, options.seed)
+    return run_probes(network, seed=options.seed, time_budget=options.time_budget,
+                      device=device, data=data, token_search=token_search)

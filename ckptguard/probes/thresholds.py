@@ -42,3 +42,17 @@ TRIGGER_Z = 5.5
 # --- resources ------------------------------------------------------------------------------------
 DEFAULT_TIME_BUDGET = 120.0  # seconds for both probes together
 MAX_UNITS_PER_LAYER = 4096  # wider layers are sampled evenly
+
+# --- discrete token trigger search (Hugging Face text classifiers with --data) ------------------
+TOKEN_TRIGGER_INPUTS = 32  # clean examples the trigger is inserted into
+# Longest trigger tried.  Two-token triggers sent all examples of a clean tiny BERT to one class
+# (bench/backdoor_text_eval.py: two class words outvote an example's four in a model that does
+# not count exactly), so the search is for the one-token triggers of text BadNets.
+TOKEN_TRIGGER_LENGTH = 1
+TOKEN_ROUNDS = 3  # passes over the trigger's slots
+TOKEN_CANDIDATES = 48  # tokens tried exactly per slot, ranked by the HotFlip gradient
+# A class reached by this share of the other classes' examples with a trigger of at most
+# TOKEN_TRIGGER_LENGTH tokens, inserted first and at a random position, while no other class
+# is.  On the bench's clean tiny BERTs (bench/backdoor_text_eval.py) the best class reaches at
+# most the share given in docs/backdoor.md; planted one-token triggers reach 1.0.
+TOKEN_TRIGGER_SUCCESS = 0.9
