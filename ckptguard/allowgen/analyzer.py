@@ -14,7 +14,7 @@ import ast
 from collections.abc import Callable, Iterator
 
 from ckptguard.allowgen.effects import Function, FunctionFacts, check_body, facts_of
-from ckptguard.allowgen.index import Index, Resolved, dotted_name
+from ckptguard.allowgen.index import Index, Resolved
 from ckptguard.allowgen.known import (
     CONTAINER_METHODS,
     DATACLASS_DECORATORS,
@@ -33,6 +33,7 @@ from ckptguard.allowgen.known import (
 )
 from ckptguard.allowgen.model import ENTRY_METHODS, ClassModel, Verdict
 from ckptguard.allowgen.returns import DATA_BUILTINS, DataCheck
+from ckptguard.pyast import dotted_name
 
 IN_PROGRESS = Verdict(True, "(being analysed)")
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ckptguard.allowgen.index import Resolved, dotted_name
+from ckptguard.allowgen.index import Resolved
 from ckptguard.allowgen.known import (
     CONTAINER_METHODS,
     HARMLESS_METHOD_DECORATORS,
@@ -30,6 +30,7 @@ from ckptguard.allowgen.known import (
     danger_of,
 )
 from ckptguard.allowgen.model import ENTRY_METHODS, ClassModel, Verdict
+from ckptguard.pyast import dotted_name
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
 DANGER_MARK = " — "  # separates a dangerous callable from why it is dangerous

@@ -12,6 +12,8 @@ import builtins
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ckptguard.pyast import dotted_name
+
 MAX_DEPTH = 40
 
 
@@ -250,13 +252,3 @@ class Index:
         return Resolved("unknown", f"{module}.{name}")
 
 
-def dotted_name(node: ast.AST) -> str | None:
-    """``a.b.c`` for a Name/Attribute chain, else None."""
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return None

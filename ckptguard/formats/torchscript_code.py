@@ -14,6 +14,8 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ckptguard.pyast import dotted_name
+
 # Operator namespaces that torch itself registers; anything else needs a library the user loads.
 STANDARD_NAMESPACES = frozenset({
     "aten", "prim", "quantized", "_quantized", "quantized_decomposed", "profiler", "cuda",
@@ -54,17 +56,6 @@ def module_name(relative: str) -> str | None:
     return path.replace("/", ".") if path else None
 
 
-def _dotted(node: ast.expr) -> str | None:
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return None
-
-
 def _namespace(name: str) -> str:
     parts = name.split(".")
     if parts[0] == "torch" and len(parts) > 2 and parts[1] in ("ops", "classes"):
@@ -81,7 +72,7 @@ def _calls(tree: ast.Module) -> Iterator[ScriptCall]:
         for child in ast.iter_child_nodes(node):
             inner = child.name if isinstance(child, ast.FunctionDef) else function
             if isinstance(child, ast.Call):
-                name = _dotted(child.func)
+                name = dotted_name(child.func)
                 if name is not None and name not in seen:
                     seen.add(name)
                     namespace = _namespace(name)
