@@ -4,8 +4,9 @@
 #   ckptguard-action.sh install   pip-install ckptguard into $CKPTGUARD_VENV
 #   ckptguard-action.sh scan      scan $CKPTGUARD_PATHS, write SARIF, report to the log
 #
-# Everything comes from the environment (see action.yml); $CKPTGUARD_BIN, when set, is the
-# ckptguard command to run instead of the one in $CKPTGUARD_VENV (tests use it).
+# Everything comes from the environment (see action.yml); $CKPTGUARD_BIN, when set, is the path
+# of a ckptguard executable to run instead of the one in $CKPTGUARD_VENV (tests use it).  It is
+# one path, never split, so a workspace whose path holds spaces works.
 set -euo pipefail
 
 venv="${CKPTGUARD_VENV:-${RUNNER_TEMP:-/tmp}/ckptguard-venv}"
@@ -25,7 +26,7 @@ install() {
 scan() {
   local -a command paths args
   if [[ -n "${CKPTGUARD_BIN:-}" ]]; then
-    read -r -a command <<< "$CKPTGUARD_BIN"
+    command=("$CKPTGUARD_BIN")
   else
     command=("$venv/bin/ckptguard")
   fi

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -41,8 +42,12 @@ def _run(tmp_path: Path, paths: str, **env: str) -> tuple[subprocess.CompletedPr
                                                           dict[str, str]]:
     output = tmp_path / "github_output"
     output.write_text("")
-    environment = {**os.environ, "PYTHONPATH": str(ROOT),
-                   "CKPTGUARD_BIN": f"{sys.executable} -m ckptguard.cli",
+    # This checkout's ckptguard as one executable path (the runner's would be in its venv);
+    # both paths may hold spaces, as CI's unusual folder names do.
+    binary = tmp_path / "ckptguard"
+    binary.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m ckptguard.cli \"$@\"\n")
+    binary.chmod(0o755)
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "CKPTGUARD_BIN": str(binary),
                    "CKPTGUARD_PATHS": paths, "GITHUB_OUTPUT": str(output), **env}
     done = subprocess.run(["bash", str(SCRIPT), "scan"], cwd=tmp_path, env=environment,
                           capture_output=True, text=True, timeout=300, check=False)
