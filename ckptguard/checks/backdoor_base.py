@@ -195,15 +195,26 @@ def base_mismatch(ctx: CheckContext) -> Iterator[Hit]:
                             "examples": ", ".join(m.name for m in rest[:5])})
 
 
-def concentrated_changes(ctx: CheckContext) -> Iterator[Hit]:
+def _judgeable_diff(ctx: CheckContext) -> tuple[str, Any] | None:
+    """The base's path and the model diff, when the diff can be judged: enough tensors paired,
+    and the base plausible as the parent (otherwise BKD006 says so, and per-tensor or
+    model-level verdicts on the diff would be noise)."""
     base_path = _base(ctx)
     if base_path is None:
-        return
+        return None
     diff = shared_model_diff(ctx)
     if diff is None or diff.judged_pairs + diff.unreadable < POOR_PAIRING_SHARE * diff.judged:
-        return
+        return None
     if diff.deltas and diff.median_relative >= PARENT_MAX_MEDIAN_RELATIVE:
-        return  # not the parent: BKD006 says so, and a per-tensor diff would be noise
+        return None
+    return base_path, diff
+
+
+def concentrated_changes(ctx: CheckContext) -> Iterator[Hit]:
+    judged = _judgeable_diff(ctx)
+    if judged is None:
+        return
+    base_path, diff = judged
     yield from _delta_hits([d for d in diff.deltas if _worth_reporting(d, diff)], base_path)
 
 
@@ -219,14 +230,10 @@ def _worth_reporting(delta: Any, diff: Any) -> bool:
 
 
 def edit_patterns(ctx: CheckContext) -> Iterator[Hit]:
-    base_path = _base(ctx)
-    if base_path is None:
+    judged = _judgeable_diff(ctx)
+    if judged is None:
         return
-    diff = shared_model_diff(ctx)
-    if diff is None or diff.judged_pairs + diff.unreadable < POOR_PAIRING_SHARE * diff.judged:
-        return
-    if diff.deltas and diff.median_relative >= PARENT_MAX_MEDIAN_RELATIVE:
-        return
+    base_path, diff = judged
     from ckptguard.weights.model_diff import edit_pattern
 
     pattern = edit_pattern(diff)
