@@ -121,7 +121,9 @@ def test_rank_one_structure_is_found_even_in_a_sample() -> None:
     edited = clean + (np.outer(u, v) / np.linalg.norm(u) / np.linalg.norm(v)
                       * np.linalg.norm(clean)).astype(np.float32)
     spectrum = tensor_spectrum(ref("big.weight", edited))
-    assert spectrum.sampled_rows <= 512 and spectrum.sampled_cols <= 2048
+    # a sample, not the whole matrix: 512 rows, every other column (at most twice 2048)
+    assert spectrum.sampled_rows == 512 and 2048 <= spectrum.sampled_cols <= 2 * 2048
+    assert spectrum.sampled_cols < 4500
     assert spectrum.gap > 10 and spectrum.top_share > 0.4
 
 

@@ -15,11 +15,18 @@ import numpy as np
 from ckptguard.facts import TensorRef
 from ckptguard.weights.decode import checked_layout, raw_array, to_float32
 from ckptguard.weights.roles import Role, role_of
-from ckptguard.weights.spectrum import Spectrum, evenly_spaced, spectrum_of
+from ckptguard.weights.spectrum import (
+    Spectrum,
+    column_stride,
+    evenly_spaced,
+    finite_values,
+    spectrum_of,
+)
 from ckptguard.weights.thresholds import (
     BLOCK_BYTES,
+    DELTA_OVERSAMPLE,
     DIFF_BLOCK_BYTES,
-    DIFF_CHANGED_ATOL,
+    EDIT_RANK,
     SPECTRAL_SAMPLE_COLS,
     SPECTRAL_SAMPLE_ROWS,
 )
@@ -38,7 +45,7 @@ class TensorDelta:
     ref: TensorRef
     role: Role
     relative: float  # ||delta||_F / ||base||_F
-    changed_fraction: float  # share of elements that changed (on the spectral sample)
+    changed_fraction: float  # share of elements that differ at all (on the spectral sample)
     rows: int
     rows_changed: int
     top_row: int  # the row with the largest change
@@ -88,68 +95,74 @@ def tensor_delta(ref: TensorRef, base: TensorRef, block_bytes: int = BLOCK_BYTES
                  array: np.ndarray | None = None) -> TensorDelta:
     """How ``ref`` differs from ``base`` (same shape), in one pass over both: float32 element
     work, float64 sums.  ``array``: ``ref``'s ``raw_array`` when the caller already holds it."""
+    return delta_pass(ref, base, block_bytes, array)[0]
+
+
+def delta_pass(ref: TensorRef, base: TensorRef, block_bytes: int = BLOCK_BYTES,
+               array: np.ndarray | None = None,
+               transposed: bool = False,
+               ) -> tuple[TensorDelta, np.ndarray, np.ndarray | None]:
+    """``tensor_delta`` and, from the same read, the sums of squares of ``ref``'s rows and (when
+    ``transposed``, a 2-D tensor stored (in, out)) its columns: what ``light_stats`` needs (not
+    finite where ``ref`` holds NaN/Inf).  Both tensors are read once, in
+    blocks small enough that the difference and every sum over it stay in the CPU cache; the
+    delta's spectral sample is copied out of those blocks as they pass."""
     _, shape = checked_layout(ref)
     checked_layout(base)
     ours, theirs = raw_array(ref) if array is None else array, raw_array(base)
     rows, cols = shape.rows, shape.cols
     sample_rows = evenly_spaced(rows, SPECTRAL_SAMPLE_ROWS)
-    sample_cols = evenly_spaced(cols, SPECTRAL_SAMPLE_COLS)
-    base_sample = _finite(to_float32(_gather(theirs, sample_rows, sample_cols), base.dtype))
-    sample = _finite(to_float32(_gather(ours, sample_rows, sample_cols), ref.dtype)) - \
-        base_sample
-    # "Changed" elements are counted on the same sample, against the base's scale there.
-    rms_base = float(np.sqrt(np.mean(np.square(base_sample, dtype=np.float64)))) \
-        if base_sample.size else 0.0
-    tolerance = np.float32(DIFF_CHANGED_ATOL * max(rms_base, 1e-12))
-    changed_share = float(np.count_nonzero(np.abs(sample) > tolerance)) / sample.size \
-        if sample.size else 0.0
+    stride = column_stride(cols, SPECTRAL_SAMPLE_COLS)
+    sample = np.empty((sample_rows.size, len(range(0, cols, stride))), dtype=np.float32)
     row_delta = np.zeros(rows, dtype=np.float64)
+    own_rows = np.zeros(rows, dtype=np.float64)
+    own_cols = np.zeros(cols, dtype=np.float64) if transposed and len(ref.shape) == 2 else None
     base_energy = 0.0
-    # Small blocks: the difference is written into one reused buffer that stays in the CPU
-    # cache, so its sum of squares (and the base block's) cost no further pass over memory.
     step = max(1, min(block_bytes, DIFF_BLOCK_BYTES) // max(1, cols * 4))
     buffer = np.empty((min(step, rows), cols), dtype=np.float32)
+    taken = changed = 0  # sample rows copied so far, and their elements that differ
     for first in range(0, rows, step):
         a = to_float32(ours[first:first + step], ref.dtype)
         b = to_float32(theirs[first:first + step], base.dtype)
+        end = first + a.shape[0]
+        own_rows[first:end] = np.einsum("ij,ij->i", a, a)
+        if own_cols is not None:
+            own_cols += np.einsum("ij,ij->j", a, a)
         delta = np.subtract(a, b, out=buffer[:a.shape[0]])
         energies = np.einsum("ij,ij->i", delta, delta)
         flat = b.reshape(-1)
         block_base = float(np.dot(flat, flat))  # float32 per block, float64 across blocks
         if not (np.isfinite(energies).all() and np.isfinite(block_base)):
-            a, b = _finite(a), _finite(b)  # NaN/Inf count as 0 (BKD001 reports them)
+            a, b = finite_values(a), finite_values(b)  # NaN/Inf count as 0 (BKD001 reports them)
             delta = a - b
             energies = np.einsum("ij,ij->i", delta, delta)
             flat = b.reshape(-1)
             block_base = float(np.dot(flat, flat))
-        row_delta[first:first + a.shape[0]] = energies
+        row_delta[first:end] = energies
         base_energy += block_base
+        upto = int(np.searchsorted(sample_rows, end))
+        if upto > taken:
+            picked = delta[sample_rows[taken:upto] - first]
+            piece = sample[taken:upto]
+            piece[...] = picked[:, ::stride]
+            changed += int(np.count_nonzero(piece != 0))  # in the cache; 6x count_nonzero(float)
+            taken = upto
     delta_energy = float(row_delta.sum())
+    changed_share = changed / sample.size if sample.size else 0.0
     order = np.argsort(row_delta)[::-1]
     top_count = max(1, rows // 100)
     top_share = float(row_delta[order[:top_count]].sum()) / delta_energy if delta_energy else 0.0
-    return TensorDelta(
+    found = TensorDelta(
         ref=ref, role=role_of(ref.name, ref.shape),
         relative=(delta_energy / base_energy) ** 0.5 if base_energy > 0 else
         (float("inf") if delta_energy > 0 else 0.0),
         changed_fraction=changed_share,
         rows=rows, rows_changed=int((row_delta > 0).sum()),
         top_row=int(order[0]) if rows else 0, top_rows_share=top_share,
-        spectrum=spectrum_of(sample, sample_rows, centre=False), energy=delta_energy)
-
-
-def _gather(array: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """``array[rows][:, cols]`` with one copy (none of the columns when all are taken)."""
-    picked = array[rows]
-    return picked if cols.size == array.shape[1] else np.ascontiguousarray(picked[:, cols])
-
-
-def _finite(values: np.ndarray) -> np.ndarray:
-    """float32 values with non-finite ones set to 0 (no copy when all are finite)."""
-    values = values.astype(np.float32, copy=False)
-    if np.isfinite(values).all():
-        return values
-    return np.where(np.isfinite(values), values, np.float32(0.0))
+        spectrum=spectrum_of(sample, sample_rows, centre=False, rank=EDIT_RANK,
+                             oversample=DELTA_OVERSAMPLE),
+        energy=delta_energy)
+    return found, own_rows, own_cols
 
 
 def deltas(pairs: Sequence[tuple[TensorRef, TensorRef]]) -> Iterator[TensorDelta]:

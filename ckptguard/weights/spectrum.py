@@ -14,11 +14,16 @@ import numpy as np
 from ckptguard.facts import TensorRef
 from ckptguard.weights.decode import raw_array, to_float32
 from ckptguard.weights.thresholds import (
+    SPECTRAL_OVERSAMPLE,
     SPECTRAL_POWER_ITERATIONS,
     SPECTRAL_RANK,
     SPECTRAL_SAMPLE_COLS,
     SPECTRAL_SAMPLE_ROWS,
 )
+
+# A matrix whose shorter side is at most this gets an exact SVD: it costs less than a
+# millisecond there, and a small layer's values are then exact rather than estimated.
+EXACT_SVD_MAX_SIDE = 64
 
 
 @dataclass(frozen=True)
@@ -64,17 +69,35 @@ def evenly_spaced(total: int, wanted: int) -> np.ndarray:
     return np.unique(np.linspace(0, total - 1, wanted).round().astype(np.int64))
 
 
+def column_stride(total: int, wanted: int) -> int:
+    """The step between sampled columns: every ``step``-th column gives between ``wanted`` and
+    twice as many (a strided copy costs a fraction of gathering scattered columns)."""
+    return max(1, total // max(1, wanted))
+
+
 def sample_matrix(ref: TensorRef, max_rows: int = SPECTRAL_SAMPLE_ROWS,
                   max_cols: int = SPECTRAL_SAMPLE_COLS,
-                  array: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  array: np.ndarray | None = None,
+                  finite: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """An evenly spaced float32 sample of the tensor's matrix view, and the rows it took
-    (``array``: the tensor's ``raw_array`` when the caller already holds it)."""
+    (``array``: the tensor's ``raw_array`` when the caller already holds it; ``finite``: the
+    tensor is known to hold no NaN/Inf, so the sample is not cleaned)."""
     array = raw_array(ref) if array is None else array
     rows = evenly_spaced(array.shape[0], max_rows)
-    cols = evenly_spaced(array.shape[1], max_cols)
-    sample = array[rows][:, cols] if cols.size < array.shape[1] else array[rows]  # one copy
+    stride = column_stride(array.shape[1], max_cols)
+    # The whole tensor is read in place (the products never write to it); a sample is one copy.
+    sample = array if rows.size == array.shape[0] and stride == 1 else array[rows, ::stride]
     values = to_float32(np.ascontiguousarray(sample), ref.dtype)
-    return np.where(np.isfinite(values), values, np.float32(0.0)), rows
+    return (values if finite else finite_values(values)), rows
+
+
+def finite_values(values: np.ndarray) -> np.ndarray:
+    """float32 ``values`` with NaN/Inf set to 0 (no copy when every value is finite)."""
+    values = values.astype(np.float32, copy=False)
+    flat = values.reshape(-1)
+    if np.isfinite(np.dot(flat, flat)):
+        return values  # a NaN or Inf would reach the sum of squares
+    return np.where(np.isfinite(values), values, np.float32(0.0))
 
 
 def single_threaded_blas() -> AbstractContextManager[object]:
@@ -90,34 +113,55 @@ def single_threaded_blas() -> AbstractContextManager[object]:
 
 def top_singular_values(matrix: np.ndarray, rank: int = SPECTRAL_RANK,
                         iterations: int = SPECTRAL_POWER_ITERATIONS,
-                        seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The ``rank`` largest singular values and the top left singular vector (randomized SVD).
-    Callers doing many of these hold ``single_threaded_blas()`` around them (setting the limit
-    costs milliseconds, more than one small spectrum)."""
-    return _top_singular_values(matrix, rank, iterations, seed)
-
-
-def _top_singular_values(matrix: np.ndarray, rank: int, iterations: int,
-                         seed: int) -> tuple[np.ndarray, np.ndarray]:
+                        seed: int = 0, shift: float = 0.0,
+                        oversample: int = SPECTRAL_OVERSAMPLE) -> tuple[np.ndarray, np.ndarray]:
+    """The ``rank`` largest singular values and the top left singular vector of
+    ``matrix - shift`` (randomized SVD, ``oversample`` extra sketch columns; the shifted matrix
+    is never formed).  Callers doing many of these hold ``single_threaded_blas()`` around them
+    (setting the limit costs milliseconds, more than one small spectrum)."""
     rows, cols = matrix.shape
     k = min(rank, rows, cols)
     if k == 0:
         return np.zeros(0), np.zeros(rows)
-    if min(rows, cols) <= 4 * (k + 8):
-        u, s, _ = np.linalg.svd(matrix, full_matrices=False)
+    width = k + oversample
+    if min(rows, cols) <= max(4 * width, EXACT_SVD_MAX_SIDE):  # cheap enough to be exact
+        data = matrix - matrix.dtype.type(shift) if shift else matrix
+        u, s, _ = np.linalg.svd(data, full_matrices=False)
         return s[:k], u[:, 0]
+    step = _Shifted(matrix, shift)
     rng = np.random.default_rng(seed)
-    probe = rng.standard_normal((cols, k + 8)).astype(matrix.dtype)
-    basis = _orthonormal(matrix @ probe, rounds=1)
+    probe = rng.standard_normal((cols, width)).astype(matrix.dtype)
+    basis = _orthonormal(step.times(probe), rounds=1)
     for _ in range(iterations):
-        basis = _orthonormal(matrix.T @ basis, rounds=1)  # only steers the next product
-        basis = _orthonormal(matrix @ basis)
-    small = basis.T @ matrix  # (k + 8, cols): its singular values are the estimates
-    gram = (small @ small.T).astype(np.float64)  # a tiny symmetric matrix: eigh, not an SVD
+        basis = _orthonormal(step.transposed_times(basis), rounds=1)  # steers the next product
+        basis = _orthonormal(step.times(basis))
+    small = step.transposed_times(basis)  # (cols, width): (basis^T M)^T
+    gram = (small.T @ small).astype(np.float64)  # width x width, symmetric: eigh, not an SVD
     eigenvalues, vectors = np.linalg.eigh(gram)
     order = np.argsort(eigenvalues)[::-1]
     s = np.sqrt(np.clip(eigenvalues[order], 0.0, None))
     return s[:k], basis @ vectors[:, order[0]].astype(basis.dtype)
+
+
+@dataclass(frozen=True)
+class _Shifted:
+    """Products with ``matrix - shift`` (every entry) without forming it: the shift's share of
+    ``M x`` is ``shift`` times the column sums of ``x``, on every row."""
+
+    matrix: np.ndarray
+    shift: float
+
+    def times(self, block: np.ndarray) -> np.ndarray:
+        product: np.ndarray = self.matrix @ block
+        if self.shift:
+            product -= block.dtype.type(self.shift) * block.sum(axis=0)
+        return product
+
+    def transposed_times(self, block: np.ndarray) -> np.ndarray:
+        product: np.ndarray = self.matrix.T @ block
+        if self.shift:
+            product -= block.dtype.type(self.shift) * block.sum(axis=0)
+        return product
 
 
 def _orthonormal(block: np.ndarray, rounds: int = 2) -> np.ndarray:
@@ -139,21 +183,34 @@ def _orthonormal(block: np.ndarray, rounds: int = 2) -> np.ndarray:
 
 
 def spectrum_of(matrix: np.ndarray, rows: np.ndarray | None = None, *,
-                centre: bool = True) -> Spectrum:
-    """Singular values of ``matrix`` (mean-centred unless told otherwise)."""
-    data = matrix - matrix.dtype.type(matrix.mean(dtype=np.float64)) if centre and matrix.size \
-        else matrix
-    values, top_vector = top_singular_values(data)
+                centre: bool = True, rank: int = SPECTRAL_RANK,
+                oversample: int = SPECTRAL_OVERSAMPLE) -> Spectrum:
+    """The ``rank`` top singular values of ``matrix`` (mean-centred unless told otherwise)."""
+    flat = matrix.reshape(-1)
+    energy = float(np.dot(flat, flat)) if flat.size else 0.0  # float32 BLAS, blocked sums
+    shift = 0.0
+    if centre and flat.size:
+        mean = float(flat.sum()) / flat.size  # float32 pairwise summation: accurate enough
+        centred = energy - flat.size * mean * mean
+        if centred >= 0.5 * energy:
+            shift, energy = mean, centred
+        else:  # the mean dominates: subtracting it from the sum of squares would cancel
+            matrix = matrix - matrix.dtype.type(mean)
+            flat = matrix.reshape(-1)
+            energy = float(np.dot(flat, flat))
+    values, top_vector = top_singular_values(matrix, rank, shift=shift, oversample=oversample)
     picked = rows if rows is not None else np.arange(matrix.shape[0])
     top_row = int(picked[int(np.argmax(np.abs(top_vector)))]) if top_vector.size else 0
     weights = np.square(top_vector.astype(np.float64))
     concentration = float(weights.max() / weights.sum()) if weights.size and weights.sum() > 0 \
         else 0.0
-    flat = data.reshape(-1)
-    return Spectrum(tuple(float(v) for v in values), float(np.dot(flat, flat)),
+    return Spectrum(tuple(float(v) for v in values), energy,
                     matrix.shape[0], matrix.shape[1], top_row, concentration)
 
 
-def tensor_spectrum(ref: TensorRef, array: np.ndarray | None = None) -> Spectrum:
-    sample, rows = sample_matrix(ref, array=array)
+def tensor_spectrum(ref: TensorRef, array: np.ndarray | None = None,
+                    finite: bool = False) -> Spectrum:
+    """The spectrum of the tensor's evenly spaced sample (``finite``: known to hold no NaN/Inf,
+    as the unit-norm pass proves)."""
+    sample, rows = sample_matrix(ref, array=array, finite=finite)
     return spectrum_of(sample, rows)

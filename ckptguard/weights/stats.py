@@ -9,7 +9,7 @@ import numpy as np
 
 from ckptguard.facts import TensorRef
 from ckptguard.weights.decode import checked_layout, iter_blocks
-from ckptguard.weights.thresholds import BLOCK_BYTES, MAD_TO_SIGMA
+from ckptguard.weights.thresholds import BLOCK_BYTES, LIGHT_BLOCK_BYTES, MAD_TO_SIGMA
 
 
 @dataclass(frozen=True)
@@ -114,24 +114,57 @@ def input_norms(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> np.ndarray:
     return np.asarray(np.sqrt(col_sq), dtype=np.float64)
 
 
-def unit_norm_stats(ref: TensorRef, block_bytes: int = BLOCK_BYTES,
-                    array: np.ndarray | None = None) -> TensorStats:
-    """The light pass every linear/conv tensor gets: each row's sum of squares (one fused
-    multiply-add pass in float32, summed per row), which also proves there is no NaN or Inf
-    (they would reach the sums).  Tensors whose sums are not finite, and tensors the checks
-    single out, get the full ``tensor_stats``."""
+def column_norms(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> tuple[np.ndarray, NonFinite]:
+    """Each column's L2 norm (non-finite values count as 0) and the tensor's NaN/Inf counts, in
+    one pass when every value is finite (they would reach the column sums)."""
     _, shape = checked_layout(ref)
+    col_sq = np.zeros(shape.cols, dtype=np.float64)
+    for block in iter_blocks(ref, block_bytes):
+        col_sq[block.first_col:block.first_col + block.values.shape[1]] += \
+            np.einsum("ij,ij->j", block.values, block.values)
+    if np.isfinite(col_sq).all():
+        return np.sqrt(col_sq), NonFinite(0, 0, 0, None)
+    return input_norms(ref, block_bytes), count_non_finite(ref, block_bytes)
+
+
+def unit_norm_stats(ref: TensorRef, block_bytes: int = LIGHT_BLOCK_BYTES,
+                    array: np.ndarray | None = None, transposed: bool = False) -> TensorStats:
+    """The light pass every linear/conv tensor gets: each row's sum of squares (and each
+    column's when ``transposed``: a 2-D tensor stored (in, out), whose output units are its
+    columns), in float32 over blocks small enough to stay in the CPU cache.  The sums also prove
+    there is no NaN or Inf (they would reach them).  Tensors whose sums are not finite, and
+    tensors the checks single out, get the full ``tensor_stats``."""
+    _, shape = checked_layout(ref)
+    transposed = transposed and len(ref.shape) == 2
     row_sq = np.zeros(shape.rows, dtype=np.float64)
+    col_sq = np.zeros(shape.cols, dtype=np.float64) if transposed else None
     for block in iter_blocks(ref, block_bytes, array):
-        end = block.first_row + block.values.shape[0]
-        row_sq[block.first_row:end] += np.einsum("ij,ij->i", block.values, block.values)
-    if not np.isfinite(row_sq).all():
-        return tensor_stats(ref, block_bytes, array=array)
-    units = np.sqrt(row_sq)
-    return TensorStats(name=ref.name, count=shape.count, non_finite=NonFinite(0, 0, 0, None),
+        values = block.values
+        row_sq[block.first_row:block.first_row + values.shape[0]] += \
+            np.einsum("ij,ij->i", values, values)
+        if col_sq is not None:
+            col_sq[block.first_col:block.first_col + values.shape[1]] += \
+                np.einsum("ij,ij->j", values, values)
+    return light_stats(ref, row_sq, col_sq, array)
+
+
+def light_stats(ref: TensorRef, row_sq: np.ndarray, col_sq: np.ndarray | None,
+                array: np.ndarray | None = None) -> TensorStats:
+    """The light statistics from each row's sum of squares and, for a tensor stored (in, out),
+    each column's (``col_sq``: its output units; the rows are then its inputs), computed by
+    whichever pass read the tensor.  Sums that are not finite mean NaN/Inf, and get the full
+    ``tensor_stats``."""
+    transposed = col_sq is not None
+    if not (np.isfinite(row_sq).all() and (col_sq is None or np.isfinite(col_sq).all())):
+        return tensor_stats(ref, transposed=transposed, array=array)
+    units = np.sqrt(col_sq if col_sq is not None else row_sq)
+    return TensorStats(name=ref.name, count=checked_layout(ref)[1].count,
+                       non_finite=NonFinite(0, 0, 0, None),
                        max_abs=0.0, mean=0.0, std=0.0, excess_kurtosis=0.0,
                        row=robust_outlier(units) if units.size >= 3 else None, column=None,
-                       row_max_abs=None, unit_norms=units, complete=False)
+                       row_max_abs=None, unit_norms=units,
+                       input_norms=np.sqrt(row_sq) if transposed else None,
+                       transposed=transposed, complete=False)
 
 
 def tensor_stats(ref: TensorRef, block_bytes: int = BLOCK_BYTES,
