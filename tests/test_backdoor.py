@@ -12,7 +12,7 @@ import pytest
 from ckptguard.api import scan
 from ckptguard.config import Config
 from ckptguard.model import Category, Severity
-from fixtures.backdoor import clean_mlp, neuron_backdoor, safetensors_file
+from fixtures.backdoor import clean_mlp, neuron_backdoor, rank_one_edit, safetensors_file
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -133,3 +133,23 @@ def test_every_tensor_format_reaches_the_statistics(tmp_path: Path, writer) -> N
     assert any(f.rule_id == "BKD002" and f.severity is Severity.HIGH for f in hits), hits
     # The neuron is one row: a rank-one structure, but reported once, as a neuron.
     assert not [f for f in hits if f.rule_id == "BKD003"]
+
+
+def test_a_rank_one_structure_the_base_shares_is_the_base_s(tmp_path: Path) -> None:
+    """BKD003 (no-base edit detection) judges only tensors without a partner once a plausible
+    base is given: a structure the base holds too is not this checkpoint's doing, and its own
+    edits show in the delta.  An implausible base proves nothing, so BKD003 still judges."""
+    structured = rank_one_edit(clean_mlp(3), "fc2.weight", strength=1.5)
+    rng = np.random.default_rng(9)
+    tuned = {name: (w + rng.standard_normal(w.shape).astype(np.float32) * np.float32(1e-3))
+             for name, w in structured.items()}
+    path = write(tmp_path, "model.safetensors", safetensors_file(tuned))
+    alone = [f.location.tensor for f in findings(path, weights=True) if f.rule_id == "BKD003"]
+    assert alone == ["fc2.weight"]
+    parent = write(tmp_path, "parent.safetensors", safetensors_file(structured))
+    assert not [f for f in findings(path, weights=True, base=str(parent))
+                if f.rule_id in ("BKD003", "BKD005", "BKD012")]
+    stranger = write(tmp_path, "stranger.safetensors", safetensors_file(clean_mlp(8)))
+    hits = findings(path, weights=True, base=str(stranger))
+    assert "BKD006" in {f.rule_id for f in hits}  # the implausible parent is named
+    assert [f.location.tensor for f in hits if f.rule_id == "BKD003"] == ["fc2.weight"]

@@ -16,10 +16,11 @@ from ckptguard.source import FileSource
 from ckptguard.weights import anomalies
 from ckptguard.weights.decode import raw_array
 from ckptguard.weights.diff import tensor_delta
+from ckptguard.weights.layout import Layout
 from ckptguard.weights.spectrum import tensor_spectrum
 from ckptguard.weights.stats import unit_norm_stats
 from fixtures.backdoor import rank_one_edit
-from fixtures.backdoor_transformer import bert_like
+from fixtures.backdoor_transformer import bert_like, gpt2_like
 
 
 @dataclass
@@ -52,16 +53,70 @@ def test_profile_reads_each_tensor_once_and_matches_the_separate_passes() -> Non
     result = anomalies.profile(ours, partners=base)
     judged = [ref for ref, _, _ in result.judged]
     assert judged and all(len(ref.source.views) == 1 for ref in judged)  # type: ignore[attr-defined]
-    assert set(result.spectra) == set(result.deltas) == {ref.name for ref in judged}
+    # Every tensor has a partner: its delta is computed, its own spectrum is not (the delta
+    # shows an edit far more clearly, and what it shares with the base is the base's).
+    assert set(result.deltas) == {ref.name for ref in judged}
+    assert result.spectra == {}
     for ref, _, stats in result.judged:
         expected = unit_norm_stats(ref).unit_norms
         assert stats.unit_norms is not None and expected is not None
-        np.testing.assert_allclose(stats.unit_norms, expected)
-        assert result.spectra[ref.name] == tensor_spectrum(ref)
-        assert result.deltas[ref.name].energy == tensor_delta(ref, base[ref.name]).energy
+        np.testing.assert_allclose(stats.unit_norms, expected, rtol=1e-6)
+        assert result.deltas[ref.name].energy == pytest.approx(
+            tensor_delta(ref, base[ref.name]).energy, rel=1e-9)
     edited = result.deltas["encoder.layer.1.output.dense.weight"]
     assert edited.relative == pytest.approx(0.5, rel=0.05)
     assert all(d.energy == 0.0 for name, d in result.deltas.items() if "layer.1.output" not in name)
+
+
+def test_profile_computes_spectra_for_the_tensors_without_a_partner() -> None:
+    ours = counted(bert_like(0))
+    alone = "encoder.layer.1.output.dense.weight"
+    base = {ref.name: ref for ref in counted(bert_like(0)) if ref.name != alone}
+    result = anomalies.profile(ours, partners=base)
+    judged = {ref.name: ref for ref, _, _ in result.judged}
+    assert set(result.spectra) == {alone}
+    assert set(result.deltas) == set(judged) - {alone}
+    assert result.spectra[alone] == tensor_spectrum(judged[alone])
+    without_base = anomalies.profile(counted(bert_like(0)))
+    assert set(without_base.spectra) == set(judged) and without_base.deltas == {}
+
+
+def test_transposed_tensors_are_judged_through_their_columns_in_both_passes() -> None:
+    tensors = gpt2_like(0)
+    name = next(n for n in tensors if n.endswith("mlp.c_fc.weight"))
+    tensors[name] = tensors[name].copy()
+    tensors[name][:, 5] *= 40.0  # one output unit (a column of the (in, out) storage)
+    layout = Layout("gpt2", conv1d=True)
+    base = {ref.name: ref for ref in counted(gpt2_like(0))}
+    for partners in (None, base):
+        result = anomalies.profile(counted(tensors), layout, partners=partners)
+        stats = next(stats for ref, _, stats in result.judged if ref.name == name)
+        assert stats.transposed and stats.unit_norms is not None
+        assert stats.input_norms is not None
+        np.testing.assert_allclose(stats.unit_norms, np.linalg.norm(tensors[name], axis=0),
+                                   rtol=1e-5)
+        np.testing.assert_allclose(stats.input_norms, np.linalg.norm(tensors[name], axis=1),
+                                   rtol=1e-5)
+        assert stats.row is not None and stats.row.index == 5
+
+
+def test_profile_reads_embeddings_once_for_their_columns_and_non_finite_counts() -> None:
+    tensors = bert_like(0)
+    name = next(n for n in tensors if n.endswith("word_embeddings.weight"))
+    tensors[name] = tensors[name].copy()
+    tensors[name][2, 3] = np.nan
+    tensors[name][4, 1] = np.inf
+    refs = counted(tensors)
+    result = anomalies.profile(refs)
+    assert set(result.embedding_columns) == set(result.embedding_non_finite)
+    assert name in result.embedding_columns
+    clean = np.where(np.isfinite(tensors[name]), tensors[name], 0.0)
+    np.testing.assert_allclose(result.embedding_columns[name], np.linalg.norm(clean, axis=0),
+                               rtol=1e-5)
+    counts = result.embedding_non_finite[name]
+    assert (counts.nan, counts.posinf, counts.neginf) == (1, 1, 0)
+    others = [n for n in result.embedding_non_finite if n != name]
+    assert others and all(result.embedding_non_finite[n].total == 0 for n in others)
 
 
 def test_delta_blocks_smaller_than_a_row_group_agree_with_numpy() -> None:

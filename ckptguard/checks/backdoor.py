@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ckptguard.checks.backdoor_base import (
+    judgeable_diff,
     present_in_base,
     shared_layout,
     shared_memo,
@@ -53,6 +54,7 @@ def non_finite_weights(ctx: CheckContext) -> Iterator[Hit]:
         return
     anomalies = _anomalies()
     known = {ref.name: stats.non_finite for ref, _, stats in _judged(ctx)}
+    known.update(shared_profile(ctx).embedding_non_finite)
     for item in anomalies.non_finite(tensors, known):
         counts = item.counts
         yield Hit(
@@ -109,7 +111,7 @@ def neuron_outliers(ctx: CheckContext) -> Iterator[Hit]:
     diff = shared_model_diff(ctx)
     judged = _judged(ctx)
     outliers = shared_memo(ctx, "neurons", lambda: list(anomalies.neuron_outliers(
-        tensors, layout, judged=judged)))
+        tensors, layout, judged=judged, columns=shared_profile(ctx).embedding_columns)))
     for item in outliers:
         if diff is not None and present_in_base(item, diff, layout):
             continue  # the base has the same unit: not this checkpoint's doing
@@ -154,7 +156,7 @@ def rank_one_edits(ctx: CheckContext) -> Iterator[Hit]:
         return
     anomalies = _anomalies()
     found = shared_memo(ctx, "rank-one", lambda: list(anomalies.rank_one_structures(
-        tensors, shared_profile(ctx).spectra)))
+        tensors, shared_profile(ctx).spectra, _judged_without_base(ctx))))
     for item in found:
         spec = item.spectrum
         if item.siblings:
@@ -191,6 +193,16 @@ def rank_one_edits(ctx: CheckContext) -> Iterator[Hit]:
             location=item.ref.location, subject=item.ref.name, evidence=evidence,
             severity=Severity.HIGH if item.siblings and item.strong else None,
             confidence=Confidence.MEDIUM if item.strong else None)
+
+
+def _judged_without_base(ctx: CheckContext) -> set[str] | None:
+    """With a base the diff can be judged against, the tensors BKD003 still judges: those
+    without a partner there.  A paired tensor's edits show in its delta (BKD005, BKD012) at any
+    size, and a structure it shares with the base is the base's.  None: judge every tensor."""
+    if judgeable_diff(ctx) is None:
+        return None
+    paired = shared_profile(ctx).deltas
+    return {ref.name for ref in _tensors(ctx) if ref.name not in paired}
 
 
 # --- activation probes (facts emitted by ckptguard.probes) ----------------------------------------

@@ -195,7 +195,7 @@ def base_mismatch(ctx: CheckContext) -> Iterator[Hit]:
                             "examples": ", ".join(m.name for m in rest[:5])})
 
 
-def _judgeable_diff(ctx: CheckContext) -> tuple[str, Any] | None:
+def judgeable_diff(ctx: CheckContext) -> tuple[str, Any] | None:
     """The base's path and the model diff, when the diff can be judged: enough tensors paired,
     and the base plausible as the parent (otherwise BKD006 says so, and per-tensor or
     model-level verdicts on the diff would be noise)."""
@@ -211,7 +211,7 @@ def _judgeable_diff(ctx: CheckContext) -> tuple[str, Any] | None:
 
 
 def concentrated_changes(ctx: CheckContext) -> Iterator[Hit]:
-    judged = _judgeable_diff(ctx)
+    judged = judgeable_diff(ctx)
     if judged is None:
         return
     base_path, diff = judged
@@ -230,7 +230,7 @@ def _worth_reporting(delta: Any, diff: Any) -> bool:
 
 
 def edit_patterns(ctx: CheckContext) -> Iterator[Hit]:
-    judged = _judgeable_diff(ctx)
+    judged = judgeable_diff(ctx)
     if judged is None:
         return
     base_path, diff = judged

@@ -7,14 +7,14 @@ turn them into findings.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Container, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ckptguard.facts import TensorRef
 from ckptguard.weights.decode import TensorDecodeError, is_float, raw_array, to_float32
-from ckptguard.weights.diff import TensorDelta, tensor_delta
+from ckptguard.weights.diff import TensorDelta, delta_pass
 from ckptguard.weights.layout import Layout
 from ckptguard.weights.outlier_dims import stream_votes
 from ckptguard.weights.roles import Role, residual_writer, role_of
@@ -22,7 +22,9 @@ from ckptguard.weights.spectrum import Spectrum, tensor_spectrum
 from ckptguard.weights.stats import (
     NonFinite,
     TensorStats,
+    column_norms,
     count_non_finite,
+    light_stats,
     robust_z_at,
     tensor_stats,
     unit_norm_stats,
@@ -171,38 +173,59 @@ def neuron_tensors(refs: Iterable[TensorRef]) -> list[tuple[TensorRef, Role]]:
 @dataclass(frozen=True)
 class Profile:
     """What one pass over every linear/conv tensor gives: each tensor is read once, and its
-    unit statistics, its sampled spectrum and (with a base) its delta come from that read."""
+    unit statistics with either its delta against the base (when it has a partner there) or its
+    own sampled spectrum come from that read."""
 
     judged: list[tuple[TensorRef, Role, TensorStats]]
-    spectra: dict[str, Spectrum]
-    deltas: dict[str, TensorDelta]
+    spectra: dict[str, Spectrum]  # tensors without a base partner
+    deltas: dict[str, TensorDelta]  # tensors with one
+    # 2-D embeddings, read once for both uses: their NaN/Inf counts (BKD001) and the L2 norm of
+    # each column (the stream dimensions, for the outlier-dimension votes of BKD002).
+    embedding_columns: dict[str, np.ndarray] = field(default_factory=dict)
+    embedding_non_finite: dict[str, NonFinite] = field(default_factory=dict)
 
 
 def profile(refs: Iterable[TensorRef], layout: Layout | None = None, *, spectra: bool = True,
             partners: Mapping[str, TensorRef] | None = None) -> Profile:
-    """Statistics of every linear/conv tensor (output units read from the layout), its spectrum
-    when ``spectra``, and its delta against ``partners[name]`` (the paired base tensor)."""
+    """Statistics of every linear/conv tensor (output units read from the layout), and its
+    delta against ``partners[name]`` (the paired base tensor) or, without one and when
+    ``spectra``, its own spectrum: a paired tensor's edits show in its delta far more clearly,
+    and what it shares with the base is the base's (``rank_one_structures`` computes the
+    spectra it still needs)."""
     layout = layout or Layout()
     judged: list[tuple[TensorRef, Role, TensorStats]] = []
     found: dict[str, Spectrum] = {}
     deltas: dict[str, TensorDelta] = {}
     for ref, role in neuron_tensors(refs):
+        partner = partners.get(ref.name) if partners else None
         try:
             array = raw_array(ref)
             transposed = layout.transposed(ref.name, ref.shape)
-            judged.append((ref, role, tensor_stats(ref, transposed=True, array=array)
-                           if transposed else unit_norm_stats(ref, array=array)))
-            if spectra:
-                found[ref.name] = tensor_spectrum(ref, array)
+            stats = None
+            if partner is not None and is_float(partner):
+                try:
+                    deltas[ref.name], rows_sq, cols_sq = delta_pass(ref, partner, array=array,
+                                                                    transposed=transposed)
+                    stats = light_stats(ref, rows_sq, cols_sq, array)
+                except TensorDecodeError:
+                    pass  # counted as unreadable by model_diff
+            if stats is None:
+                stats = unit_norm_stats(ref, array=array, transposed=transposed)
+            judged.append((ref, role, stats))
+            if spectra and ref.name not in deltas:
+                found[ref.name] = tensor_spectrum(ref, array, finite=not stats.non_finite.total)
         except TensorDecodeError:
             continue
-        partner = partners.get(ref.name) if partners else None
-        if partner is not None and is_float(partner):
-            try:
-                deltas[ref.name] = tensor_delta(ref, partner, array=array)
-            except TensorDecodeError:
-                continue  # counted as unreadable by model_diff
-    return Profile(judged, found, deltas)
+    columns: dict[str, np.ndarray] = {}
+    counts: dict[str, NonFinite] = {}
+    for ref in floats(refs):
+        if len(ref.shape) != 2 or role_of(ref.name, ref.shape) is not Role.EMBEDDING:
+            continue
+        try:
+            columns[ref.name], counts[ref.name] = column_norms(ref)
+        except TensorDecodeError:
+            continue
+    return Profile(judged, found, deltas, columns, counts)
 
 
 def judged_stats(refs: Iterable[TensorRef],
@@ -224,10 +247,12 @@ def _complete(judged: list[tuple[TensorRef, Role, TensorStats]], index: int,
 def neuron_outliers(refs: Iterable[TensorRef], layout: Layout | None = None,
                     explained: list[ExplainedOutlier] | None = None,
                     judged: list[tuple[TensorRef, Role, TensorStats]] | None = None,
+                    columns: Mapping[str, np.ndarray] | None = None,
                     ) -> Iterator[NeuronOutlier]:
     """Units of linear/conv layers whose weight norm is a robust outlier among their layer's.
     A residual writer's outlier at one of the stream's outlier dimensions is not reported (it is
-    appended to ``explained`` when given)."""
+    appended to ``explained`` when given).  ``columns``: embeddings' column norms already read
+    (``Profile.embedding_columns``)."""
     refs = list(refs)
     layout = layout or Layout()
     if judged is None:
@@ -243,8 +268,8 @@ def neuron_outliers(refs: Iterable[TensorRef], layout: Layout | None = None,
                 _complete(judged, i, layout)
     widths = {stats.unit_norms.size for ref, _, stats in candidates
               if residual_writer(ref.name) and stats.unit_norms is not None}
-    votes = stream_votes(refs, {ref.name: stats for ref, _, stats in judged}, widths) \
-        if widths else None
+    votes = stream_votes(refs, {ref.name: stats for ref, _, stats in judged}, widths,
+                         columns) if widths else None
     for ref, role, stats in candidates:
         row = stats.row
         assert row is not None
@@ -328,12 +353,21 @@ def sibling_key(name: str, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]
 
 def rank_one_structures(refs: Iterable[TensorRef],
                         known: Mapping[str, Spectrum] | None = None,
+                        judge: Container[str] | None = None,
                         ) -> Iterator[RankOneStructure]:
     """Layers whose top singular direction towers over the rest: an inserted rank-one edit.
     A layer with siblings (the same role in other layers) is judged against them; one without,
-    against the absolute thresholds.  ``known``: spectra from ``profile``."""
+    against the absolute thresholds.  ``known``: spectra from ``profile``; ``judge``: the names
+    to judge (default: every linear/conv tensor); spectra are computed for those and their
+    siblings only."""
+    tensors = [ref for ref, _ in neuron_tensors(refs)]
+    judged = [ref for ref in tensors if judge is None or ref.name in judge]
+    wanted_keys = {sibling_key(ref.name, ref.shape) for ref in judged}
     spectra: list[tuple[TensorRef, Spectrum]] = []
-    for ref, _ in neuron_tensors(refs):
+    for ref in tensors:
+        if not (judge is None or ref.name in judge or
+                sibling_key(ref.name, ref.shape) in wanted_keys - {None}):
+            continue
         if known is not None and ref.name in known:
             spectra.append((ref, known[ref.name]))
             continue
@@ -346,7 +380,10 @@ def rank_one_structures(refs: Iterable[TensorRef],
         key = sibling_key(ref.name, ref.shape)
         if key is not None:
             groups.setdefault(key, []).append(spectrum)
+    judged_names = {ref.name for ref in judged}
     for ref, spectrum in spectra:
+        if ref.name not in judged_names:
+            continue  # a sibling, measured only to compare with
         if spectrum.top_row_share >= SPECTRAL_SINGLE_ROW:
             continue  # one outlying neuron: BKD002's case
         key = sibling_key(ref.name, ref.shape)

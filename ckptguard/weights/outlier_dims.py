@@ -54,10 +54,11 @@ class StreamVotes:
 
 
 def stream_votes(refs: Iterable[TensorRef], judged: Mapping[str, TensorStats],
-                 widths: set[int]) -> StreamVotes:
+                 widths: set[int],
+                 columns: Mapping[str, np.ndarray] | None = None) -> StreamVotes:
     """Votes for outlier dimensions of streams of the given ``widths``: norm vectors (two-sided
-    z of their values), embeddings (column norms), residual writers (row norms) and the layers
-    reading the stream (column norms)."""
+    z of their values), embeddings (column norms; ``columns`` holds those already read),
+    residual writers (row norms) and the layers reading the stream (column norms)."""
     found = StreamVotes()
     for ref in refs:
         if not is_float(ref) or not ref.shape:
@@ -70,7 +71,9 @@ def stream_votes(refs: Iterable[TensorRef], judged: Mapping[str, TensorStats],
                 found.add(ref.shape[0], robust_z_all(values, two_sided=True), ref.name)
             elif len(ref.shape) == 2 and role_of(ref.name, ref.shape) is Role.EMBEDDING and \
                     ref.shape[1] in widths:
-                found.add(ref.shape[1], robust_z_all(input_norms(ref)), ref.name)
+                norms = columns.get(ref.name) if columns else None
+                found.add(ref.shape[1], robust_z_all(input_norms(ref) if norms is None
+                                                     else norms), ref.name)
             elif stats is not None:
                 if residual_writer(ref.name) and stats.unit_norms is not None and \
                         stats.unit_norms.size in widths:
