@@ -18,7 +18,7 @@ from ckptguard.discover import FolderSkipped, Skipped, discover
 from ckptguard.engine.namelists import ListEntry
 from ckptguard.engine.ruleset import RuleSet
 from ckptguard.model import ArtifactSummary, Finding, Location, ScanResult
-from ckptguard.parallel import Outcomes, ScanUnit, run_units
+from ckptguard.parallel import Outcomes, ScanUnit, run_units, threads_per_worker
 from ckptguard.policy import apply_policy, sort_key
 from ckptguard.progress import ProgressSink
 from ckptguard.scanner import PASSIVE_FORMATS
@@ -151,7 +151,9 @@ def scan(paths: Iterable[str | os.PathLike[str]], config: Config | None = None, 
 
     ``baseline`` (a loaded ``Baseline``, or a set of fingerprints) defaults to the file named by
     ``config.baseline``; ``jobs`` > 1 scans top-level artifacts in that many processes (0: one
-    per CPU); ``hf_cache`` adds a Hugging Face hub cache folder, reported by repo and revision.
+    per CPU), and the CPUs it grants beyond the files (``-j 4`` on one checkpoint) go to the
+    weight statistics' threads; ``hf_cache`` adds a Hugging Face hub cache folder, reported by
+    repo and revision.
     """
     config = config or Config()
     if baseline is None and config.baseline:
@@ -162,6 +164,9 @@ def scan(paths: Iterable[str | os.PathLike[str]], config: Config | None = None, 
     ruleset = rules or load_rules(config)
     planned = plan_scan(paths, config, root=root, hf_cache=hf_cache)
     units = planned.units
+    threads = threads_per_worker(jobs, len(units))
+    if config.weights and threads > config.weight_threads:
+        config = replace(config, weight_threads=threads)
     if progress is not None:
         progress.start(len(units), sum(unit.size for unit in units))
     try:

@@ -88,7 +88,9 @@ def _report(result: ScanResult, name: str, *, quiet: bool, colour: bool,
 @click.option("--base", type=click.Path(exists=True),
               help="A base checkpoint to compare the scanned one with.")
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Scan files in this many processes (0: one per CPU).")
+              help="Use this many CPUs (0: all): files are scanned in that many processes, "
+                   "and CPUs the files leave idle compute one checkpoint's weight statistics "
+                   "in threads.")
 @click.option("--quiet", "-q", is_flag=True,
               help="Show only findings that fail the gate; no progress bar.")
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")

@@ -53,6 +53,9 @@ class Config:
     # SHA-256 of every artifact, however large (reads all its bytes); otherwise only artifacts
     # up to DIGEST_AUTO_BYTES get one, so a checkpoint costs its directory, not its weights.
     digests: bool = False
+    # Threads the weight statistics of one artifact may use (``scan`` sets it from ``jobs``:
+    # the CPUs granted beyond the worker processes the files keep busy).
+    weight_threads: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "excludes", exclude_globs(self.excludes))

@@ -41,8 +41,18 @@ class ScanUnit:
 
 def effective_jobs(jobs: int, units: int) -> int:
     """``jobs`` workers (0: one per CPU), never more than there are units."""
-    wanted = (os.cpu_count() or 1) if jobs <= 0 else jobs
-    return max(1, min(wanted, units))
+    return max(1, min(_wanted(jobs), units))
+
+
+def threads_per_worker(jobs: int, units: int) -> int:
+    """The CPUs each worker may use inside one artifact (the weight statistics' threads): those
+    ``jobs`` grants beyond the workers the units keep busy (one file with ``-j 4``: 4; eight
+    files with ``-j 4``: 1 each)."""
+    return max(1, _wanted(jobs) // effective_jobs(jobs, units))
+
+
+def _wanted(jobs: int) -> int:
+    return (os.cpu_count() or 1) if jobs <= 0 else jobs
 
 
 # The scanner of this worker process, set once by the pool initializer.  Lives only in worker

@@ -97,7 +97,7 @@ class Scanner:
         self.context = ParseContext(limits=config.limits, want_tensors=config.weights,
                                     options={"base": config.base})
         self.options = {"license": config.license_policy, "weights": config.weights,
-                        "base": config.base}
+                        "base": config.base, "weight_threads": config.weight_threads}
 
     def scan(self, root: Artifact) -> Iterator[ArtifactOutcome]:
         """The artifact and its nested members, depth first, in a deterministic order.  The

@@ -11,7 +11,7 @@ import pytest
 from ckptguard import scan
 from ckptguard.api import load_rules, plan
 from ckptguard.config import Config
-from ckptguard.parallel import effective_jobs, run_units
+from ckptguard.parallel import effective_jobs, run_units, threads_per_worker
 
 HAS_PICKLE_PARSER = importlib.util.find_spec("ckptguard.formats.pickle") is not None and \
     importlib.util.find_spec("ckptguard.formats.pickle.parser") is not None
@@ -70,3 +70,38 @@ def test_spawned_workers_load_the_same_rules(fixture_files: list[Path], tmp_path
     assert spawned == run_units(units, config, rules, jobs=1)
     assert {f.rule_id for outcomes in spawned for o in outcomes for f in o.findings} == {
         "FMT004", "FMT005"}
+
+
+@pytest.mark.parametrize(("jobs", "units", "cpus", "threads"), [
+    (1, 1, 8, 1), (4, 1, 8, 4), (4, 2, 8, 2), (4, 8, 8, 1), (0, 1, 8, 8), (0, 3, 8, 2),
+    (0, 20, 8, 1), (0, 1, 1, 1), (3, 0, 8, 3)])
+def test_cpus_the_files_leave_idle_go_to_threads(jobs: int, units: int, cpus: int, threads: int,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    assert threads_per_worker(jobs, units) == threads
+    assert effective_jobs(jobs, units) * threads_per_worker(jobs, units) <= max(
+        1, cpus if jobs == 0 else jobs)
+
+
+def test_jobs_reach_the_weight_statistics_of_a_single_file(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    from ckptguard.weights import anomalies
+    from fixtures.backdoor import clean_mlp, safetensors_file
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(safetensors_file(clean_mlp(3)))
+    seen: list[int] = []
+    real = anomalies.profile
+
+    def recording(*args: object, workers: int = 1, **kwargs: object) -> object:
+        seen.append(workers)
+        return real(*args, workers=workers, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(anomalies, "profile", recording)
+    results = {}
+    for jobs in (1, 3):
+        result = scan([path], Config(weights=True), root=tmp_path, jobs=jobs)
+        results[jobs] = [(f.rule_id, f.location.tensor, f.message) for f in result.findings]
+    assert seen == [1, 3]
+    assert results[1] == results[3]

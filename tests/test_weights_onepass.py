@@ -155,3 +155,31 @@ def test_a_tensor_of_a_mapped_file_is_viewed_without_a_copy(tmp_path: Path,
     mapped = raw_array(ref)
     np.testing.assert_array_equal(mapped, values)
     assert isinstance(_owner(mapped), mmap.mmap)
+
+
+def _same_profile(one: anomalies.Profile, other: anomalies.Profile) -> None:
+    assert [ref.name for ref, _, _ in one.judged] == [ref.name for ref, _, _ in other.judged]
+    for (_, _, a), (_, _, b) in zip(one.judged, other.judged, strict=True):
+        assert a == b
+        assert a.unit_norms is not None and b.unit_norms is not None
+        np.testing.assert_array_equal(a.unit_norms, b.unit_norms)
+    assert one.spectra == other.spectra
+    assert {name: d.energy for name, d in one.deltas.items()} == \
+        {name: d.energy for name, d in other.deltas.items()}
+    assert {name: d.spectrum for name, d in one.deltas.items()} == \
+        {name: d.spectrum for name, d in other.deltas.items()}
+    assert one.embedding_non_finite == other.embedding_non_finite
+    assert one.embedding_columns.keys() == other.embedding_columns.keys()
+    for name, columns in one.embedding_columns.items():
+        np.testing.assert_array_equal(columns, other.embedding_columns[name])
+
+
+@pytest.mark.parametrize("workers", [2, 3, 16])
+def test_profile_on_threads_gives_the_same_result_in_the_same_order(workers: int) -> None:
+    ours = rank_one_edit(bert_like(0), "encoder.layer.1.output.dense.weight", strength=0.5)
+    alone = "encoder.layer.0.intermediate.dense.weight"
+    base = {ref.name: ref for ref in counted(bert_like(0)) if ref.name != alone}
+    serial = anomalies.profile(counted(ours), partners=base)
+    threaded = anomalies.profile(counted(ours), partners=base, workers=workers)
+    assert threaded.spectra and threaded.deltas and threaded.embedding_columns
+    _same_profile(serial, threaded)

@@ -82,7 +82,8 @@ def shared_profile(ctx: CheckContext) -> Any:
         if base is not None and base.usable:
             pairs = pair_tables(tensors, base.tensors).pairs
             partners = {mine.name: theirs for mine, theirs in pairs}
-        return profile(tensors, shared_layout(ctx), partners=partners)
+        return profile(tensors, shared_layout(ctx), partners=partners,
+                       workers=int(ctx.options.get("weight_threads", 1)))
 
     return shared_memo(ctx, "profile", make)
 

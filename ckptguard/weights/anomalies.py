@@ -7,8 +7,10 @@ turn them into findings.
 from __future__ import annotations
 
 import re
-from collections.abc import Container, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -186,46 +188,103 @@ class Profile:
 
 
 def profile(refs: Iterable[TensorRef], layout: Layout | None = None, *, spectra: bool = True,
-            partners: Mapping[str, TensorRef] | None = None) -> Profile:
+            partners: Mapping[str, TensorRef] | None = None, workers: int = 1) -> Profile:
     """Statistics of every linear/conv tensor (output units read from the layout), and its
     delta against ``partners[name]`` (the paired base tensor) or, without one and when
     ``spectra``, its own spectrum: a paired tensor's edits show in its delta far more clearly,
     and what it shares with the base is the base's (``rank_one_structures`` computes the
-    spectra it still needs)."""
+    spectra it still needs).  ``workers`` > 1 spreads the tensors over that many threads (the
+    numerical work releases the GIL); the result is the same for any number."""
     layout = layout or Layout()
+    refs = list(refs)
+    linear = neuron_tensors(refs)
+    embeddings = [ref for ref in floats(refs)
+                  if len(ref.shape) == 2 and role_of(ref.name, ref.shape) is Role.EMBEDDING]
+
+    def measure_linear(item: tuple[TensorRef, Role]) -> _Measured | None:
+        ref = item[0]
+        return _measure(ref, layout, partners.get(ref.name) if partners else None, spectra)
+
+    def measure_embedding(ref: TensorRef) -> tuple[np.ndarray, NonFinite] | None:
+        try:
+            return column_norms(ref)
+        except TensorDecodeError:
+            return None
+
+    if workers > 1 and len(linear) + len(embeddings) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            # Embeddings first: they are usually the largest tensors, and a thread left alone
+            # with the largest one at the end would keep the others waiting.
+            embedding_futures = _largest_first(pool, measure_embedding, embeddings,
+                                               [_size(ref) for ref in embeddings])
+            linear_futures = _largest_first(pool, measure_linear, linear,
+                                            [_size(ref) for ref, _ in linear])
+            embedded = [future.result() for future in embedding_futures]
+            measured = [future.result() for future in linear_futures]
+    else:
+        embedded = [measure_embedding(ref) for ref in embeddings]
+        measured = [measure_linear(item) for item in linear]
     judged: list[tuple[TensorRef, Role, TensorStats]] = []
     found: dict[str, Spectrum] = {}
     deltas: dict[str, TensorDelta] = {}
-    for ref, role in neuron_tensors(refs):
-        partner = partners.get(ref.name) if partners else None
-        try:
-            array = raw_array(ref)
-            transposed = layout.transposed(ref.name, ref.shape)
-            stats = None
-            if partner is not None and is_float(partner):
-                try:
-                    deltas[ref.name], rows_sq, cols_sq = delta_pass(ref, partner, array=array,
-                                                                    transposed=transposed)
-                    stats = light_stats(ref, rows_sq, cols_sq, array)
-                except TensorDecodeError:
-                    pass  # counted as unreadable by model_diff
-            if stats is None:
-                stats = unit_norm_stats(ref, array=array, transposed=transposed)
-            judged.append((ref, role, stats))
-            if spectra and ref.name not in deltas:
-                found[ref.name] = tensor_spectrum(ref, array, finite=not stats.non_finite.total)
-        except TensorDecodeError:
-            continue
+    for (ref, role), result in zip(linear, measured, strict=True):
+        if result is None:
+            continue  # undecodable: BKD004 reports it
+        stats, spectrum, delta = result
+        judged.append((ref, role, stats))
+        if spectrum is not None:
+            found[ref.name] = spectrum
+        if delta is not None:
+            deltas[ref.name] = delta
     columns: dict[str, np.ndarray] = {}
     counts: dict[str, NonFinite] = {}
-    for ref in floats(refs):
-        if len(ref.shape) != 2 or role_of(ref.name, ref.shape) is not Role.EMBEDDING:
-            continue
-        try:
-            columns[ref.name], counts[ref.name] = column_norms(ref)
-        except TensorDecodeError:
-            continue
+    for ref, pair in zip(embeddings, embedded, strict=True):
+        if pair is not None:
+            columns[ref.name], counts[ref.name] = pair
     return Profile(judged, found, deltas, columns, counts)
+
+
+_Measured = tuple[TensorStats, "Spectrum | None", "TensorDelta | None"]
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
+
+
+def _size(ref: TensorRef) -> int:
+    return int(np.prod(ref.shape)) if ref.shape else 1
+
+
+def _largest_first(pool: Executor, measure: Callable[[_Item], _Result], items: list[_Item],
+                   sizes: list[int]) -> list[Future[_Result]]:
+    """``measure`` of every item submitted to ``pool``, the largest first; the futures in the
+    order of ``items``."""
+    futures: dict[int, Future[_Result]] = {}
+    for index in sorted(range(len(items)), key=lambda i: -sizes[i]):
+        futures[index] = pool.submit(measure, items[index])
+    return [futures[index] for index in range(len(items))]
+
+
+def _measure(ref: TensorRef, layout: Layout, partner: TensorRef | None,
+             spectra: bool) -> _Measured | None:
+    """One linear/conv tensor, read once: its light statistics with its delta against
+    ``partner`` or (without one, when ``spectra``) its own spectrum; None when undecodable."""
+    try:
+        array = raw_array(ref)
+        transposed = layout.transposed(ref.name, ref.shape)
+        stats, delta = None, None
+        if partner is not None and is_float(partner):
+            try:
+                delta, rows_sq, cols_sq = delta_pass(ref, partner, array=array,
+                                                     transposed=transposed)
+                stats = light_stats(ref, rows_sq, cols_sq, array)
+            except TensorDecodeError:
+                pass  # counted as unreadable by model_diff
+        if stats is None:
+            stats = unit_norm_stats(ref, array=array, transposed=transposed)
+        spectrum = tensor_spectrum(ref, array, finite=not stats.non_finite.total) \
+            if spectra and delta is None else None
+        return stats, spectrum, delta
+    except TensorDecodeError:
+        return None
 
 
 def judged_stats(refs: Iterable[TensorRef],
