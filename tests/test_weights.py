@@ -14,6 +14,7 @@ from ckptguard.weights.diff import compare_tables, missing_from, tensor_delta
 from ckptguard.weights.roles import Role, role_of
 from ckptguard.weights.spectrum import spectrum_of, tensor_spectrum
 from ckptguard.weights.stats import count_non_finite, robust_outlier, tensor_stats
+from ckptguard.weights.thresholds import SPECTRAL_RANK
 from fixtures.backdoor import clean_mlp, llm_like, neuron_backdoor, rank_one_edit
 
 
@@ -184,3 +185,14 @@ def test_tables_that_do_not_line_up() -> None:
                                                       ("extra.weight", "extra")}
     assert {m.name for m in missing_from(ours, base)} == {"fc1.bias", "fc2.bias", "head.weight",
                                                           "head.bias"}
+
+
+@pytest.mark.parametrize("shape", [(40, 30), (600, 3000)], ids=["exact", "sketched"])
+def test_an_all_zero_matrix_has_an_all_zero_spectrum(shape: tuple[int, int]) -> None:
+    zeros = np.zeros(shape, dtype=np.float32)
+    spectrum = spectrum_of(zeros, np.arange(5, 5 + shape[0]), centre=False)
+    assert spectrum.singular_values == (0.0,) * len(spectrum.singular_values)
+    assert len(spectrum.singular_values) == min(SPECTRAL_RANK, *shape)
+    assert (spectrum.energy, spectrum.top_share, spectrum.gap, spectrum.stable_rank) == \
+        (0.0, 0.0, 0.0, 0.0)
+    assert spectrum.top_row == 5 and spectrum.sampled_rows == shape[0]

@@ -198,8 +198,12 @@ def spectrum_of(matrix: np.ndarray, rows: np.ndarray | None = None, *,
             matrix = matrix - matrix.dtype.type(mean)
             flat = matrix.reshape(-1)
             energy = float(np.dot(flat, flat))
-    values, top_vector = top_singular_values(matrix, rank, shift=shift, oversample=oversample)
     picked = rows if rows is not None else np.arange(matrix.shape[0])
+    if energy == 0.0:  # all zero (a tensor the fine-tune left untouched): nothing to estimate
+        count = min(rank, *matrix.shape)
+        return Spectrum((0.0,) * count, 0.0, matrix.shape[0], matrix.shape[1],
+                        int(picked[0]) if picked.size else 0, 0.0)
+    values, top_vector = top_singular_values(matrix, rank, shift=shift, oversample=oversample)
     top_row = int(picked[int(np.argmax(np.abs(top_vector)))]) if top_vector.size else 0
     weights = np.square(top_vector.astype(np.float64))
     concentration = float(weights.max() / weights.sum()) if weights.size and weights.sum() > 0 \
