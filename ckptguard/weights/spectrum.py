@@ -102,8 +102,11 @@ def finite_values(values: np.ndarray) -> np.ndarray:
 
 def single_threaded_blas() -> AbstractContextManager[object]:
     """BLAS on one thread for the small products and factorisations here: a multi-threaded BLAS
-    spends more on waking threads than on a 512 x 16 QR, and on a busy machine (oversubscribed
-    cores) many times more.  Uses threadpoolctl when it is installed; otherwise does nothing."""
+    spends more on waking threads than on a 512 x 16 QR, on a busy machine (oversubscribed
+    cores) many times more, and under the weight pass's own threads (``--jobs``) it
+    oversubscribes every core (GPT-2 small with -j 0 on 2 CPUs: 3.8x the NumPy pass without this
+    limit, 2.4x with it).  threadpoolctl is a dependency; without it (a vendored install) this
+    does nothing."""
     try:
         from threadpoolctl import threadpool_limits  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
