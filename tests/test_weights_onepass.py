@@ -183,3 +183,24 @@ def test_profile_on_threads_gives_the_same_result_in_the_same_order(workers: int
     threaded = anomalies.profile(counted(ours), partners=base, workers=workers)
     assert threaded.spectra and threaded.deltas and threaded.embedding_columns
     _same_profile(serial, threaded)
+
+
+def test_an_interrupted_threaded_pass_drops_the_tensors_not_started(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    tensors = {f"layers.{i}.mlp.weight": np.ones((40, 40), dtype=np.float32) for i in range(40)}
+    tensors["layers.0.mlp.weight"] = np.ones((80, 80), dtype=np.float32)  # the first started
+    calls: list[str] = []
+
+    def measure(ref: TensorRef, *args: object) -> None:
+        calls.append(ref.name)
+        if ref.name == "layers.0.mlp.weight":
+            raise KeyboardInterrupt
+        time.sleep(0.2)
+
+    monkeypatch.setattr(anomalies, "_measure", measure)
+    with pytest.raises(KeyboardInterrupt):
+        anomalies.profile(counted(tensors), workers=2)
+    assert calls[0] == "layers.0.mlp.weight"
+    assert len(calls) < len(tensors)  # without the cancel, all 40 would run (4 s here)

@@ -212,7 +212,8 @@ def profile(refs: Iterable[TensorRef], layout: Layout | None = None, *, spectra:
             return None
 
     if workers > 1 and len(linear) + len(embeddings) > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        pool = ThreadPoolExecutor(max_workers=workers)
+        try:
             # Embeddings first: they are usually the largest tensors, and a thread left alone
             # with the largest one at the end would keep the others waiting.
             embedding_futures = _largest_first(pool, measure_embedding, embeddings,
@@ -221,6 +222,10 @@ def profile(refs: Iterable[TensorRef], layout: Layout | None = None, *, spectra:
                                             [_size(ref) for ref, _ in linear])
             embedded = [future.result() for future in embedding_futures]
             measured = [future.result() for future in linear_futures]
+        finally:
+            # An error or Ctrl-C stops the pass: the tensors not yet started are dropped, not
+            # measured while the user waits.
+            pool.shutdown(wait=True, cancel_futures=True)
     else:
         embedded = [measure_embedding(ref) for ref in embeddings]
         measured = [measure_linear(item) for item in linear]
