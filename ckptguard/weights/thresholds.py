@@ -35,13 +35,14 @@ SPECTRAL_SAMPLE_COLS = 2048  # at least this many columns (every k-th: up to twi
 # Singular values estimated for a layer's own spectrum (BKD003 needs sigma1 and sigma2; the
 # evidence shows four), with SPECTRAL_OVERSAMPLE extra sketch columns: a sketch 8 wide gives the
 # same gap and top share as one 16 wide on every layer of the real all-MiniLM-L6-v2 (within 0.1
-# and 0.005) at half the products.  The base diff's delta spectra estimate EDIT_RANK values with
-# DELTA_OVERSAMPLE extra columns (their top-8 share decides BKD012): an edit's delta is exactly
-# low rank, which any sketch at least as wide captures, and for an honest fine-tune's delta the
-# estimate is a lower bound, so a narrower sketch can only make it pass more easily.
+# and 0.005), and its products cost about 80 % as much (one thread, 512 x 3072 float32: 549 and
+# 702 us for M x and M^T x 8 wide, 629 and 885 us 16 wide).
 SPECTRAL_RANK = 4
 SPECTRAL_OVERSAMPLE = 4
-DELTA_OVERSAMPLE = 4
+# The base diff's delta spectra estimate EDIT_RANK values (their top-8 share decides BKD012)
+# with DELTA_OVERSAMPLE extra columns: 16 wide, as before the speed work, because OpenBLAS's
+# products 12 wide cost more than 16 wide (879 vs 629 us for M x above).
+DELTA_OVERSAMPLE = 8
 # One power iteration: two gave the same findings on every bench (the real MiniLM, the tiny
 # trained transformers) at two more products per spectrum.
 SPECTRAL_POWER_ITERATIONS = 1
