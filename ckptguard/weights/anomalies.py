@@ -425,13 +425,13 @@ def rank_one_structures(refs: Iterable[TensorRef],
     to judge (default: every linear/conv tensor); spectra are computed for those and their
     siblings only."""
     tensors = [ref for ref, _ in neuron_tensors(refs)]
-    judged = [ref for ref in tensors if judge is None or ref.name in judge]
-    wanted_keys = {sibling_key(ref.name, ref.shape) for ref in judged}
+    judged_names = {ref.name for ref in tensors if judge is None or ref.name in judge}
+    wanted_keys = {sibling_key(ref.name, ref.shape) for ref in tensors
+                   if ref.name in judged_names} - {None}
     spectra: list[tuple[TensorRef, Spectrum]] = []
     for ref in tensors:
-        if not (judge is None or ref.name in judge or
-                sibling_key(ref.name, ref.shape) in wanted_keys - {None}):
-            continue
+        if ref.name not in judged_names and sibling_key(ref.name, ref.shape) not in wanted_keys:
+            continue  # neither judged nor a sibling of a judged tensor
         if known is not None and ref.name in known:
             spectra.append((ref, known[ref.name]))
             continue
@@ -444,7 +444,6 @@ def rank_one_structures(refs: Iterable[TensorRef],
         key = sibling_key(ref.name, ref.shape)
         if key is not None:
             groups.setdefault(key, []).append(spectrum)
-    judged_names = {ref.name for ref in judged}
     for ref, spectrum in spectra:
         if ref.name not in judged_names:
             continue  # a sibling, measured only to compare with
