@@ -18,7 +18,7 @@ from ckptguard.discover import FolderSkipped, Skipped, discover
 from ckptguard.engine.namelists import ListEntry
 from ckptguard.engine.ruleset import RuleSet
 from ckptguard.model import ArtifactSummary, Finding, Location, ScanResult
-from ckptguard.parallel import Outcomes, ScanUnit, run_units, threads_per_worker
+from ckptguard.parallel import Outcomes, ScanUnit, run_units, weight_threads
 from ckptguard.policy import apply_policy, sort_key
 from ckptguard.progress import ProgressSink
 from ckptguard.scanner import PASSIVE_FORMATS
@@ -145,14 +145,16 @@ class _Hashes:
 
 def scan(paths: Iterable[str | os.PathLike[str]], config: Config | None = None, *,
          rules: RuleSet | None = None, baseline: frozenset[str] | Baseline | None = None,
-         root: Path | None = None, jobs: int = 1, progress: ProgressSink | None = None,
+         root: Path | None = None, jobs: int | None = None, progress: ProgressSink | None = None,
          hf_cache: str | os.PathLike[str] | None = None) -> ScanResult:
     """Scan files, folders and archives; never loads or runs anything from them.
 
     ``baseline`` (a loaded ``Baseline``, or a set of fingerprints) defaults to the file named by
     ``config.baseline``; ``jobs`` > 1 scans top-level artifacts in that many processes (0: one
     per CPU), and the CPUs it grants beyond the files (``-j 4`` on one checkpoint) go to the
-    weight statistics' threads; ``hf_cache`` adds a Hugging Face hub cache folder, reported by
+    weight statistics' threads; ``jobs`` None (the default) scans them one at a time in this
+    process, with a checkpoint's weight statistics on the cores free now, and ``jobs=1`` keeps
+    everything on one CPU; ``hf_cache`` adds a Hugging Face hub cache folder, reported by
     repo and revision.
     """
     config = config or Config()
@@ -164,13 +166,13 @@ def scan(paths: Iterable[str | os.PathLike[str]], config: Config | None = None, 
     ruleset = rules or load_rules(config)
     planned = plan_scan(paths, config, root=root, hf_cache=hf_cache)
     units = planned.units
-    threads = threads_per_worker(jobs, len(units))
+    threads = weight_threads(jobs, len(units))
     if config.weights and threads > config.weight_threads:
         config = replace(config, weight_threads=threads)
     if progress is not None:
         progress.start(len(units), sum(unit.size for unit in units))
     try:
-        outcomes = run_units(units, config, ruleset, jobs=jobs,
+        outcomes = run_units(units, config, ruleset, jobs=1 if jobs is None else jobs,
                              advance=progress.advance if progress is not None else None)
     finally:
         if progress is not None:

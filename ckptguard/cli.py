@@ -87,10 +87,11 @@ def _report(result: ScanResult, name: str, *, quiet: bool, colour: bool,
                    "only artifacts up to 64 MiB: hashing reads every byte of a checkpoint).")
 @click.option("--base", type=click.Path(exists=True),
               help="A base checkpoint to compare the scanned one with.")
-@click.option("--jobs", "-j", type=click.IntRange(min=0), default=1, show_default=True,
+@click.option("--jobs", "-j", type=click.IntRange(min=0), default=None,
               help="Use this many CPUs (0: all): files are scanned in that many processes, "
                    "and CPUs the files leave idle compute one checkpoint's weight statistics "
-                   "in threads.")
+                   "in threads.  [default: files one at a time, a checkpoint's weight "
+                   "statistics on the cores not busy now; -j 1 keeps to one CPU]")
 @click.option("--quiet", "-q", is_flag=True,
               help="Show only findings that fail the gate; no progress bar.")
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")
@@ -109,7 +110,7 @@ def _report(result: ScanResult, name: str, *, quiet: bool, colour: bool,
 def scan_command(paths: tuple[str, ...], formats: tuple[str, ...], outputs: tuple[str, ...],
                  fail_on: str | None, config_file: str | None, baseline: str | None,
                  excludes: tuple[str, ...], weights: bool | None, digests: bool | None,
-                 base: str | None, jobs: int,
+                 base: str | None, jobs: int | None,
                  quiet: bool, no_progress: bool, sarif_category: str | None, hf_cache: str | None,
                  include_skipped: bool, artifact_timeout: float | None, debug: bool) -> None:
     """Scan files, folders and archives.  Exit codes: 0 nothing at or above the gate, 1 findings

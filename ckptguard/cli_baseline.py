@@ -26,11 +26,12 @@ def baseline_group() -> None:
 @config_option
 @click.option("--exclude", "excludes", multiple=True, metavar="GLOB",
               help="Skip paths matching this glob (repeatable).")
-@click.option("--jobs", "-j", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Scan files in this many processes (0: one per CPU).")
+@click.option("--jobs", "-j", type=click.IntRange(min=0), default=None,
+              help="Scan files in this many processes (0: one per CPU).  [default: one at a "
+                   "time, weight statistics on the cores not busy now]")
 @debug_option
 def create_command(paths: tuple[str, ...], output: str, config_file: str | None,
-                   excludes: tuple[str, ...], jobs: int, debug: bool) -> None:
+                   excludes: tuple[str, ...], jobs: int | None, debug: bool) -> None:
     """Scan PATHS and write every finding (at any severity) to a baseline file."""
     with guarded(debug):
         config = build_config(config_file, {})

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ckptguard.config import Config
+from ckptguard.cpus import idle_cores
 from ckptguard.engine.ruleset import RuleSet
 from ckptguard.facts import Artifact
 from ckptguard.scanner import ArtifactOutcome, Scanner
@@ -49,6 +50,14 @@ def threads_per_worker(jobs: int, units: int) -> int:
     ``jobs`` grants beyond the workers the units keep busy (one file with ``-j 4``: 4; eight
     files with ``-j 4``: 1 each)."""
     return max(1, _wanted(jobs) // effective_jobs(jobs, units))
+
+
+def weight_threads(jobs: int | None, units: int) -> int:
+    """Threads for one artifact's weight statistics.  ``jobs`` None (no ``--jobs`` given): the
+    files are scanned one at a time, so one checkpoint's statistics may use the cores that are
+    free now (this process's CPUs minus the load, as the probes size torch's threads); an
+    explicit ``jobs`` is a promise about CPUs and is kept (``-j 1``: one thread)."""
+    return idle_cores() if jobs is None else threads_per_worker(jobs, units)
 
 
 def _wanted(jobs: int) -> int:

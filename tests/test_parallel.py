@@ -11,7 +11,7 @@ import pytest
 from ckptguard import scan
 from ckptguard.api import load_rules, plan
 from ckptguard.config import Config
-from ckptguard.parallel import effective_jobs, run_units, threads_per_worker
+from ckptguard.parallel import effective_jobs, run_units, threads_per_worker, weight_threads
 
 HAS_PICKLE_PARSER = importlib.util.find_spec("ckptguard.formats.pickle") is not None and \
     importlib.util.find_spec("ckptguard.formats.pickle.parser") is not None
@@ -105,3 +105,45 @@ def test_jobs_reach_the_weight_statistics_of_a_single_file(tmp_path: Path,
         results[jobs] = [(f.rule_id, f.location.tensor, f.message) for f in result.findings]
     assert seen == [1, 3]
     assert results[1] == results[3]
+
+
+@pytest.mark.parametrize(("usable", "load", "units", "threads"), [
+    (8, 0.0, 1, 8), (8, 2.6, 1, 5), (8, 30.0, 1, 1), (2, 0.4, 5, 2), (1, 0.0, 1, 1)])
+def test_without_jobs_the_weight_threads_are_the_free_cores(usable: int, load: float, units: int,
+                                                            threads: int,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    import ckptguard.cpus
+
+    monkeypatch.setattr(ckptguard.cpus, "usable_cpus", lambda: usable)
+    monkeypatch.setattr(ckptguard.cpus, "current_load", lambda: load)
+    assert weight_threads(None, units) == threads
+    # An explicit -j is a promise about CPUs: the free cores do not change it.
+    assert weight_threads(1, units) == 1
+    assert weight_threads(2, 1) == 2
+
+
+def test_a_plain_scan_gives_the_weight_statistics_the_free_cores(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    import ckptguard.cpus
+    from ckptguard.weights import anomalies
+    from fixtures.backdoor import clean_mlp, safetensors_file
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(safetensors_file(clean_mlp(3)))
+    monkeypatch.setattr(ckptguard.cpus, "usable_cpus", lambda: 6)
+    monkeypatch.setattr(ckptguard.cpus, "current_load", lambda: 2.2)
+    seen: list[int] = []
+    real = anomalies.profile
+
+    def recording(*args: object, workers: int = 1, **kwargs: object) -> object:
+        seen.append(workers)
+        return real(*args, workers=workers, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(anomalies, "profile", recording)
+    plain = scan([path], Config(weights=True), root=tmp_path)
+    single = scan([path], Config(weights=True), root=tmp_path, jobs=1)
+    assert seen == [4, 1]
+    assert [(f.rule_id, f.location.tensor, f.message) for f in plain.findings] == \
+        [(f.rule_id, f.location.tensor, f.message) for f in single.findings]

@@ -6,7 +6,9 @@ probes many times slower; the thread count follows the cores that are actually f
 
 from __future__ import annotations
 
-import os
+from ckptguard.cpus import free_cores, idle_cores
+
+__all__ = ["DeviceError", "choose_device", "configure", "free_cores"]
 
 
 class DeviceError(ValueError):
@@ -24,30 +26,12 @@ def choose_device(requested: str, cuda_available: bool) -> str:
     return requested
 
 
-def free_cores(usable_cpus: int, load_average: float) -> int:
-    """Cores not already busy: the CPUs this process may use minus the current load, at least 1."""
-    return max(1, min(usable_cpus, usable_cpus - round(load_average)))
-
-
-def usable_cpus() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def current_load() -> float:
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return 0.0
-
-
 def configure(requested: str, seed: int) -> str:
     """Apply the device choice, thread count and seeds to torch; returns the device used."""
     import torch
 
     device = choose_device(requested, torch.cuda.is_available())
-    torch.set_num_threads(free_cores(usable_cpus(), current_load()))
+    torch.set_num_threads(idle_cores())
     torch.manual_seed(seed)
     if device == "cuda":
         torch.cuda.manual_seed_all(seed)
