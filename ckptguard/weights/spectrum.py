@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -132,9 +133,8 @@ def top_singular_values(matrix: np.ndarray, rank: int = SPECTRAL_RANK,
         u, s, _ = np.linalg.svd(data, full_matrices=False)
         return s[:k], u[:, 0]
     step = _Shifted(matrix, shift)
-    rng = np.random.default_rng(seed)
-    probe = rng.standard_normal((cols, width)).astype(matrix.dtype)
-    basis = _orthonormal(step.times(probe), rounds=1)
+    basis = _orthonormal(step.times(gaussian_probe(cols, width, matrix.dtype.str, seed)),
+                         rounds=1)
     for _ in range(iterations):
         basis = _orthonormal(step.transposed_times(basis), rounds=1)  # steers the next product
         basis = _orthonormal(step.times(basis))
@@ -144,6 +144,17 @@ def top_singular_values(matrix: np.ndarray, rank: int = SPECTRAL_RANK,
     order = np.argsort(eigenvalues)[::-1]
     s = np.sqrt(np.clip(eigenvalues[order], 0.0, None))
     return s[:k], basis @ vectors[:, order[0]].astype(basis.dtype)
+
+
+@lru_cache(maxsize=32)
+def gaussian_probe(cols: int, width: int, dtype: str, seed: int = 0) -> np.ndarray:
+    """The sketch's Gaussian test matrix (``cols`` x ``width``, from ``seed``), read-only.  A
+    pure function of its arguments, kept because drawing it costs a tenth of a spectrum
+    (0.2 ms of 3.6 ms on 512 x 3072; 0.5 ms 16 wide) and a checkpoint's layers share a few
+    shapes."""
+    probe = np.random.default_rng(seed).standard_normal((cols, width)).astype(dtype)
+    probe.flags.writeable = False
+    return probe
 
 
 @dataclass(frozen=True)
