@@ -14,10 +14,10 @@ the same run:
   3. statistics: ``anomalies.profile`` on the parser's TensorRefs, as the checks call it: every
      linear/conv tensor through the light per-unit pass (which also proves there is no NaN/Inf)
      and its sampled spectrum, and every embedding's column norms,
-  4. full scan: ``ckptguard.scan([file], Config(weights=True))``,
-  5. full scan with the base: ``Config(weights=True, base=BASE)``,
-  6. and 7. both with ``jobs=0`` (every CPU: one file's weight statistics in threads; the NumPy
-     pass stays on one).
+  4. full scan on one CPU: ``ckptguard.scan([file], Config(weights=True), jobs=1)``,
+  5. full scan with the base: ``Config(weights=True, base=BASE)``, ``jobs=1``,
+  6. and 7. both as a plain ``scan --weights`` runs them (no ``jobs``: one file's weight
+     statistics in threads on every usable CPU; the NumPy pass stays on one).
 Each is timed ``--repeats`` times after a warm-up run and the median is reported (a busy
 2-core machine varies by tens of percent from run to run).  Prints MB/s of the scanned file for
 each and the ratio of each time to the NumPy pass (the target: ``--weights`` within 3x,
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import statistics as stats_module
@@ -52,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ckptguard.api import scan
 from ckptguard.config import Config
+from ckptguard.cpus import usable_cpus
 from ckptguard.facts import Artifact
 from ckptguard.formats import ParseContext, parser_for
 from ckptguard.source import FileSource
@@ -167,25 +167,25 @@ def statistics(path: Path) -> None:
         anomalies.profile(refs, layout_for(artifact, [ref.name for ref in refs]))
 
 
-def full_scan(path: Path, jobs: int = 1) -> None:
+def full_scan(path: Path, jobs: int | None = 1) -> None:
     result = scan([path], Config(weights=True), root=path.parent, jobs=jobs)
     assert not [f for f in result.findings if f.rule_id.startswith("BKD") and
                 f.severity.label in ("high", "critical")], result.findings
 
 
-def base_scan(path: Path, jobs: int = 1) -> None:
+def base_scan(path: Path, jobs: int | None = 1) -> None:
     base = path.with_name("base.safetensors")
     result = scan([path], Config(weights=True, base=str(base)), root=path.parent, jobs=jobs)
     assert not [f for f in result.findings if f.rule_id.startswith("BKD") and
                 f.severity.label in ("high", "critical")], result.findings
 
 
-def full_scan_all_cpus(path: Path) -> None:
-    full_scan(path, jobs=0)
+def full_scan_free_cores(path: Path) -> None:
+    full_scan(path, jobs=None)
 
 
-def base_scan_all_cpus(path: Path) -> None:
-    base_scan(path, jobs=0)
+def base_scan_free_cores(path: Path) -> None:
+    base_scan(path, jobs=None)
 
 
 def measure(job: Callable[[Path], None], path: Path,
@@ -237,15 +237,15 @@ def main() -> None:
     plain_read(directory / "base.safetensors")
     rows = []
     baseline = None
-    cpus = os.cpu_count() or 1
+    cores = f"{usable_cpus()} CPUs"
     for label, job in (("NumPy pass (every tensor summed)", numpy_pass),
                        ("plain read (16 MB chunks)", plain_read),
-                       ("weight statistics", statistics),
-                       ("ckptguard.scan --weights", full_scan),
-                       ("ckptguard.scan --weights --base", base_scan),
-                       (f"ckptguard.scan --weights -j 0 ({cpus} CPUs)", full_scan_all_cpus),
-                       (f"ckptguard.scan --weights --base -j 0 ({cpus} CPUs)",
-                        base_scan_all_cpus)):
+                       ("weight statistics (one thread)", statistics),
+                       ("ckptguard.scan --weights -j 1", full_scan),
+                       ("ckptguard.scan --weights --base -j 1", base_scan),
+                       (f"ckptguard.scan --weights (default: {cores})", full_scan_free_cores),
+                       (f"ckptguard.scan --weights --base (default: {cores})",
+                        base_scan_free_cores)):
         seconds, peak, grown = measure(job, path, args.repeats)
         rate = megabytes / seconds
         baseline = baseline or seconds

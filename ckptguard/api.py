@@ -153,7 +153,7 @@ def scan(paths: Iterable[str | os.PathLike[str]], config: Config | None = None, 
     ``config.baseline``; ``jobs`` > 1 scans top-level artifacts in that many processes (0: one
     per CPU), and the CPUs it grants beyond the files (``-j 4`` on one checkpoint) go to the
     weight statistics' threads; ``jobs`` None (the default) scans them one at a time in this
-    process, with a checkpoint's weight statistics on the cores free now, and ``jobs=1`` keeps
+    process, with a checkpoint's weight statistics on every usable CPU, and ``jobs=1`` keeps
     everything on one CPU; ``hf_cache`` adds a Hugging Face hub cache folder, reported by
     repo and revision.
     """

@@ -91,7 +91,7 @@ def _report(result: ScanResult, name: str, *, quiet: bool, colour: bool,
               help="Use this many CPUs (0: all): files are scanned in that many processes, "
                    "and CPUs the files leave idle compute one checkpoint's weight statistics "
                    "in threads.  [default: files one at a time, a checkpoint's weight "
-                   "statistics on the cores not busy now; -j 1 keeps to one CPU]")
+                   "statistics on every usable CPU; -j 1 keeps to one CPU]")
 @click.option("--quiet", "-q", is_flag=True,
               help="Show only findings that fail the gate; no progress bar.")
 @click.option("--no-progress", is_flag=True, help="Never show a progress bar.")

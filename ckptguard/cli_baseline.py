@@ -28,7 +28,7 @@ def baseline_group() -> None:
               help="Skip paths matching this glob (repeatable).")
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=None,
               help="Scan files in this many processes (0: one per CPU).  [default: one at a "
-                   "time, weight statistics on the cores not busy now]")
+                   "time, weight statistics on every usable CPU]")
 @debug_option
 def create_command(paths: tuple[str, ...], output: str, config_file: str | None,
                    excludes: tuple[str, ...], jobs: int | None, debug: bool) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ckptguard.config import Config
-from ckptguard.cpus import idle_cores
+from ckptguard.cpus import usable_cpus
 from ckptguard.engine.ruleset import RuleSet
 from ckptguard.facts import Artifact
 from ckptguard.scanner import ArtifactOutcome, Scanner
@@ -54,10 +54,13 @@ def threads_per_worker(jobs: int, units: int) -> int:
 
 def weight_threads(jobs: int | None, units: int) -> int:
     """Threads for one artifact's weight statistics.  ``jobs`` None (no ``--jobs`` given): the
-    files are scanned one at a time, so one checkpoint's statistics may use the cores that are
-    free now (this process's CPUs minus the load, as the probes size torch's threads); an
-    explicit ``jobs`` is a promise about CPUs and is kept (``-j 1``: one thread)."""
-    return idle_cores() if jobs is None else threads_per_worker(jobs, units)
+    files are scanned one at a time, so one checkpoint's statistics may use every CPU this
+    process may run on.  Unlike torch's threads (the probes size those by the free cores), these
+    never spin: BLAS is held to one thread inside each, so on a busy machine they share the
+    cores rather than fight for them, and the load average (a minute behind, and counting this
+    scan itself) would only take idle cores away.  An explicit ``jobs`` is a promise about CPUs
+    and is kept (``-j 1``: one thread)."""
+    return usable_cpus() if jobs is None else threads_per_worker(jobs, units)
 
 
 def _wanted(jobs: int) -> int:

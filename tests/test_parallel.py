@@ -107,33 +107,29 @@ def test_jobs_reach_the_weight_statistics_of_a_single_file(tmp_path: Path,
     assert results[1] == results[3]
 
 
-@pytest.mark.parametrize(("usable", "load", "units", "threads"), [
-    (8, 0.0, 1, 8), (8, 2.6, 1, 5), (8, 30.0, 1, 1), (2, 0.4, 5, 2), (1, 0.0, 1, 1)])
-def test_without_jobs_the_weight_threads_are_the_free_cores(usable: int, load: float, units: int,
-                                                            threads: int,
-                                                            monkeypatch: pytest.MonkeyPatch
-                                                            ) -> None:
-    import ckptguard.cpus
+@pytest.mark.parametrize(("usable", "units"), [(8, 1), (8, 20), (2, 5), (1, 1)])
+def test_without_jobs_the_weight_threads_are_the_usable_cpus(usable: int, units: int,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    import ckptguard.parallel
 
-    monkeypatch.setattr(ckptguard.cpus, "usable_cpus", lambda: usable)
-    monkeypatch.setattr(ckptguard.cpus, "current_load", lambda: load)
-    assert weight_threads(None, units) == threads
+    monkeypatch.setattr(ckptguard.parallel, "usable_cpus", lambda: usable)
+    # The files are scanned one at a time, so each gets every usable CPU.
+    assert weight_threads(None, units) == usable
     # An explicit -j is a promise about CPUs: the free cores do not change it.
     assert weight_threads(1, units) == 1
     assert weight_threads(2, 1) == 2
 
 
-def test_a_plain_scan_gives_the_weight_statistics_the_free_cores(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch
-                                                                 ) -> None:
-    import ckptguard.cpus
+def test_a_plain_scan_gives_the_weight_statistics_every_usable_cpu(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ckptguard.parallel
     from ckptguard.weights import anomalies
     from fixtures.backdoor import clean_mlp, safetensors_file
 
     path = tmp_path / "model.safetensors"
     path.write_bytes(safetensors_file(clean_mlp(3)))
-    monkeypatch.setattr(ckptguard.cpus, "usable_cpus", lambda: 6)
-    monkeypatch.setattr(ckptguard.cpus, "current_load", lambda: 2.2)
+    monkeypatch.setattr(ckptguard.parallel, "usable_cpus", lambda: 4)
     seen: list[int] = []
     real = anomalies.profile
 

@@ -180,9 +180,37 @@ def test_profile_on_threads_gives_the_same_result_in_the_same_order(workers: int
     alone = "encoder.layer.0.intermediate.dense.weight"
     base = {ref.name: ref for ref in counted(bert_like(0)) if ref.name != alone}
     serial = anomalies.profile(counted(ours), partners=base)
-    threaded = anomalies.profile(counted(ours), partners=base, workers=workers)
-    assert threaded.spectra and threaded.deltas and threaded.embedding_columns
-    _same_profile(serial, threaded)
+    # Every tensor on the pool (these are small), and the default split by size.
+    for threaded_min in (0, anomalies.THREADED_MIN_ELEMENTS):
+        threaded = anomalies.profile(counted(ours), partners=base, workers=workers,
+                                     threaded_min_elements=threaded_min)
+        assert threaded.spectra and threaded.deltas and threaded.embedding_columns
+        _same_profile(serial, threaded)
+
+
+def test_only_large_tensors_go_to_the_weight_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small tensors are measured by the calling thread (their work holds the GIL), large ones
+    on the pool, and the profile keeps the tensors' order."""
+    import threading
+
+    small = np.ones((16, 16), dtype=np.float32)  # 256 elements: the smallest judged
+    large = np.ones((32, 32), dtype=np.float32)
+    tensors = {"layers.0.mlp.weight": small, "layers.1.mlp.weight": large,
+               "layers.2.mlp.weight": small, "layers.3.mlp.weight": large}
+    threads: dict[str, str] = {}
+    real = anomalies._measure
+
+    def measure(ref: TensorRef, *args: object) -> object:
+        threads[ref.name] = threading.current_thread().name
+        return real(ref, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(anomalies, "_measure", measure)
+    found = anomalies.profile(counted(tensors), workers=2, threaded_min_elements=large.size)
+    here = threading.current_thread().name
+    assert [name for name, thread in sorted(threads.items()) if thread == here] == [
+        "layers.0.mlp.weight", "layers.2.mlp.weight"]
+    assert all(threads[name] != here for name in ("layers.1.mlp.weight", "layers.3.mlp.weight"))
+    assert [ref.name for ref, _, _ in found.judged] == sorted(tensors)
 
 
 def test_an_interrupted_threaded_pass_drops_the_tensors_not_started(
@@ -201,6 +229,6 @@ def test_an_interrupted_threaded_pass_drops_the_tensors_not_started(
 
     monkeypatch.setattr(anomalies, "_measure", measure)
     with pytest.raises(KeyboardInterrupt):
-        anomalies.profile(counted(tensors), workers=2)
+        anomalies.profile(counted(tensors), workers=2, threaded_min_elements=0)
     assert calls[0] == "layers.0.mlp.weight"
     assert len(calls) < len(tensors)  # without the cancel, all 40 would run (4 s here)

@@ -46,6 +46,7 @@ from ckptguard.weights.thresholds import (
     SPECTRAL_GAP_STRONG,
     SPECTRAL_SHARE,
     SPECTRAL_SINGLE_ROW,
+    THREADED_MIN_ELEMENTS,
 )
 
 _BLOCK = re.compile(r"^(.*?\.\d+\.)")
@@ -188,13 +189,15 @@ class Profile:
 
 
 def profile(refs: Iterable[TensorRef], layout: Layout | None = None, *, spectra: bool = True,
-            partners: Mapping[str, TensorRef] | None = None, workers: int = 1) -> Profile:
+            partners: Mapping[str, TensorRef] | None = None, workers: int = 1,
+            threaded_min_elements: int = THREADED_MIN_ELEMENTS) -> Profile:
     """Statistics of every linear/conv tensor (output units read from the layout), and its
     delta against ``partners[name]`` (the paired base tensor) or, without one and when
     ``spectra``, its own spectrum: a paired tensor's edits show in its delta far more clearly,
     and what it shares with the base is the base's (``rank_one_structures`` computes the
     spectra it still needs).  ``workers`` > 1 spreads the tensors over that many threads (the
-    numerical work releases the GIL); the result is the same for any number."""
+    numerical work releases the GIL) for the tensors of at least ``threaded_min_elements``; the
+    result is the same for any number."""
     layout = layout or Layout()
     refs = list(refs)
     linear = neuron_tensors(refs)
@@ -215,13 +218,16 @@ def profile(refs: Iterable[TensorRef], layout: Layout | None = None, *, spectra:
         pool = ThreadPoolExecutor(max_workers=workers)
         try:
             # Embeddings first: they are usually the largest tensors, and a thread left alone
-            # with the largest one at the end would keep the others waiting.
+            # with the largest one at the end would keep the others waiting.  Small tensors are
+            # measured here meanwhile (see THREADED_MIN_ELEMENTS).
             embedding_futures = _largest_first(pool, measure_embedding, embeddings,
-                                               [_size(ref) for ref in embeddings])
+                                               [_size(ref) for ref in embeddings],
+                                               threaded_min_elements)
             linear_futures = _largest_first(pool, measure_linear, linear,
-                                            [_size(ref) for ref, _ in linear])
-            embedded = [future.result() for future in embedding_futures]
-            measured = [future.result() for future in linear_futures]
+                                            [_size(ref) for ref, _ in linear],
+                                            threaded_min_elements)
+            embedded = _gathered(embedding_futures, measure_embedding, embeddings)
+            measured = _gathered(linear_futures, measure_linear, linear)
         finally:
             # An error or Ctrl-C stops the pass: the tensors not yet started are dropped, not
             # measured while the user waits.
@@ -259,13 +265,26 @@ def _size(ref: TensorRef) -> int:
 
 
 def _largest_first(pool: Executor, measure: Callable[[_Item], _Result], items: list[_Item],
-                   sizes: list[int]) -> list[Future[_Result]]:
-    """``measure`` of every item submitted to ``pool``, the largest first; the futures in the
-    order of ``items``."""
+                   sizes: list[int], min_size: int) -> list[Future[_Result] | None]:
+    """``measure`` of every item of at least ``min_size`` submitted to ``pool``, the largest
+    first; the futures in the order of ``items`` (None for the small ones, which the caller
+    measures itself)."""
     futures: dict[int, Future[_Result]] = {}
     for index in sorted(range(len(items)), key=lambda i: -sizes[i]):
-        futures[index] = pool.submit(measure, items[index])
-    return [futures[index] for index in range(len(items))]
+        if sizes[index] >= min_size:
+            futures[index] = pool.submit(measure, items[index])
+    return [futures.get(index) for index in range(len(items))]
+
+
+def _gathered(futures: list[Future[_Result] | None], measure: Callable[[_Item], _Result],
+              items: list[_Item]) -> list[_Result]:
+    """Every item's result in order: the small ones measured in this thread first (while the
+    pool works on the large ones), then the pool's."""
+    inline = {index: measure(item) for index, (item, future) in enumerate(zip(items, futures,
+                                                                            strict=True))
+              if future is None}
+    return [inline[index] if future is None else future.result()
+            for index, future in enumerate(futures)]
 
 
 def _measure(ref: TensorRef, layout: Layout, partner: TensorRef | None,

@@ -114,6 +114,12 @@ BLOCK_BYTES = 16 * 1024 * 1024
 # sum over a block after the first costs no further trip to memory.
 LIGHT_BLOCK_BYTES = 256 * 1024
 DIFF_BLOCK_BYTES = 256 * 1024
+# With several weight threads (--jobs, or the default on a multi-core machine), tensors of at
+# least this many elements go to the pool; smaller ones are measured by the calling thread
+# meanwhile.  A small tensor's work is mostly Python and short NumPy calls that hold the GIL,
+# so spreading them over threads only adds lock traffic: all-MiniLM-L6-v2 (384-wide layers)
+# took longer with 2 threads than with 1.
+THREADED_MIN_ELEMENTS = 1 << 20
 
 # --- residual-stream outlier dimensions (transformers) --------------------------------------------
 # A dimension singled out (robust z of norm values, embedding columns, residual-writer rows or
