@@ -110,10 +110,14 @@ MAX_TABLE_FINDINGS = 20
 
 # --- block sizes ---------------------------------------------------------------------------------
 BLOCK_BYTES = 16 * 1024 * 1024
-# The light pass and the base diff read blocks small enough to stay in the L2 cache, so every
-# sum over a block after the first costs no further trip to memory.
-LIGHT_BLOCK_BYTES = 256 * 1024
-DIFF_BLOCK_BYTES = 256 * 1024
+# The light pass and the base diff read blocks small enough to stay in the CPU cache, so every
+# sum over a block after the first costs no further trip to memory, and large enough that each
+# NumPy call on a block outweighs taking the GIL for it: weight threads running 10 us calls on
+# 256 KiB blocks mostly waited for each other.  GPT-2 small, anomalies.profile, median of 9 (AMD
+# EPYC, 1 MiB L2): with a base 0.33 s at 256 KiB, 0.25 s at 1 MiB on 2 threads (0.35 s and
+# 0.33 s on 1); without one 0.18 s and 0.16 s on 2 threads (0.23 s and 0.22 s on 1).
+LIGHT_BLOCK_BYTES = 1024 * 1024
+DIFF_BLOCK_BYTES = 1024 * 1024
 # With several weight threads (--jobs, or the default on a multi-core machine), tensors of at
 # least this many elements go to the pool; smaller ones are measured by the calling thread
 # meanwhile.  A small tensor's work is mostly Python and short NumPy calls that hold the GIL,
