@@ -24,8 +24,10 @@ from ckptguard.probes.thresholds import TOKEN_TRIGGER_SUCCESS  # noqa: E402
 from tests import hf_text_models as zoo  # noqa: E402
 
 
-def best_success(folder: Path, data: Path, seed: int) -> tuple[bool, float, str, float]:
-    """(flagged by BKD010, best class's trigger success, trigger tokens, seconds)."""
+def best_success(folder: Path, data: Path,
+                 seed: int) -> tuple[bool, bool, float, float, str, float]:
+    """(flagged by BKD010, failed the default gate, best class's trigger success, the best
+    success of any other class, trigger tokens, seconds)."""
     import ckptguard.probes.text_trigger as text_trigger
 
     seen: list[text_trigger.TokenTriggerResult] = []
@@ -47,7 +49,8 @@ def best_success(folder: Path, data: Path, seed: int) -> tuple[bool, float, str,
     flagged = any(f.rule_id == "BKD010" for f in result.findings)
     trig = seen[-1]
     best = trig.per_class[trig.target]
-    return flagged, best.success, " ".join(best.tokens), seconds
+    return (flagged, result.failed, best.success, trig.runner_up, " ".join(best.tokens),
+            seconds)
 
 
 def main() -> None:
@@ -70,22 +73,27 @@ def main() -> None:
                                           seed + 8)
                     asr = zoo.accuracy(model, [(text, target) for text, _ in poisoned])
                     folder = zoo.save(model, root / f"m{classes}_{seed}_{int(backdoor)}")
-                    flagged, success, tokens, seconds = best_success(folder, data, seed)
+                    flagged, gate, success, runner_up, tokens, seconds = best_success(
+                        folder, data, seed)
                     rows.append((classes, seed, backdoor, clean_acc, asr, flagged, success,
-                                 tokens, seconds))
+                                 tokens, seconds, gate))
                     print(f"classes={classes} seed={seed} backdoor={backdoor} "
                           f"acc={clean_acc:.2f} attack_success={asr:.2f} flagged={flagged} "
-                          f"best_trigger={tokens!r} success={success:.2f} probe={seconds:.1f}s",
+                          f"fails_gate={gate} best_trigger={tokens!r} success={success:.2f} "
+                          f"other_classes_best={runner_up:.2f} probe={seconds:.1f}s",
                           flush=True)
-    print(f"\n| classes | backdoored flagged (TPR) | clean flagged (FPR) | clean best trigger "
+    print(f"\n| classes | backdoored flagged (TPR) | backdoored failing the default gate | "
+          f"clean flagged (FPR) | clean failing the gate | clean best trigger "
           f"success (max; threshold {TOKEN_TRIGGER_SUCCESS:g}) | probe s (median) |")
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for classes in sorted({r[0] for r in rows}):
         bad = [r for r in rows if r[0] == classes and r[2]]
         good = [r for r in rows if r[0] == classes and not r[2]]
         times = sorted(r[8] for r in rows if r[0] == classes)
         print(f"| {classes} | {sum(r[5] for r in bad)} / {len(bad)} | "
+              f"{sum(r[9] for r in bad)} / {len(bad)} | "
               f"{sum(r[5] for r in good)} / {len(good)} | "
+              f"{sum(r[9] for r in good)} / {len(good)} | "
               f"{max(r[6] for r in good):.2f} | {times[len(times) // 2]:.1f} |")
 
 

@@ -84,7 +84,9 @@ def search(network: TextNetwork, data: torch.Tensor, vocabulary: Vocabulary, see
 
     sample = data[:TOKEN_TRIGGER_INPUTS].to(network.device)
     ids, mask = sample[:, 0], sample[:, 1]
-    seen = frozenset(int(v) for v in ids[mask.bool()].tolist())
+    # Every token of the clean data (not only the examples the trigger is inserted into): a
+    # trigger "never seen in clean data" must mean all of it.
+    seen = frozenset(int(v) for v in data[:, 0][data[:, 1].bool()].tolist())
     with torch.no_grad():
         base = network.logits(sample).argmax(dim=1)
     allowed = torch.ones(len(vocabulary.tokens), dtype=torch.bool)
@@ -99,30 +101,47 @@ def search(network: TextNetwork, data: torch.Tensor, vocabulary: Vocabulary, see
             per_class.append(ClassTrigger((), (), 0.0, 0))
             continue
         first = int(start[torch.randint(len(start), (1,), generator=generator)])
-        found, finished = _search_class(network, ids[movable], mask[movable], target, allowed,
-                                        first, deadline)
+        found, unseen, finished = _search_class(network, ids[movable], mask[movable], target,
+                                                allowed, first, deadline, seen)
         complete = complete and finished
         # A backdoor trigger works wherever it is inserted; a clean model's sensitivity to the
         # first position is not one: the success counted is the worse of the two placements.
-        anywhere = _anywhere(network, ids[movable], mask[movable], found[0], target,
-                             generator) if found[0] else 0.0
+        # The best trigger the clean data never uses is judged the same way, at the same random
+        # positions, and kept when it does as well: a poisoned model often obeys its target
+        # class's own words as strongly as the planted token, and the planted one is the finding.
+        positions = _random_positions(mask[movable], generator) if found[0] else []
+        options = [(min(found[1], _anywhere(network, ids[movable], mask[movable], found[0],
+                                             target, positions)), False, found[0])]
+        if unseen[0] and unseen[0] != found[0] and unseen[1] >= TOKEN_TRIGGER_SUCCESS:
+            options.append((min(unseen[1], _anywhere(network, ids[movable], mask[movable],
+                                                     unseen[0], target, positions)),
+                            True, unseen[0]))
+        success, _, trigger = max(options, key=lambda option: option[:2])
         per_class.append(ClassTrigger(
-            tuple(found[0]), tuple(vocabulary.tokens[i] for i in found[0]),
-            min(found[1], anywhere), int(movable.sum())))
+            tuple(trigger), tuple(vocabulary.tokens[i] for i in trigger),
+            success if trigger else 0.0, int(movable.sum())))
     return TokenTriggerResult(tuple(per_class), complete, seen)
 
 
-def _anywhere(network: TextNetwork, ids: torch.Tensor, mask: torch.Tensor, trigger: list[int],
-              target: int, generator: torch.Generator) -> float:
-    """Share of examples sent to ``target`` with ``trigger`` inserted at a random position
-    between the first and the last real token of each example."""
+def _random_positions(mask: torch.Tensor, generator: torch.Generator) -> list[int]:
+    """For each example, a random position between its first and its last real token."""
     import torch
 
-    lengths = mask.sum(dim=1).tolist()
+    return [1 + int(torch.randint(max(1, int(length) - 1), (1,), generator=generator))
+            for length in mask.sum(dim=1).tolist()]
+
+
+def _anywhere(network: TextNetwork, ids: torch.Tensor, mask: torch.Tensor, trigger: list[int],
+              target: int, positions: list[int]) -> float:
+    """Share of examples sent to ``target`` with ``trigger`` inserted at ``positions`` (one per
+    example; ``_random_positions``)."""
+    import torch
+
+    if not trigger:
+        return 0.0
     rows_ids, rows_mask = [], []
     stamp = torch.tensor(trigger, dtype=ids.dtype, device=ids.device)
-    for row, length in enumerate(lengths):
-        at = 1 + int(torch.randint(max(1, int(length) - 1), (1,), generator=generator))
+    for row, at in enumerate(positions):
         new_ids, new_mask = insert(ids[row:row + 1], mask[row:row + 1], stamp, at)
         rows_ids.append(new_ids)
         rows_mask.append(new_mask)
@@ -131,14 +150,20 @@ def _anywhere(network: TextNetwork, ids: torch.Tensor, mask: torch.Tensor, trigg
     return float((logits.argmax(dim=1) == target).float().mean())
 
 
+_Found = tuple[list[int], float]  # a trigger and the share of examples it sends to the class
+
+
 def _search_class(network: TextNetwork, ids: torch.Tensor, mask: torch.Tensor, target: int,
-                  allowed: torch.Tensor, first: int,
-                  deadline: float) -> tuple[tuple[list[int], float], bool]:
+                  allowed: torch.Tensor, first: int, deadline: float,
+                  seen: frozenset[int] = frozenset()) -> tuple[_Found, _Found, bool]:
     """The shortest trigger (up to ``TOKEN_TRIGGER_LENGTH`` tokens) reaching the success
-    threshold, else the best one found; and whether the search ran to its end."""
+    threshold, else the best one found; the best trigger tried whose tokens are all absent from
+    ``seen`` (ranked the same way; empty when none was tried); and whether the search ran to its
+    end."""
     import torch
 
-    best: tuple[list[int], float] = ([], 0.0)
+    best: _Found = ([], 0.0)
+    unseen: tuple[list[int], float, float] = ([], 0.0, float("-inf"))
     trigger: list[int] = []
     for _length in range(TOKEN_TRIGGER_LENGTH):
         trigger = [*trigger, first]
@@ -148,11 +173,17 @@ def _search_class(network: TextNetwork, ids: torch.Tensor, mask: torch.Tensor, t
             improved = False
             for slot in range(len(trigger)):
                 if time.monotonic() > deadline:
-                    return (best if best[1] >= current[0] else (trigger, current[0])), False
+                    return ((best if best[1] >= current[0] else (trigger, current[0])),
+                            unseen[:2], False)
                 candidates = _rank(network, ids, mask, trigger, slot, target, allowed)
                 tries = torch.tensor([trigger] * len(candidates))
                 tries[:, slot] = candidates
                 rates, losses = _evaluate(network, ids, mask, tries, target)
+                for i in range(len(candidates)):
+                    tokens = [int(v) for v in tries[i]]
+                    if not any(token in seen for token in tokens) and \
+                            (float(rates[i]), -float(losses[i])) > unseen[1:]:
+                        unseen = (tokens, float(rates[i]), -float(losses[i]))
                 pick = max(range(len(candidates)),
                            key=lambda i: (float(rates[i]), -float(losses[i])))
                 if (float(rates[pick]), -float(losses[pick])) > current:
@@ -165,7 +196,7 @@ def _search_class(network: TextNetwork, ids: torch.Tensor, mask: torch.Tensor, t
             best = (list(trigger), current[0])
         if current[0] >= TOKEN_TRIGGER_SUCCESS:
             break
-    return best, True
+    return best, unseen[:2], True
 
 
 def _rank(network: TextNetwork, ids: torch.Tensor, mask: torch.Tensor, trigger: list[int],
