@@ -152,6 +152,14 @@ def test_cli_exit_codes_follow_the_token_trigger(trained: dict[str, Path]) -> No
                    "medium")
     assert poisoned.exit_code == 1, poisoned.output
     assert "BKD010" in poisoned.output
+    # At the default gate too: the planted token never occurs in the clean data and no other
+    # class has a trigger of its own, so the finding is high without another probe agreeing.
+    assert cli(str(trained["clean"]), "--data", data, "--device", "cpu").exit_code == 0
+    default = cli(str(trained["backdoor"]), "--data", data, "--device", "cpu", "--format",
+                  "json")
+    assert default.exit_code == 1, default.output
+    found = [f for f in json.loads(default.output)["findings"] if f["rule_id"] == "BKD010"]
+    assert [f["severity"] for f in found] == ["high"], found
 
 
 def test_a_base_model_without_a_head_is_refused(tmp_path: Path) -> None:

@@ -209,8 +209,10 @@ def _judged_without_base(ctx: CheckContext) -> set[str] | None:
 
 
 def _corroborated(ctx: CheckContext) -> Iterator[Hit]:
+    """Probe results: high when another probe names the same class, or when the result is
+    decisive on its own (a token trigger absent from clean data that no other class matches)."""
     for fact in ctx.facts:
-        agree = bool(fact.get("corroborated", False))
+        agree = bool(fact.get("corroborated", False)) or bool(fact.get("decisive", False))
         yield Hit(message=str(fact.get("message", "activation probe result")),
                   location=fact.location, subject=str(fact.get("subject", fact.kind)),
                   evidence={k: v for k, v in fact.attrs.items() if k not in ("message",

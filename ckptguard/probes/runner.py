@@ -18,6 +18,7 @@ from ckptguard.probes.thresholds import (
     FLIP_RATE,
     MIN_CLASSES,
     STIMULUS_INPUTS,
+    TOKEN_TRIGGER_RIVAL_MAX,
     TOKEN_TRIGGER_SUCCESS,
 )
 from ckptguard.probes.trigger import TriggerResult, reverse_engineer
@@ -175,11 +176,13 @@ def _token_trigger_fact(out: ParseOutput, where: Location, trigger: TokenTrigger
     unseen = [token for token, index in zip(best.tokens, best.ids, strict=True)
               if index not in trigger.seen_in_data]
     others = ", ".join(f"{rate:.0%}" for rate in trigger.success)
+    decisive = token_trigger_decisive(trigger)
     out.add("probe.trigger_outlier", where, target=target, trigger_tokens=words,
             trigger_ids=", ".join(str(i) for i in best.ids), success=round(best.success, 3),
             success_threshold=TOKEN_TRIGGER_SUCCESS, runner_up=round(trigger.runner_up, 3),
             class_success=others, examples=best.movable,
-            absent_from_data=" ".join(unseen), corroborated=agree,
+            absent_from_data=" ".join(unseen), rival_threshold=TOKEN_TRIGGER_RIVAL_MAX,
+            corroborated=agree, decisive=decisive,
             subject=f"trigger-target:{target}",
             message=(f"Inserting the {len(best.ids)} token(s) {words!r} into clean examples sends "
                      f"{best.success:.0%} of the {best.movable} not already of class {target} "
@@ -187,8 +190,21 @@ def _token_trigger_fact(out: ParseOutput, where: Location, trigger: TokenTrigger
                      f"other class reaches {trigger.runner_up:.0%}"
                      + (f"; {' '.join(unseen)!r} never occurs in the clean data" if unseen
                         else "")
-                     + ": the likely trigger and target of a text backdoor. Test the model with "
-                     "trusted data before use"))
+                     + (": a planted trigger's signature (a token clean text never uses that "
+                        "overrides the input for one class only). Do not use the model; test "
+                        "it with trusted data" if decisive else
+                        ": the likely trigger and target of a text backdoor. Test the model "
+                        "with trusted data before use")))
+
+
+def token_trigger_decisive(trigger: TokenTriggerResult) -> bool:
+    """A token trigger that is evidence on its own: it reaches the success threshold, every
+    token of it is absent from the clean data, and no other class is reached by more than
+    ``TOKEN_TRIGGER_RIVAL_MAX`` with any one token."""
+    best = trigger.per_class[trigger.target]
+    return (trigger.outlier and bool(best.ids)
+            and not any(index in trigger.seen_in_data for index in best.ids)
+            and trigger.runner_up <= TOKEN_TRIGGER_RIVAL_MAX)
 
 
 def _margin_message(margin: MarginResult, agree: bool) -> str:

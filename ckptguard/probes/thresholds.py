@@ -56,3 +56,10 @@ TOKEN_CANDIDATES = 48  # tokens tried exactly per slot, ranked by the HotFlip gr
 # is.  On the bench's clean tiny BERTs (bench/backdoor_text_eval.py) the best class reaches at
 # most the share given in docs/backdoor.md; planted one-token triggers reach 1.0.
 TOKEN_TRIGGER_SUCCESS = 0.9
+# A token trigger is decisive (BKD010 high on its own) when it also never occurs in the clean
+# data and no other class is reached by more than this share with any one token.  Planted
+# triggers are rare tokens chosen so that clean text does not fire them; a clean model's
+# strongest words ("awful" in a sentiment model) are words its clean data uses.  On the bench's
+# text BadNets (bench/backdoor_text_eval.py --seeds 3) the other classes' best was at most 0.05
+# and no clean model had any class above 0.42.
+TOKEN_TRIGGER_RIVAL_MAX = 0.5
