@@ -60,7 +60,9 @@ def invoke(m: Machine, callee: Any, args: Any, kind: str, offset: int,
         expr = render(callee, 120)
         reconstruction = render_call(expr, items, kwargs=kwargs)
         m.trace.call(CallEvent(expr, kind, offset, reconstruction, True))
-        return Obj(callee, None, None, reconstruction, offset, args=items)
+        made = Obj(callee, None, None, reconstruction, offset, args=items)
+        m.nesting.made_from(made, items, offset)
+        return made
     record = callee.record
     reconstruction = render_call(callee.expr, items, kwargs=kwargs) \
         if m.trace.worth_rendering(record.qualname) else f"{callee.expr}(…)"
@@ -89,7 +91,9 @@ def invoke(m: Machine, callee: Any, args: Any, kind: str, offset: int,
             return tensor
     elif name in TORCH_PARAMETER and items and isinstance(items[0], TensorInfo):
         return items[0]
-    return Obj(callee, record.qualname, record, reconstruction, offset, args=items)
+    made = Obj(callee, record.qualname, record, reconstruction, offset, args=items)
+    m.nesting.made_from(made, items if kwargs is None else (*items, kwargs), offset)
+    return made
 
 
 def method_call(trace: Trace, target: Any, method: str, args: tuple[Any, ...],
@@ -151,6 +155,7 @@ def build(m: Machine, obj: Any, state: Any, offset: int) -> None:
     if obj.cls_record is not None:
         obj.cls_record.flags.add("instantiated")
     attach_state(state, obj)
+    m.nesting.place(obj, (state,), offset)
     obj.state = state
     obj.planted_setstate = _planted_setstate(state)
     if obj.cls in JOBLIB_WRAPPERS:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ckptguard.formats.pickle import calls
 from ckptguard.formats.pickle.names import fix_imports, walk_target
+from ckptguard.formats.pickle.nesting import Nesting
 from ckptguard.formats.pickle.opcodes import HIGHEST_PROTOCOL, OPCODES
 from ckptguard.formats.pickle.reader import ARG_READERS, DOUBLE, ReadError
 from ckptguard.formats.pickle.stackops import StackOps
@@ -45,6 +46,7 @@ class Machine(StackOps):
         self.stack: list[Any] = []
         self.marks: list[int] = []
         self.memo: dict[int, Any] = {}
+        self.nesting = Nesting(limits.max_pickle_nesting)
         self.proto = 0
         self.resume_at = -1  # set by BUILD when raw bytes follow (joblib arrays)
         self.result: Any = None
@@ -164,6 +166,9 @@ class Machine(StackOps):
                         if not stack:
                             raise ReadError("STOP with an empty stack")
                         self.result = stack[-1]
+                        # What the load returns is what its caller walks (containers were
+                        # measured as they were filled; a tuple only here).
+                        self.nesting.check(self.nesting.depth_of(self.result), pos)
                         return nxt
                     handler = handlers[code]
                     if handler is not None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from ckptguard.formats.pickle import calls
 from ckptguard.formats.pickle.containers import extend_list, set_items
+from ckptguard.formats.pickle.nesting import Nesting
 from ckptguard.formats.pickle.reader import ReadError
 from ckptguard.formats.pickle.trace import LimitHit, Trace
 from ckptguard.formats.pickle.values import DictV, ListV
@@ -22,6 +23,7 @@ class StackOps:
     memo: dict[int, Any]
     limits: Limits
     trace: Trace
+    nesting: Nesting
 
     def pop_mark(self) -> list[Any]:
         if not self.marks:
@@ -112,12 +114,16 @@ class StackOps:
 
     def op_list(self, arg: Any, offset: int) -> None:
         target = ListV()
-        extend_list(target, self.pop_mark())
+        items = self.pop_mark()
+        extend_list(target, items)
+        self.nesting.place(target, items, offset)
         self.stack.append(target)
 
     def op_frozenset(self, arg: Any, offset: int) -> None:
         target = ListV(kind="frozenset")
-        extend_list(target, self.pop_mark())
+        items = self.pop_mark()
+        extend_list(target, items)
+        self.nesting.place(target, items, offset)
         self.stack.append(target)
 
     def op_tuple(self, arg: Any, offset: int) -> None:
@@ -139,6 +145,7 @@ class StackOps:
         items = self.pop_mark()
         target = DictV()
         set_items(target, items)
+        self.nesting.place(target, items, offset)
         self.stack.append(target)
 
     def op_append(self, arg: Any, offset: int) -> None:
@@ -154,6 +161,7 @@ class StackOps:
     def _extend(self, target: Any, items: list[Any], offset: int) -> None:
         if isinstance(target, ListV):
             extend_list(target, items)
+            self.nesting.place(target, items, offset)
         else:
             # C calls target.extend / target.append: a method of an arbitrary object.
             calls.method_call(self.trace, target, "extend", (ListV(items[:8]),), offset)
@@ -168,5 +176,7 @@ class StackOps:
         self._set_items(self.stack[-1], items, offset)
 
     def _set_items(self, target: Any, items: list[Any], offset: int) -> None:
-        if not set_items(target, items):
+        if set_items(target, items):
+            self.nesting.place(target, items, offset)
+        else:
             calls.method_call(self.trace, target, "__setitem__", tuple(items[:2]), offset)

@@ -123,6 +123,7 @@ class Obj:
     # A callable a BUILD stored as the instance's ``__setstate__`` (an instance attribute): the
     # unpickler calls it on the next BUILD of this object.
     planted_setstate: Any = None
+    depth: int = 1  # containers nested in it, itself included (nesting.py)
 
 
 @dataclass(eq=False, slots=True)
@@ -132,6 +133,7 @@ class ListV:
     tensors: list[TensorInfo] = field(default_factory=list)
     attached: bool = False
     kind: str = "list"  # list | set | frozenset
+    depth: int = 1  # containers nested in it, itself included (nesting.py)
 
 
 @dataclass(eq=False, slots=True)
@@ -140,6 +142,7 @@ class DictV:
     extra: int = 0
     tensors: list[TensorInfo] = field(default_factory=list)
     attached: bool = False
+    depth: int = 1  # containers nested in it, itself included (nesting.py)
 
     def get(self, key: Any) -> Any:
         for k, v in self.items:
