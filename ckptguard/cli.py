@@ -28,7 +28,15 @@ from ckptguard.progress import terminal_progress
 from ckptguard.report import RENDERERS
 
 SEVERITIES = [s.label for s in Severity]
-CLI_ARTIFACT_TIMEOUT = 300.0  # seconds per top-level file when --timeout is not given
+CLI_ARTIFACT_TIMEOUT = 300.0  # seconds per top-level file when neither --timeout nor the file say
+
+
+def effective_timeout(flag: float | None, configured: float | None) -> float | None:
+    """Seconds per file: ``--timeout``, else the configuration file's ``timeout``, else
+    ``CLI_ARTIFACT_TIMEOUT``; 0 from either turns the budget off (None)."""
+    chosen = flag if flag is not None else configured if configured is not None \
+        else CLI_ARTIFACT_TIMEOUT
+    return chosen or None
 
 
 @click.group()
@@ -105,7 +113,8 @@ def _report(result: ScanResult, name: str, *, quiet: bool, colour: bool,
 @click.option("--timeout", "artifact_timeout", type=click.FloatRange(min=0), default=None,
               metavar="SECONDS",
               help="Wall-clock budget per top-level file, enforced in a worker process that is "
-                   "stopped when it runs out (a finding).  0 disables.  [default: 300]")
+                   "stopped when it runs out (a finding).  0 disables.  [default: the "
+                   "configuration file's timeout, else 300]")
 @debug_option
 def scan_command(paths: tuple[str, ...], formats: tuple[str, ...], outputs: tuple[str, ...],
                  fail_on: str | None, config_file: str | None, baseline: str | None,
@@ -126,8 +135,8 @@ def scan_command(paths: tuple[str, ...], formats: tuple[str, ...], outputs: tupl
         if excludes:
             config = replace(config, excludes=(*config.excludes, *excludes))
         config = replace(config, include_skipped=include_skipped or config.include_skipped,
-                         artifact_timeout=CLI_ARTIFACT_TIMEOUT if artifact_timeout is None
-                         else artifact_timeout or None)
+                         artifact_timeout=effective_timeout(artifact_timeout,
+                                                            config.artifact_timeout))
         cache_dir = None
         if hf_cache is not None:
             from ckptguard.hfcache import default_cache_dir

@@ -49,7 +49,9 @@ class Config:
     limits: Limits = DEFAULT_LIMITS
     source: str | None = None  # where the configuration was read from
     include_skipped: bool = False  # also scan folders skipped by name (.git, venv, node_modules …)
-    artifact_timeout: float | None = None  # seconds per top-level artifact (a stoppable worker)
+    # Seconds per top-level artifact, in a worker that can be stopped; None or 0: no budget (the
+    # command line's default is 300 s unless the configuration file sets one).
+    artifact_timeout: float | None = None
     # SHA-256 of every artifact, however large (reads all its bytes); otherwise only artifacts
     # up to DIGEST_AUTO_BYTES get one, so a checkpoint costs its directory, not its weights.
     digests: bool = False
@@ -76,6 +78,8 @@ class Config:
             "exclude": list(self.excludes),
             "weights": self.weights,
             "digests": self.digests,
+            "include-skipped": self.include_skipped,
+            "timeout": self.artifact_timeout,
             "base": self.base,
             "baseline": self.baseline,
             "license": dict(self.license_policy),

@@ -239,6 +239,21 @@ def _digests(r: _Reader, v: Any) -> dict[str, Any]:
     return {"digests": v}
 
 
+def _include_skipped(r: _Reader, v: Any) -> dict[str, Any]:
+    if not isinstance(v, bool):
+        raise r.error("include-skipped", f"must be true or false, not {_type_name(v)}")
+    return {"include_skipped": v}
+
+
+def _timeout(r: _Reader, v: Any) -> dict[str, Any]:
+    """Seconds per top-level file (``--timeout``); 0 turns the budget off.  Kept as 0.0, not
+    None, so the command line can tell "turned off here" from "not set" (scans treat both as no
+    budget)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
+        raise r.error("timeout", f"must be a number of seconds (0 turns it off), not {v!r}")
+    return {"artifact_timeout": float(v)}
+
+
 def _license(r: _Reader, v: Any) -> dict[str, Any]:
     """``[license]``: known keys only, booleans as booleans, and every license id one that
     ckptguard can recognise (a Hub license id or an SPDX id); a single id may be a string."""
@@ -305,6 +320,8 @@ KEYS: dict[str, Callable[[_Reader, Any], dict[str, Any]]] = {
     "exclude": _exclude,
     "weights": _weights,
     "digests": _digests,
+    "include-skipped": _include_skipped,
+    "timeout": _timeout,
     "license": _license,
     "limits": _limits,
     "baseline": _path("baseline", "baseline"),

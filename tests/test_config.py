@@ -25,6 +25,8 @@ allowed-globals = ["mycompany.models.**", "mylib.layers.*"]
 exclude = ["build/**", "*.tmp"]
 weights = true
 baseline = "ckpt-baseline.json"
+timeout = 45
+include-skipped = true
 
 [tool.ckptguard.severity]
 FMT004 = "low"
@@ -64,7 +66,40 @@ def test_every_key_reaches_the_config(tmp_path: Path) -> None:
     assert config.limits == Limits(max_pickle_opcodes=1000, max_archive_depth=3,
                                   scale_pickle_limits=False)
     assert config.baseline == str(tmp_path / "ckpt-baseline.json")
+    assert config.artifact_timeout == 45.0 and config.include_skipped is True
     assert config.source is not None and config.source.endswith("pyproject.toml [tool.ckptguard]")
+
+
+@pytest.mark.parametrize(("flag", "configured", "expected"), [
+    (None, None, 300.0), (None, 45.0, 45.0), (None, 0.0, None), (10.0, 45.0, 10.0),
+    (0.0, 45.0, None), (10.0, 0.0, 10.0)])
+def test_the_timeout_comes_from_the_flag_then_the_file_then_the_default(
+        flag: float | None, configured: float | None, expected: float | None) -> None:
+    from ckptguard.cli import effective_timeout
+
+    assert effective_timeout(flag, configured) == expected
+
+
+def test_the_configured_timeout_and_skipped_folders_reach_a_cli_scan(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ckptguard.cli
+
+    seen: list[Config] = []
+    real = ckptguard.cli.scan
+
+    def recording(paths: object, config: Config, **kwargs: object) -> object:
+        seen.append(config)
+        return real(paths, config, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ckptguard.cli, "scan", recording)
+    config_file = write(tmp_path / ".ckptguard.toml", "timeout = 0\ninclude-skipped = true\n")
+    write(tmp_path / "model" / ".git" / "inside.pkl", "")
+    target = write(tmp_path / "model" / "notes.txt", "hello\n")
+    runner = CliRunner()
+    runner.invoke(main, ["scan", str(target.parent), "--config", str(config_file)])
+    runner.invoke(main, ["scan", str(target.parent), "--config", str(config_file),
+                         "--timeout", "7"])
+    assert [(c.artifact_timeout, c.include_skipped) for c in seen] == [(None, True), (7.0, True)]
 
 
 def test_discovery_walks_up_and_prefers_dot_file(tmp_path: Path) -> None:
@@ -111,6 +146,10 @@ def test_cli_values_override_the_file(tmp_path: Path) -> None:
     ('exclude = [1]', "'exclude' must be a list of strings"),
     ('[limits]\nmax-pickle-opcode = 5', "did you mean 'max-pickle-opcodes'?"),
     ('[limits]\nmax-archive-depth = -1', "must be a positive integer"),
+    ('timeout = -5', "'timeout' must be a number of seconds (0 turns it off), not -5"),
+    ('timeout = "300"', "'timeout' must be a number of seconds"),
+    ('timeout = nan', "'timeout' must be a number of seconds"),
+    ('include-skipped = 1', "'include-skipped' must be true or false, not an integer"),
     ('fail-on = ', "not valid TOML"),
     ('[license]\nfail-on-conflicts = true',
      "'license.fail-on-conflicts' is not a license policy key (did you mean 'fail-on-conflict'?)"),
