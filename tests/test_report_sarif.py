@@ -159,6 +159,43 @@ def test_run_level_fields() -> None:
     assert "uri" not in plain["originalUriBaseIds"]["%SRCROOT%"]
 
 
+def test_what_the_scan_did_not_judge_is_in_the_run() -> None:
+    """Folders skipped by name and a scan that judged nothing reach SARIF as the text and JSON
+    reports carry them: run properties and tool notifications."""
+    from dataclasses import replace
+
+    skipped = replace(synthetic_result(), skipped_folders=("models/.git", "venv"))
+    run = json.loads(render(skipped, rules=RULES))["runs"][0]
+    assert schema_errors({"version": "2.1.0", "runs": [run]}) == []
+    assert run["properties"]["skippedFolders"] == ["models/.git", "venv"]
+    assert run["properties"]["judgedNothing"] is False
+    notes = run["invocations"][0]["toolExecutionNotifications"]
+    assert [n["level"] for n in notes] == ["note"]
+    assert "models/.git, venv" in notes[0]["message"]["text"]
+    empty = replace(ScanResult(findings=(), artifacts=(), tool_version="0.1.0"),
+                    judged_nothing=True)
+    run = json.loads(render(empty, rules=RULES))["runs"][0]
+    assert run["properties"]["judgedNothing"] is True
+    assert [n["descriptor"]["id"] for n in run["invocations"][0]["toolExecutionNotifications"]] \
+        == ["nothing-judged"]
+    plain = json.loads(render(synthetic_result(), rules=RULES))["runs"][0]
+    assert "toolExecutionNotifications" not in plain["invocations"][0]
+    assert plain["properties"]["skippedFolders"] == []
+
+
+def test_a_cli_scan_reports_skipped_folders_in_sarif(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "repo" / ".git").mkdir(parents=True)
+    (tmp_path / "repo" / ".git" / "hidden.pkl").write_bytes(b"\x80\x02N.")
+    (tmp_path / "repo" / "model.pkl").write_bytes(b"\x80\x02N.")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["scan", "repo", "--format", "sarif"])
+    assert result.exit_code == 0, result.output
+    log = json.loads(result.stdout)
+    assert schema_errors(log) == []
+    assert log["runs"][0]["properties"]["skippedFolders"] == ["repo/.git/"]
+
+
 @pytest.mark.parametrize(("path", "root", "expected"), [
     ("a/b.pt", None, {"uri": "a/b.pt", "uriBaseId": "%SRCROOT%"}),
     ("./a/../b.pt", None, {"uri": "b.pt", "uriBaseId": "%SRCROOT%"}),
@@ -211,10 +248,15 @@ def test_multitool_finds_no_errors_or_warnings(tmp_path: Path, make_fixture: Any
     real_log, _ = scan_sarif(make_fixture, monkeypatch, *REAL_FIXTURES)
     real = tmp_path / "real.sarif"
     real.write_text(json.dumps(real_log), encoding="utf-8")
+    from dataclasses import replace
+
+    unjudged = tmp_path / "unjudged.sarif"  # with the tool notifications of an incomplete scan
+    unjudged.write_text(render(replace(synthetic_result(), skipped_folders=("models/.git/",),
+                                       judged_nothing=True), rules=RULES), encoding="utf-8")
     out = tmp_path / "validation.sarif"
     completed = subprocess.run(
         [str(tool), "validate", "--rule-kind", "Sarif;Ghas", "--level", "Error;Warning",
-         "--output", str(out), str(synthetic), str(real)],
+         "--output", str(out), str(synthetic), str(real), str(unjudged)],
         capture_output=True, text=True, timeout=600, check=False,
         env={**os.environ, "DOTNET_CLI_TELEMETRY_OPTOUT": "1"})
     assert out.is_file(), completed.stdout + completed.stderr

@@ -77,13 +77,16 @@ def render(result: ScanResult, *, rules: RuleTable | None = None, category: str 
     results += [_result(item, index, suppressed=True, root=root) for item in result.suppressed]
     run: dict[str, Any] = {
         "tool": {"driver": _driver(result, _as_reported(used.values(), result))},
-        "invocations": [{"executionSuccessful": True}],
+        "invocations": [_invocation(result)],
         "originalUriBaseIds": {SRCROOT: _srcroot(root)},
         "results": results,
         "properties": {
             "verdict": "fail" if result.failed else "pass",
             "failOn": result.fail_on.label,
             "artifactsScanned": len(result.artifacts),
+            # What the scan did not look at, as the text and JSON reports say it.
+            "skippedFolders": [_posix(path) for path in result.skipped_folders],
+            "judgedNothing": result.judged_nothing,
         },
     }
     if category:
@@ -91,6 +94,28 @@ def render(result: ScanResult, *, rules: RuleTable | None = None, category: str 
     log = {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
     # Compact: SARIF is read by machines, and GitHub limits the upload size.
     return json.dumps(scrub(log), separators=(",", ":")) + "\n"
+
+
+def _invocation(result: ScanResult) -> dict[str, Any]:
+    """The run's invocation, with a tool notification for each thing the scan did not judge (a
+    folder skipped by name: a note; nothing judged at all: a warning, as the gate then did not
+    look at a model)."""
+    invocation: dict[str, Any] = {"executionSuccessful": True}
+    notes = []
+    if result.skipped_folders:
+        shown = ", ".join(_posix(path) for path in result.skipped_folders[:20])
+        more = f" and {len(result.skipped_folders) - 20} more" \
+            if len(result.skipped_folders) > 20 else ""
+        notes.append({"level": "note", "descriptor": {"id": "skipped-folders"},
+                      "message": {"text": f"Folders skipped by name, not scanned "
+                                          f"(--include-skipped scans them): {shown}{more}."}})
+    if result.judged_nothing:
+        notes.append({"level": "warning", "descriptor": {"id": "nothing-judged"},
+                      "message": {"text": "Nothing judged: no model, archive or repo folder "
+                                          "was found in the paths given."}})
+    if notes:
+        invocation["toolExecutionNotifications"] = notes
+    return invocation
 
 
 def _as_reported(rules: Iterable[Rule], result: ScanResult) -> list[Rule]:
