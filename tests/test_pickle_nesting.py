@@ -119,3 +119,30 @@ def test_a_deep_result_left_on_the_stack_by_the_last_opcode_is_measured(tmp_path
     data = b"\x80\x02N" + b"\x85" * (LIMIT + 5) + b"."  # NONE, then TUPLE1 again and again
     assert nesting_hits(scanned(tmp_path, data))
     assert not nesting_hits(scanned(tmp_path, b"\x80\x02N" + b"\x85" * (LIMIT - 5) + b"."))
+
+
+def test_a_tuple_is_measured_once_however_often_it_is_placed() -> None:
+    """A stream can place one huge flat tuple a million times through the memo: measuring it
+    again each time would be quadratic, so a long tuple is remembered after its first
+    measurement, a nested one always, and a short flat one is simply looked at again."""
+    from ckptguard.formats.pickle.nesting import SHORT_TUPLE, Nesting
+    from ckptguard.formats.pickle.trace import LimitHit
+    from ckptguard.formats.pickle.values import ListV
+
+    nesting = Nesting(LIMIT)
+    long_flat = tuple(range(10_000))
+    short_flat = tuple(range(SHORT_TUPLE))
+    deep: Any = ()
+    for _ in range(LIMIT // 2):
+        deep = (deep,)
+    for value, depth, remembered in ((long_flat, 1, True), (short_flat, 1, False),
+                                     (deep, LIMIT // 2 + 1, True)):
+        target = ListV()
+        nesting.place(target, [value, value], offset=0)
+        assert target.depth == depth + 1
+        assert (nesting._stored(value) is not None) is remembered
+    deeper = deep
+    for _ in range(LIMIT):
+        deeper = (deeper,)
+    with pytest.raises(LimitHit, match="containers nested more than"):
+        nesting.place(ListV(), [deeper], offset=0)

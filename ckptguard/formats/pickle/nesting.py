@@ -25,6 +25,7 @@ from ckptguard.formats.pickle.values import DictV, ListV, Obj
 
 Container = DictV | ListV | Obj
 CONTAINERS = (DictV, ListV, Obj)
+SHORT_TUPLE = 16  # flat tuples up to this long are measured again rather than remembered
 
 
 class Nesting:
@@ -32,8 +33,10 @@ class Nesting:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        # id -> (the tuple, its depth), for tuples holding a container or another tuple (a flat
-        # tuple is one deep and is not stored); the tuple is kept so that its id stays its own.
+        # id -> (the tuple, its depth), for tuples holding a container or another tuple and for
+        # long flat ones (a stream may place one huge tuple many times through the memo); a
+        # short flat tuple is one deep, cheaper to look at again than to keep.  The tuple is
+        # kept so that its id stays its own.
         self._tuples: dict[int, tuple[tuple[Any, ...], int]] = {}
 
     def depth_of(self, value: Any) -> int:
@@ -88,7 +91,7 @@ class Nesting:
                                and self._stored(item) is None)
                 continue
             depth = 1 + max((self._known(item, measured) for item in node), default=0)
-            if depth > 1:
+            if depth > 1 or len(node) > SHORT_TUPLE:
                 self._tuples[id(node)] = (node, depth)
             measured[id(node)] = depth
         stored = self._stored(root)
