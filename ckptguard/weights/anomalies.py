@@ -226,8 +226,11 @@ def profile(refs: Iterable[TensorRef], layout: Layout | None = None, *, spectra:
             linear_futures = _largest_first(pool, measure_linear, linear,
                                             [_size(ref) for ref, _ in linear],
                                             threaded_min_elements)
-            embedded = _gathered(embedding_futures, measure_embedding, embeddings)
-            measured = _gathered(linear_futures, measure_linear, linear)
+            # The small ones of both kinds first, while the pool works, then the pool's.
+            small_embeddings = _measured_here(embedding_futures, measure_embedding, embeddings)
+            small_linear = _measured_here(linear_futures, measure_linear, linear)
+            embedded = _in_order(embedding_futures, small_embeddings)
+            measured = _in_order(linear_futures, small_linear)
         finally:
             # An error or Ctrl-C stops the pass: the tensors not yet started are dropped, not
             # measured while the user waits.
@@ -276,14 +279,17 @@ def _largest_first(pool: Executor, measure: Callable[[_Item], _Result], items: l
     return [futures.get(index) for index in range(len(items))]
 
 
-def _gathered(futures: list[Future[_Result] | None], measure: Callable[[_Item], _Result],
-              items: list[_Item]) -> list[_Result]:
-    """Every item's result in order: the small ones measured in this thread first (while the
-    pool works on the large ones), then the pool's."""
-    inline = {index: measure(item) for index, (item, future) in enumerate(zip(items, futures,
-                                                                            strict=True))
-              if future is None}
-    return [inline[index] if future is None else future.result()
+def _measured_here(futures: list[Future[_Result] | None], measure: Callable[[_Item], _Result],
+                   items: list[_Item]) -> dict[int, _Result]:
+    """The items the pool did not take (no future), measured in this thread, by index."""
+    return {index: measure(item) for index, (item, future) in
+            enumerate(zip(items, futures, strict=True)) if future is None}
+
+
+def _in_order(futures: list[Future[_Result] | None],
+              here: dict[int, _Result]) -> list[_Result]:
+    """Every item's result in the items' order, waiting for the pool's."""
+    return [here[index] if future is None else future.result()
             for index, future in enumerate(futures)]
 
 
