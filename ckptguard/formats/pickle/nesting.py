@@ -13,6 +13,12 @@ one level above its arguments (the argument tuple is not a level, and a list or 
 is taken to carry the result's items, which replaces its level).
 A tuple is a level too; nested tuples are measured without recursion, once each (a stream may
 share one tuple many times through the memo).
+
+Not measured: a container that grows deeper after it was placed (filled later through the memo)
+does not deepen the containers already holding it.  CPython's pickler never writes that order
+(it writes a container's contents before placing it), so only a hand-made stream can, and
+following every holder upwards would make cyclic structures, which are ordinary, look
+infinitely deep.
 """
 
 from __future__ import annotations
