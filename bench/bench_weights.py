@@ -18,10 +18,13 @@ the same run:
   5. full scan with the base: ``Config(weights=True, base=BASE)``, ``jobs=1``,
   6. and 7. both as a plain ``scan --weights`` runs them (no ``jobs``: one file's weight
      statistics in threads on every usable CPU; the NumPy pass stays on one).
-Each is timed ``--repeats`` times after a warm-up run and the median is reported (a busy
-2-core machine varies by tens of percent from run to run).  Prints MB/s of the scanned file for
-each and the ratio of each time to the NumPy pass (the target: ``--weights`` within 3x,
-``--base`` within 4x), and shows memory stays bounded (measured on the first timed run): the
+Each is run once to warm up and once under tracemalloc, then all are timed in ``--repeats``
+interleaved rounds (every pass once per round, in turn); the median time is reported, and the
+ratio to the NumPy pass is the median of each round's ratio (a busy 2-core machine varies by
+tens of percent from run to run, and a slow spell then slows every pass of its round).  Prints
+MB/s of the scanned file for each and the ratio of each time to the NumPy pass (the target:
+``--weights`` within 3x, ``--base`` within 4x), and shows memory stays bounded (measured on the
+run under tracemalloc): the
 tracemalloc peak (Python and numpy heap) and the growth of ru_maxrss (which also counts the
 memory-mapped pages the OS keeps resident).  Both reads are timed warm (the file is read once
 first), so the comparison is about CPU work, not the disk.
@@ -188,24 +191,32 @@ def base_scan_free_cores(path: Path) -> None:
     base_scan(path, jobs=None)
 
 
-def measure(job: Callable[[Path], None], path: Path,
-            repeats: int) -> tuple[float, float, float]:
-    """(median seconds of ``repeats`` timed runs, tracemalloc peak MB, ru_maxrss growth MB);
-    the memory is read on the first timed run (tracemalloc slows the run it watches, so that run
-    is not timed)."""
-    job(path)  # warm: imports, rule loading and the page cache are not what is measured
+def memory(job: Callable[[Path], None], path: Path) -> tuple[float, float]:
+    """(tracemalloc peak MB, ru_maxrss growth MB) of one run after a warm-up run (imports, rule
+    loading and the page cache are not what is measured; tracemalloc slows the run it watches,
+    so that run is not timed)."""
+    job(path)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tracemalloc.start()
     job(path)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-    times = []
+    return peak / 2**20, grown / 1024
+
+
+def interleaved(jobs: list[Callable[[Path], None]], path: Path,
+                repeats: int) -> list[list[float]]:
+    """Seconds of each job in each of ``repeats`` rounds, every job once per round in turn: a
+    machine that slows down for a while slows every job of that round, and the ratio to the
+    NumPy pass of the same round cancels it."""
+    times: list[list[float]] = [[] for _ in jobs]
     for _ in range(repeats):
-        started = time.perf_counter()
-        job(path)
-        times.append(time.perf_counter() - started)
-    return stats_module.median(times), peak / 2**20, grown / 1024
+        for index, job in enumerate(jobs):
+            started = time.perf_counter()
+            job(path)
+            times[index].append(time.perf_counter() - started)
+    return times
 
 
 def main() -> None:
@@ -236,23 +247,25 @@ def main() -> None:
     plain_read(path)  # warm the page cache so every pass below reads from memory
     plain_read(directory / "base.safetensors")
     rows = []
-    baseline = None
     cores = f"{usable_cpus()} CPUs"
-    for label, job in (("NumPy pass (every tensor summed)", numpy_pass),
-                       ("plain read (16 MB chunks)", plain_read),
-                       ("weight statistics (one thread)", statistics),
-                       ("ckptguard.scan --weights -j 1", full_scan),
-                       ("ckptguard.scan --weights --base -j 1", base_scan),
-                       (f"ckptguard.scan --weights (default: {cores})", full_scan_free_cores),
-                       (f"ckptguard.scan --weights --base (default: {cores})",
-                        base_scan_free_cores)):
-        seconds, peak, grown = measure(job, path, args.repeats)
-        rate = megabytes / seconds
-        baseline = baseline or seconds
-        rows.append(f"| {label} | {seconds:.2f} | {rate:.0f} | {seconds / baseline:.2f} | "
+    passes = [("NumPy pass (every tensor summed)", numpy_pass),
+              ("plain read (16 MB chunks)", plain_read),
+              ("weight statistics (one thread)", statistics),
+              ("ckptguard.scan --weights -j 1", full_scan),
+              ("ckptguard.scan --weights --base -j 1", base_scan),
+              (f"ckptguard.scan --weights (default: {cores})", full_scan_free_cores),
+              (f"ckptguard.scan --weights --base (default: {cores})", base_scan_free_cores)]
+    memories = [memory(job, path) for _, job in passes]
+    times = interleaved([job for _, job in passes], path, args.repeats)
+    for (label, _), (peak, grown), seconds_each in zip(passes, memories, times, strict=True):
+        seconds = stats_module.median(seconds_each)
+        ratio = stats_module.median(mine / base for mine, base in zip(seconds_each, times[0],
+                                                                       strict=True))
+        rows.append(f"| {label} | {seconds:.3f} | {megabytes / seconds:.0f} | {ratio:.2f} | "
                     f"{peak:.1f} | {grown:.0f} |")
     kind = args.file or ("generated GPT-2 small layout" if args.gpt2 else "generated")
-    print(f"file: {kind}, {megabytes:.0f} MB, median of {args.repeats} runs\n")
+    print(f"file: {kind}, {megabytes:.0f} MB, median of {args.repeats} interleaved rounds "
+          "(time vs NumPy pass: the median of each round's ratio)\n")
     print("| pass | seconds | MB/s | time vs NumPy pass | tracemalloc peak MB | "
           "ru_maxrss growth MB |")
     print("|---|---|---|---|---|---|")
