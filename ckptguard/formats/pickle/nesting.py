@@ -27,11 +27,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from ckptguard.formats.pickle.trace import LimitHit
-from ckptguard.formats.pickle.values import DictV, ListV, Obj
+from ckptguard.formats.pickle.values import Blob, DictV, HugeInt, ListV, Obj
 
 Container = DictV | ListV | Obj
 CONTAINERS = (DictV, ListV, Obj)
 SHORT_TUPLE = 16  # flat tuples up to this long are measured again rather than remembered
+# Values that never hold another: skipped by type alone (exact types; the stack's strings and
+# numbers are never subclasses).
+PLAIN = frozenset({int, float, str, bool, bytes, type(None), Blob, HugeInt})
 
 
 class Nesting:
@@ -54,13 +57,34 @@ class Nesting:
         known = self._tuples.get(id(value))
         if known is not None and known[0] is value:
             return known[1]
-        return self._measure_tuple(value)
+        # Most tuples hold plain values and containers only (a tensor's shape, a dict item):
+        # measured in one look, without the walk's bookkeeping.
+        deepest = 0
+        for item in value:
+            if isinstance(item, CONTAINERS):
+                deepest = max(deepest, item.depth)
+            elif isinstance(item, tuple):
+                return self._measure_tuple(value)
+        if deepest or len(value) > SHORT_TUPLE:
+            self._tuples[id(value)] = (value, deepest + 1)
+        return deepest + 1
 
     def place(self, target: Any, values: Iterable[Any], offset: int) -> None:
         """``values`` were put into ``target``: it is now at least one deeper than each."""
         if not isinstance(target, CONTAINERS):
             return
-        deepest = max((self.depth_of(value) for value in values), default=0)
+        deepest = 0
+        for value in values:  # the hot path of list-heavy pickles: a plain value costs one look
+            if type(value) in PLAIN:
+                continue
+            if isinstance(value, CONTAINERS):
+                depth = value.depth
+            elif isinstance(value, tuple):
+                depth = self.depth_of(value)
+            else:
+                continue
+            if depth > deepest:
+                deepest = depth
         if deepest + 1 > target.depth:
             target.depth = deepest + 1
             self.check(target.depth, offset)
