@@ -379,6 +379,24 @@ _FILE_READS: dict[Arg, tuple[str, ...]] = {
 FRAME_CODE = 0x95
 STOP_CODE = 0x2E
 MAX_FILE_OPS = 50_000_000
+# _FILE_READS compiled once per opcode: (kind, width) steps, kind one of these.
+_LINE, _RAW, _INTO, _COUNT = range(4)
+_KINDS = {"line": _LINE, "r": _RAW, "into": _INTO, "count": _COUNT}
+
+
+def _compiled_steps(steps: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+    compiled = []
+    for step in steps:
+        name = step.rstrip("0123456789")
+        compiled.append((_KINDS[name], int(step[len(name):] or 0)))
+    return tuple(compiled)
+
+
+# Per opcode byte: its steps and whether a zero count means no body (LONG1/LONG4); None for a
+# byte that is no opcode.
+_FILE_STEPS: list[tuple[tuple[tuple[int, int], ...], bool] | None] = [
+    (_compiled_steps(_FILE_READS[OPCODES[code].arg]), OPCODES[code].arg in (Arg.LONG1, Arg.LONG4))
+    if code in OPCODES else None for code in range(256)]
 
 
 class _FileCursor:
@@ -447,40 +465,49 @@ def file_reading(buf: memoryview, max_pickles: int) -> bytes | None:
     out = bytearray()
     ops = 0
     pickles = 0
+    steps_of = _FILE_STEPS
     try:
         while pickles < max_pickles and cursor.bend < cursor.end and ops < MAX_FILE_OPS:
             if pickles:
                 cursor.new_unpickler()
             while ops < MAX_FILE_OPS:
                 ops += 1
-                at = cursor.read(1)
+                if cursor.r < cursor.bend:  # cursor.read(1) inlined: the byte is buffered
+                    at = cursor.r
+                    cursor.r = at + 1
+                else:
+                    at = cursor.read(1)
                 code = buf[at]
-                info = OPCODES.get(code)
-                if info is None:
+                entry = steps_of[code]
+                if entry is None:
                     out.append(code)
                     raise ReadError(f"invalid opcode 0x{code:02x}")
                 if code == FRAME_CODE:
                     size = _number_at(buf, cursor.read(8), 8)
                     cursor.r = cursor.read(size)  # the body is buffered, then read from its start
                     continue
-                piece = bytearray([code])
-                for step in _FILE_READS[info.arg]:
-                    if step == "line":
-                        start, stop = cursor.line()
-                        piece += buf[start:stop]
-                        continue
-                    width = int(step.lstrip("abcdefghijklmnopqrstuvwxyz"))
-                    head = cursor.read(width)
-                    piece += buf[head:head + width]
-                    if step.startswith("r"):
-                        continue
-                    count = _number_at(buf, head, width)
-                    if count < 0 or (count == 0 and info.arg in (Arg.LONG1, Arg.LONG4)):
-                        continue
-                    body = cursor.read_into(count) if step.startswith("into") else \
-                        cursor.read(count)
-                    piece += buf[body:body + count]
-                out += piece
+                steps, long_arg = entry
+                mark = len(out)
+                out.append(code)
+                try:
+                    for kind, width in steps:
+                        if kind == _LINE:
+                            start, stop = cursor.line()
+                            out += buf[start:stop]
+                            continue
+                        head = cursor.read(width)
+                        out += buf[head:head + width]
+                        if kind == _RAW:
+                            continue
+                        count = _number_at(buf, head, width)
+                        if count < 0 or (count == 0 and long_arg):
+                            continue
+                        body = cursor.read_into(count) if kind == _INTO else \
+                            cursor.read(count)
+                        out += buf[body:body + count]
+                except ReadError:
+                    del out[mark:]  # an opcode whose argument cannot be read is not read
+                    raise
                 if code == STOP_CODE:
                     break
             pickles += 1
