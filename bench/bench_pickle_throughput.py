@@ -29,6 +29,9 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# This checkout's ckptguard before an installed one: run from another checkout (a baseline
+# commit), the bench times that checkout's code.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from peers import table, time_peers, timed, versus
 
