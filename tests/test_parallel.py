@@ -83,9 +83,10 @@ def test_cpus_the_files_leave_idle_go_to_threads(jobs: int, units: int, cpus: in
         1, cpus if jobs == 0 else jobs)
 
 
-def test_jobs_reach_the_weight_statistics_of_a_single_file(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
+def checkpoint_and_recorded_workers(tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list[int]]:
+    """A small safetensors checkpoint, and the ``workers`` every ``anomalies.profile`` call
+    receives from then on (the calls still run)."""
     from ckptguard.weights import anomalies
     from fixtures.backdoor import clean_mlp, safetensors_file
 
@@ -99,6 +100,13 @@ def test_jobs_reach_the_weight_statistics_of_a_single_file(tmp_path: Path,
         return real(*args, workers=workers, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(anomalies, "profile", recording)
+    return path, seen
+
+
+def test_jobs_reach_the_weight_statistics_of_a_single_file(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    path, seen = checkpoint_and_recorded_workers(tmp_path, monkeypatch)
     results = {}
     for jobs in (1, 3):
         result = scan([path], Config(weights=True), root=tmp_path, jobs=jobs)
@@ -124,20 +132,9 @@ def test_without_jobs_the_weight_threads_are_the_usable_cpus(usable: int, units:
 def test_a_plain_scan_gives_the_weight_statistics_every_usable_cpu(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import ckptguard.parallel
-    from ckptguard.weights import anomalies
-    from fixtures.backdoor import clean_mlp, safetensors_file
 
-    path = tmp_path / "model.safetensors"
-    path.write_bytes(safetensors_file(clean_mlp(3)))
+    path, seen = checkpoint_and_recorded_workers(tmp_path, monkeypatch)
     monkeypatch.setattr(ckptguard.parallel, "usable_cpus", lambda: 4)
-    seen: list[int] = []
-    real = anomalies.profile
-
-    def recording(*args: object, workers: int = 1, **kwargs: object) -> object:
-        seen.append(workers)
-        return real(*args, workers=workers, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(anomalies, "profile", recording)
     plain = scan([path], Config(weights=True), root=tmp_path)
     single = scan([path], Config(weights=True), root=tmp_path, jobs=1)
     assert seen == [4, 1]
