@@ -22,6 +22,7 @@ from ckptguard.weights.spectrum import (
     finite_values,
     spectrum_of,
 )
+from ckptguard.weights.squares import column_squares, row_squares
 from ckptguard.weights.thresholds import (
     BLOCK_BYTES,
     DELTA_OVERSAMPLE,
@@ -125,17 +126,17 @@ def delta_pass(ref: TensorRef, base: TensorRef, block_bytes: int = BLOCK_BYTES,
         a = to_float32(ours[first:first + step], ref.dtype)
         b = to_float32(theirs[first:first + step], base.dtype)
         end = first + a.shape[0]
-        own_rows[first:end] = np.einsum("ij,ij->i", a, a)
+        own_rows[first:end] = row_squares(a)
         if own_cols is not None:
-            own_cols += np.einsum("ij,ij->j", a, a)
+            own_cols += column_squares(a)
         delta = np.subtract(a, b, out=buffer[:a.shape[0]])
-        energies = np.einsum("ij,ij->i", delta, delta)
+        energies = row_squares(delta)
         flat = b.reshape(-1)
         block_base = float(np.dot(flat, flat))  # float32 per block, float64 across blocks
         if not (np.isfinite(energies).all() and np.isfinite(block_base)):
             a, b = finite_values(a), finite_values(b)  # NaN/Inf count as 0 (BKD001 reports them)
             delta = a - b
-            energies = np.einsum("ij,ij->i", delta, delta)
+            energies = row_squares(delta)
             flat = b.reshape(-1)
             block_base = float(np.dot(flat, flat))
         row_delta[first:end] = energies

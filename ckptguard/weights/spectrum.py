@@ -67,7 +67,9 @@ class Spectrum:
 def evenly_spaced(total: int, wanted: int) -> np.ndarray:
     if total <= wanted:
         return np.arange(total)
-    return np.unique(np.linspace(0, total - 1, wanted).round().astype(np.int64))
+    # Steps of more than one row: the rounded positions are strictly increasing (no unique()).
+    positions: np.ndarray = np.linspace(0, total - 1, wanted).round().astype(np.int64)
+    return positions
 
 
 def column_stride(total: int, wanted: int) -> int:

@@ -9,6 +9,7 @@ import numpy as np
 
 from ckptguard.facts import TensorRef
 from ckptguard.weights.decode import checked_layout, iter_blocks
+from ckptguard.weights.squares import column_squares, row_squares
 from ckptguard.weights.thresholds import BLOCK_BYTES, LIGHT_BLOCK_BYTES, MAD_TO_SIGMA
 
 
@@ -106,10 +107,10 @@ def input_norms(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> np.ndarray:
     col_sq = np.zeros(shape.cols, dtype=np.float64)
     for block in iter_blocks(ref, block_bytes):
         values = block.values
-        sums = np.einsum("ij,ij->j", values, values)
+        sums = column_squares(values)
         if not np.isfinite(sums).all():
             clean = np.where(np.isfinite(values), values, np.float32(0.0))
-            sums = np.einsum("ij,ij->j", clean, clean)
+            sums = column_squares(clean)
         col_sq[block.first_col:block.first_col + values.shape[1]] += sums
     return np.asarray(np.sqrt(col_sq), dtype=np.float64)
 
@@ -121,7 +122,7 @@ def column_norms(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> tuple[np.nda
     col_sq = np.zeros(shape.cols, dtype=np.float64)
     for block in iter_blocks(ref, block_bytes):
         col_sq[block.first_col:block.first_col + block.values.shape[1]] += \
-            np.einsum("ij,ij->j", block.values, block.values)
+            column_squares(block.values)
     if np.isfinite(col_sq).all():
         return np.sqrt(col_sq), NonFinite(0, 0, 0, None)
     return input_norms(ref, block_bytes), count_non_finite(ref, block_bytes)
@@ -141,10 +142,10 @@ def unit_norm_stats(ref: TensorRef, block_bytes: int = LIGHT_BLOCK_BYTES,
     for block in iter_blocks(ref, block_bytes, array):
         values = block.values
         row_sq[block.first_row:block.first_row + values.shape[0]] += \
-            np.einsum("ij,ij->i", values, values)
+            row_squares(values)
         if col_sq is not None:
             col_sq[block.first_col:block.first_col + values.shape[1]] += \
-                np.einsum("ij,ij->j", values, values)
+                column_squares(values)
     return light_stats(ref, row_sq, col_sq, array)
 
 
