@@ -7,6 +7,13 @@ ckptguard depends on it and calls it, nothing more.
 
 from __future__ import annotations
 
+import io
+import sys
+import threading
+from collections.abc import Callable
+from contextlib import redirect_stderr
+from typing import TypeVar
+
 MAX_DECOMPILE_BYTES = 64 * 1024
 MAX_VIEW_CHARS = 1500
 # fickling builds its syntax tree with memo-shared objects as shared nodes, so a 560-byte pickle
@@ -60,8 +67,38 @@ def _renders_within(tree: object, budget: int) -> bool:
     return True
 
 
+# fickling reports a pickle it cannot follow on sys.stderr and carries on: a memo key never
+# stored becomes a placeholder None (a view reading "None('echo')", where a loader stops with an
+# error), an unreadable stream an empty tree (an empty view).  Those messages would reach the
+# user's terminal in the middle of a report, unformatted.  They are captured instead, and such
+# a view is "unavailable" with fickling's reason.  Capturing swaps sys.stderr, so one decompile
+# runs at a time; any other line written meanwhile is passed on to the real stderr.
+_FICKLING_WARNING = "Warning: "
+_UNFAITHFUL = ("Warning: malformed pickle file.", "Warning: resource limits exceeded")
+_STDERR_SWAP = threading.Lock()
+_Result = TypeVar("_Result")
+
+
+def _with_stderr_captured(work: Callable[[], _Result]) -> tuple[_Result, list[str]]:
+    """``work()`` with its writes to sys.stderr captured; its result and fickling's warnings
+    (other lines are written to the real stderr afterwards)."""
+    captured = io.StringIO()
+    warnings: list[str] = []
+    try:
+        with _STDERR_SWAP, redirect_stderr(captured):
+            result = work()
+    finally:  # also when ``work`` fails: what others wrote meanwhile is never lost
+        others: list[str] = []
+        for line in captured.getvalue().splitlines(keepends=True):
+            (warnings if line.startswith(_FICKLING_WARNING) else others).append(line)
+        if others:
+            sys.stderr.write("".join(others))
+    return result, [line.strip() for line in warnings]
+
+
 def decompiled_view(data: bytes) -> str:
-    """Python source equivalent to one pickle, bounded; "unavailable (...)" on any failure."""
+    """Python source equivalent to one pickle, bounded; "unavailable (...)" on any failure,
+    including a pickle fickling could only follow with placeholders."""
     if len(data) > MAX_DECOMPILE_BYTES:
         return f"unavailable (pickle larger than {MAX_DECOMPILE_BYTES} bytes)"
     try:
@@ -69,7 +106,11 @@ def decompiled_view(data: bytes) -> str:
 
         from fickling.fickle import Pickled
 
-        tree = Pickled.load(data).ast
+        tree, warnings = _with_stderr_captured(lambda: Pickled.load(data).ast)
+        unfaithful = [w for w in warnings if w.startswith(_UNFAITHFUL)]
+        if unfaithful:
+            reason = unfaithful[0].removeprefix("Warning: ").split(";", 1)[0]
+            return f"unavailable (fickling: {reason[:200]})"
         if not _renders_within(tree, MAX_RENDER_COST):
             return f"unavailable (the decompiled text would exceed {MAX_RENDER_COST} units)"
         text = ast.unparse(tree)
