@@ -156,6 +156,13 @@ def scan(paths: Iterable[str | os.PathLike[str]], config: Config | None = None, 
     process, with a checkpoint's weight statistics on every usable CPU, and ``jobs=1`` keeps
     everything on one CPU; ``hf_cache`` adds a Hugging Face hub cache folder, reported by
     repo and revision.
+
+    Files over 64 MiB are read through a memory map, and a mapped file that shrinks while it
+    is read (a download still being written, a file replaced in place) raises SIGBUS, which
+    ends the process.  The CLI therefore scans in forked workers (its ``--timeout``, 300 s by
+    default); here that is ``Config(artifact_timeout=...)``, which turns such a death, like a
+    unit past its budget, into SCN003 on that file.  Without it the scan runs in this process,
+    which is faster and safe for files that do not change under it.
     """
     config = config or Config()
     if baseline is None and config.baseline:
