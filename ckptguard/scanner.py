@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from ckptguard.config import DIGEST_AUTO_BYTES, Config
+from ckptguard.digests import DigestMemo
 from ckptguard.engine.ruleset import RuleSet
 from ckptguard.facts import Artifact, ParseOutput
 from ckptguard.formats import ParseContext, parser_for
@@ -102,14 +102,14 @@ class Scanner:
     def scan(self, root: Artifact) -> Iterator[ArtifactOutcome]:
         """The artifact and its nested members, depth first, in a deterministic order.  The
         whole tree shares one decompression budget (``ParseContext.for_scan``)."""
-        return iter(self._scan_tree(root, [0], self.context.for_scan()))
+        return iter(self._scan_tree(root, [0], self.context.for_scan(), DigestMemo()))
 
     def _scan_tree(self, artifact: Artifact, members_seen: list[int],
-                   context: ParseContext) -> list[ArtifactOutcome]:
+                   context: ParseContext, digests: DigestMemo) -> list[ArtifactOutcome]:
         """Outcomes of ``artifact`` and everything below it (pre-order).  ``members_seen`` is
         this scan's running count of nested members, shared by the whole tree."""
         limits = self.config.limits
-        outcome, children = self._scan_one(artifact, context)
+        outcome, children = self._scan_one(artifact, context, digests)
         kept: list[Artifact] = []
         for child in children:
             members_seen[0] += 1
@@ -125,7 +125,7 @@ class Scanner:
         subtrees = []
         kept.reverse()
         while kept:  # each member's content is released as soon as its subtree is judged
-            subtrees.append(self._scan_tree(kept.pop(), members_seen, context))
+            subtrees.append(self._scan_tree(kept.pop(), members_seen, context, digests))
         outcome = resolve_nested(outcome, dict(zip(names, subtrees, strict=True)))
         return [outcome, *(item for tree in subtrees for item in tree)]
 
@@ -149,8 +149,8 @@ class Scanner:
                           error=f"{type(exc).__name__} in {module_name}: {exc}"[:500])
         return collected
 
-    def _scan_one(self, artifact: Artifact,
-                  context: ParseContext) -> tuple[ArtifactOutcome, list[Artifact]]:
+    def _scan_one(self, artifact: Artifact, context: ParseContext,
+                  digests: DigestMemo) -> tuple[ArtifactOutcome, list[Artifact]]:
         sniffed = sniff(artifact)
         output = ParseOutput()
         sniff_facts(artifact, sniffed, output)
@@ -178,23 +178,5 @@ class Scanner:
         findings = self.rules.evaluate(fmt, artifact, output, self.options)
         wanted = self.config.digests or artifact.source.size <= DIGEST_AUTO_BYTES
         summary = ArtifactSummary(artifact.chain, fmt, artifact.source.size,
-                                  content_digest(artifact) if wanted else None)
+                                  digests.digest(artifact) if wanted else None)
         return ArtifactOutcome(summary, tuple(findings)), output.children
-
-
-DIGEST_CHUNK = 1 << 20
-
-
-def content_digest(artifact: Artifact) -> str | None:
-    """The SHA-256 of the artifact's bytes (users pin and deduplicate by it); None for a
-    folder judged as a whole, or when the bytes cannot be read."""
-    if artifact.chain and artifact.chain[-1].endswith(("/", "\\")):
-        return None
-    source = artifact.source
-    digest = hashlib.sha256()
-    try:
-        for offset in range(0, source.size, DIGEST_CHUNK):
-            digest.update(source.read(offset, min(DIGEST_CHUNK, source.size - offset)))
-    except (OSError, ValueError):
-        return None
-    return digest.hexdigest()
