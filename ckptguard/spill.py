@@ -13,6 +13,7 @@ from __future__ import annotations
 import mmap
 import os
 import tempfile
+import zlib
 from typing import IO
 
 from ckptguard.source import ByteSource, MemorySource
@@ -84,14 +85,17 @@ class TempFileSource:
 
 class SpillBuffer:
     """Collects one output; keeps at most ``memory`` bytes in memory, the rest is appended to
-    ``spill`` (the scan's file; a private one when none is given)."""
+    ``spill`` (the scan's file; a private one when none is given).  ``crc``: also keeps the
+    CRC-32 of what was written, while each piece is still in the CPU cache (``crc32`` is None
+    when not asked for, or after a truncation)."""
 
-    def __init__(self, memory: int, spill: SpillFile | None = None) -> None:
+    def __init__(self, memory: int, spill: SpillFile | None = None, crc: bool = False) -> None:
         self.memory = max(0, memory)
         self._spill = spill
         self._buffer = bytearray()
         self._start: int | None = None  # where this output begins in the spill file
         self.size = 0
+        self.crc32: int | None = 0 if crc else None
 
     @property
     def in_memory(self) -> int:
@@ -101,6 +105,8 @@ class SpillBuffer:
         if not data:
             return
         self.size += len(data)
+        if self.crc32 is not None:
+            self.crc32 = zlib.crc32(data, self.crc32)
         if self._start is None and len(self._buffer) + len(data) <= self.memory:
             self._buffer += data
             return
@@ -117,6 +123,7 @@ class SpillBuffer:
         if size >= self.size:
             return
         self.size = size
+        self.crc32 = None  # of bytes no longer all there
         if self._start is None:
             del self._buffer[size:]
         elif self._spill is not None:

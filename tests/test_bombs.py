@@ -153,3 +153,17 @@ def test_spilled_members_share_the_scans_one_file(tmp_path: Path) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert not any(f.rule_id in ("SCN001", "SCN002") for f in result.findings)
     assert result.artifacts[0].format == "zip" and not result.judged_nothing
+
+
+def test_spill_buffer_keeps_the_crc_of_what_was_written() -> None:
+    import zlib
+
+    pieces = [b"0123456789" * 7, b"x" * 100, b"tail"]
+    for memory in (0, 50, 10_000):  # spilled from the start, part way, never
+        buffer = SpillBuffer(memory=memory, crc=True)
+        for piece in pieces:
+            buffer.write(piece)
+        assert buffer.crc32 == zlib.crc32(b"".join(pieces))
+        buffer.truncate(10)
+        assert buffer.crc32 is None  # no longer the CRC of anything whole
+    assert SpillBuffer(memory=10).crc32 is None  # not asked for

@@ -302,3 +302,41 @@ def test_names_differing_only_in_case_are_duplicates_for_torch() -> None:
     (dup,) = output.of_kind("zip.duplicate_name")
     assert "differ only in case" in dup.attrs["detail"]
     assert "archive/DATA.pkl" in [c.chain[-1] for c in output.children]
+
+
+def test_deflated_members_are_checked_against_their_own_crc(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decompressor takes the CRC-32 as it inflates, and two records over the same deflated
+    bytes share one output: each is still checked against its own record."""
+    import io
+    import struct
+
+    from ckptguard.formats.zipfmt import members
+
+    def read_again(source: object) -> int:
+        raise AssertionError("an inflated member was read again for its CRC")
+
+    monkeypatch.setattr(members, "_crc", read_again)
+
+    content = bytes(range(256)) * 4096
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.bin", content)
+        archive.writestr("b.bin", content)
+        archive.writestr("c.bin", content[:-1] + b"!")
+    data = bytearray(buffer.getvalue())
+    central = data.index(b"PK\x01\x02")
+    records = []
+    while central != -1:
+        records.append(central)
+        central = data.find(b"PK\x01\x02", central + 4)
+    name_of = {bytes(data[r + 46:r + 46 + struct.unpack_from("<H", data, r + 28)[0]]): r
+               for r in records}
+    struct.pack_into("<I", data, name_of[b"b.bin"] + 16, 0xDEADBEEF)  # b's record lies
+    path = tmp_path / "archive.zip"
+    path.write_bytes(bytes(data))
+    output = parse_file(path)
+    wrong = [f for f in output.facts if f.kind == "zip.crc_mismatch"]
+    assert [f.attrs["name"] for f in wrong] == ["b.bin"]
+    assert wrong[0].attrs["expected"] == "deadbeef"
+    assert wrong[0].attrs["actual"] == f"{zipfile.crc32(content):08x}"

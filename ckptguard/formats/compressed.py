@@ -15,7 +15,7 @@ import hashlib
 import lzma
 import posixpath
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ckptguard.facts import Artifact, ParseOutput
 from ckptguard.formats import DecompressionBudget, ParseContext
@@ -103,6 +103,7 @@ class Inflated:
     error: str | None = None  # corrupt or truncated stream
     trailing: int = 0  # bytes after the end of the stream that are not another stream
     streams: int = 1  # concatenated streams decoded (gzip/bz2/xz allow several)
+    crc32: int | None = None  # of the whole output, when asked for and the stream is complete
 
     @property
     def size(self) -> int:
@@ -122,8 +123,10 @@ def _limit(limits: Limits, budget: int) -> tuple[int, str]:
 
 def decompress(source: ByteSource, start: int, length: int, method: str, limits: Limits,
                budget: int | DecompressionBudget, *, filters: list[dict[str, int]] | None = None,
-               expected: int | None = None) -> Inflated:
-    """Decompress ``length`` bytes of ``source`` from ``start`` with ``method``.
+               expected: int | None = None, crc: bool = False) -> Inflated:
+    """Decompress ``length`` bytes of ``source`` from ``start`` with ``method``; with ``crc``,
+    the output's CRC-32 too (taken as it is produced, and kept with a reused output: the
+    copies of a 42.zip level are checked against their records without reading them again).
 
     ``budget`` is what the caller may still spend: the scan's ``DecompressionBudget`` (charged
     here, so that archives nested in archives share one ``max_total_decompressed``), or a byte
@@ -137,18 +140,20 @@ def decompress(source: ByteSource, start: int, length: int, method: str, limits:
     key: tuple[object, ...] | None = None
     if length <= REUSE_INPUT_MAX:
         digest = hashlib.sha256(source.read(start, length)).digest()
-        key = (method, digest, length, expected, repr(filters))
+        key = (method, digest, length, expected, repr(filters), crc)
         known: Inflated | None = shared.seen.get(key)
         if known is not None and known.size <= shared.remaining:
             shared.remaining -= known.size
             return known
-    out = SpillBuffer(shared.memory, shared.spill)
+    out = SpillBuffer(shared.memory, shared.spill, crc=crc)
     try:
         result = _inflate(source, start, length, method, limits, shared.remaining, out,
                           filters, expected)
     finally:
         shared.remaining -= out.size
         shared.memory -= out.in_memory
+    if result.complete and out.crc32 is not None:
+        result = replace(result, crc32=out.crc32)
     if key is not None and isinstance(result.source, MemorySource) and \
             result.limit in (None, "max_compression_ratio"):
         shared.seen[key] = result  # the same input gives the same output (and the same facts)

@@ -91,6 +91,7 @@ def open_member(source: ByteSource, entry: Entry, where: Location, ctx: ParseCon
                    error=f"member {entry.name!r} runs {end - source.size} bytes past the end")
         return None
     codec = METHODS[entry.method]
+    known_crc: int | None = None  # the CRC-32 the decompressor took of its output
     if codec is None:
         data: ByteSource = slice_source(source, local.data_offset, entry.compressed_size)
         if entry.size != entry.compressed_size:
@@ -108,15 +109,16 @@ def open_member(source: ByteSource, entry: Entry, where: Location, ctx: ParseCon
                 return None
             start, length = start + 9, length - 9
         result = decompress(source, start, length, codec, ctx.limits, budget,
-                            filters=filters, expected=entry.size)
+                            filters=filters, expected=entry.size, crc=True)
         report_inflated(output, here, "zip", result, f"member {entry.name!r}")
         data = result.source
         check = result.complete
+        known_crc = result.crc32
         if result.complete and result.size != entry.size:
             output.add("zip.header_mismatch", here, name=entry.name, field="size (actual data)",
                        central=str(entry.size), local=str(result.size))
     if check:
-        actual = _crc(data)
+        actual = known_crc if known_crc is not None else _crc(data)
         if actual != entry.crc:
             output.add("zip.crc_mismatch", here, name=entry.name, expected=f"{entry.crc:08x}",
                        actual=f"{actual:08x}")
