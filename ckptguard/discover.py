@@ -13,9 +13,9 @@ from ckptguard.facts import Artifact
 from ckptguard.fsguard import (
     classify_link,
     containment_root,
+    file_problem,
     problem,
     special_kind,
-    unreadable_reason,
 )
 from ckptguard.limits import DEFAULT_LIMITS
 from ckptguard.source import FileSource, MemorySource
@@ -184,18 +184,19 @@ class _Walk:
                 yield problem(shown, *bad)
                 return
         try:
-            mode = os.stat(path).st_mode
+            status = os.stat(path)
         except OSError as exc:
             yield problem(shown, "unreadable", f"cannot stat: {exc.strerror}")
             return
+        mode = status.st_mode
         if stat.S_ISDIR(mode):
             return  # a link to a folder inside the scanned tree: scanned at its own place
         special = special_kind(mode)
         if special is not None:
             yield problem(shown, "special", f"{special}: content is produced when read")
             return
-        reason = unreadable_reason(path)
-        if reason is not None:
-            yield problem(shown, "unreadable", reason)
+        trouble = file_problem(path, status.st_size)
+        if trouble is not None:
+            yield problem(shown, *trouble)
             return
         yield _file_artifact(path, self.cwd, in_repo)

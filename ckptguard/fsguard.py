@@ -84,14 +84,30 @@ def special_kind(mode: int) -> str | None:
     return None
 
 
-def unreadable_reason(path: Path) -> str | None:
-    """Why a regular file cannot be opened for reading, or None when it can (opened and closed
-    again, never read; O_NONBLOCK so that a file swapped for a FIFO cannot block the walk)."""
+def file_problem(path: Path, size: int) -> tuple[str, str] | None:
+    """Why the regular file at ``path`` cannot be judged, as (kind, detail), or None when it
+    can.  It is opened (O_NONBLOCK, so that a file swapped for a FIFO cannot block the walk)
+    and one byte is read at ``size``, the length its metadata states: a file that reads past it
+    has content produced when read (/proc and /sys report 0 or 4096 bytes, a FUSE file whatever
+    its writer chooses) or is still being written, and the scan, which reads ``size`` bytes,
+    would judge other bytes than a loader reading to the end."""
     try:
         handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
-        return f"cannot open: {exc.strerror}"
-    os.close(handle)
+        return "unreadable", f"cannot open: {exc.strerror}"
+    try:
+        if hasattr(os, "pread"):
+            beyond = os.pread(handle, 1, size)
+        else:  # pragma: no cover - platforms without pread
+            os.lseek(handle, size, os.SEEK_SET)
+            beyond = os.read(handle, 1)
+    except OSError:
+        beyond = b""  # opened but not readable there: the parser reports what it cannot read
+    finally:
+        os.close(handle)
+    if beyond:
+        return "special", (f"a file stated as {size} bytes that reads past them: content is "
+                           "produced when read (/proc, /sys, FUSE) or still being written")
     return None
 
 

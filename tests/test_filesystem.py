@@ -232,3 +232,26 @@ def test_a_scan_that_judged_nothing_exits_3(tmp_path: Path,
     assert code == 0
     code, _, _ = cli("scan", "models")
     assert code == 1
+
+
+def test_a_file_that_reads_past_its_stated_size_is_not_judged(tmp_path: Path) -> None:
+    from ckptguard.fsguard import file_problem
+
+    path = tmp_path / "model.pkl"
+    path.write_bytes(b"\x80\x02}q\x00.")
+    assert file_problem(path, path.stat().st_size) is None
+    # As the walk would see a file that grows after its size was read, or a pseudo-file.
+    kind, detail = file_problem(path, 2) or ("", "")
+    assert kind == "special" and "stated as 2 bytes" in detail
+    absent = file_problem(tmp_path / "absent.pkl", 0)
+    assert absent is not None and absent[0] == "unreadable"
+    assert absent[1].startswith("cannot open: ")  # the system's words follow, in its language
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs Linux /proc")
+def test_a_proc_file_is_a_finding_not_an_empty_pass() -> None:
+    """/proc states 0 bytes and produces its content when read: scanned as the 0 bytes it
+    states, it once passed the gate as a file with nothing in it."""
+    result = scan(["/proc/self/status"], Config())
+    assert [(f.rule_id, f.severity.label) for f in result.findings] == [("FSY003", "high")]
+    assert result.failed
