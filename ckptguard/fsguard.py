@@ -86,8 +86,9 @@ def special_kind(mode: int) -> str | None:
 
 def file_problem(path: Path, size: int) -> tuple[str, str] | None:
     """Why the regular file at ``path`` cannot be judged, as (kind, detail), or None when it
-    can.  It is opened (O_NONBLOCK, so that a file swapped for a FIFO cannot block the walk)
-    and one byte is read at ``size``, the length its metadata states: a file that reads past it
+    can.  It is opened (O_NONBLOCK, so that a file swapped for a FIFO cannot block the walk),
+    what was opened must still be a regular file, and one byte is read at ``size``, the length
+    its metadata states: a file that reads past it
     has content produced when read (/proc and /sys report 0 or 4096 bytes, a FUSE file whatever
     its writer chooses) or is still being written, and the scan, which reads ``size`` bytes,
     would judge other bytes than a loader reading to the end."""
@@ -96,6 +97,9 @@ def file_problem(path: Path, size: int) -> tuple[str, str] | None:
     except OSError as exc:
         return "unreadable", f"cannot open: {exc.strerror}"
     try:
+        swapped = special_kind(os.fstat(handle).st_mode)
+        if swapped is not None:  # replaced between the walk's stat and this open
+            return "special", f"{swapped}: content is produced when read"
         if hasattr(os, "pread"):
             beyond = os.pread(handle, 1, size)
         else:  # pragma: no cover - platforms without pread

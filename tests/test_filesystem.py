@@ -243,6 +243,9 @@ def test_a_file_that_reads_past_its_stated_size_is_not_judged(tmp_path: Path) ->
     # As the walk would see a file that grows after its size was read, or a pseudo-file.
     kind, detail = file_problem(path, 2) or ("", "")
     assert kind == "special" and "stated as 2 bytes" in detail
+    fifo = tmp_path / "swapped.pt"
+    os.mkfifo(fifo)  # as if swapped in after the walk's stat: opened, never read
+    assert file_problem(fifo, 0) == ("special", "named pipe (FIFO): content is produced when read")
     absent = file_problem(tmp_path / "absent.pkl", 0)
     assert absent is not None and absent[0] == "unreadable"
     assert absent[1].startswith("cannot open: ")  # the system's words follow, in its language
