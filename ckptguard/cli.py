@@ -18,6 +18,7 @@ from ckptguard.cli_support import (
     EXIT_FINDINGS,
     EXIT_NOTHING_JUDGED,
     Exit,
+    PathArgumentsCommand,
     build_config,
     config_option,
     debug_option,
@@ -74,7 +75,7 @@ def _report(result: ScanResult, name: str, *, quiet: bool, colour: bool,
                          root=str(Path.cwd()), quiet=quiet)
 
 
-@main.command("scan")
+@main.command("scan", cls=PathArgumentsCommand)
 @click.argument("paths", nargs=-1)
 @click.option("--format", "formats", type=click.Choice(RENDERERS), multiple=True,
               help="Report format: text, json or sarif (repeat for several reports).  "

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from ckptguard.cli_support import PathArgumentsCommand
 from ckptguard.model import Severity
 from ckptguard.report import RENDERERS, renderer
 
@@ -21,7 +22,7 @@ def _numbers(text: str | None, kind: type[float] | type[int], name: str) -> tupl
         raise click.BadParameter(f"{name} takes comma-separated numbers, got {text!r}") from None
 
 
-@click.command("probe")
+@click.command("probe", cls=PathArgumentsCommand)
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--arch", help="Architecture as package.module:factory (code you trust). "
               "Not needed for ONNX graphs.")

@@ -6,8 +6,10 @@ import sys
 
 import click
 
+from ckptguard.cli_support import PathArgumentsCommand
 
-@click.command("sbom")
+
+@click.command("sbom", cls=PathArgumentsCommand)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
               help="Write the document to this file instead of standard output.")

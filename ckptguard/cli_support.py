@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +16,29 @@ from ckptguard.config_file import ConfigError, resolve_config
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 EXIT_NOTHING_JUDGED = 3  # the paths held nothing to judge: a gate pointed at the wrong place
+
+
+class PathArgumentsCommand(click.Command):
+    """A command that takes paths, refusing an argument that reads as an option and is also the
+    name of a file or folder here.
+
+    Tools that append file names to a command line make every name a possible option: pre-commit
+    passes each staged file after the hook's own arguments, and a CI step may run
+    ``ckptguard scan $(git diff --name-only)``.  A committed file named ``--exclude=*.pkl`` then
+    excluded every pickle, and one named ``--baseline=x/config.json`` would have supplied the
+    baseline, so a malicious model beside it passed the gate.  Such a name is refused (exit 2)
+    rather than guessed at; after ``--`` every argument is a path."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for argument in args:
+            if argument == "--":
+                break
+            if argument.startswith("-") and argument != "-" and os.path.lexists(argument):
+                raise click.UsageError(
+                    f"{argument!r} reads as an option but is also a file or folder here; "
+                    f"give paths after '--' (ckptguard {self.name} [OPTIONS] -- PATH...), "
+                    "or rename it", ctx)
+        return super().parse_args(ctx, args)
 
 
 class Exit(Exception):

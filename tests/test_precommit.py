@@ -63,18 +63,22 @@ def hook_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, di
 
 
 def _try_hook(hook_env: tuple[str, dict[str, str]], workdir: Path, name: str,
-              content: bytes) -> subprocess.CompletedProcess[str]:
+              content: bytes, **more: bytes) -> subprocess.CompletedProcess[str]:
+    """The hook run on ``name`` (and the files in ``more``, by name), all staged: as a commit
+    runs it, on the staged files (``--files`` would hand pre-commit's own parser a name that
+    starts with a dash)."""
     config, env = hook_env
     workdir.mkdir()
     _git(workdir, "init", "--quiet")
     (workdir / ".pre-commit-config.yaml").write_text(config)
-    target = workdir / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(content)
-    _git(workdir, "add", ".pre-commit-config.yaml", name)
+    files = {name: content, **more}
+    for relative, data in files.items():
+        target = workdir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    _git(workdir, "add", "--", ".pre-commit-config.yaml", *files)
     return subprocess.run(
-        [sys.executable, "-m", "pre_commit", "run", "ckptguard", "--files", name,
-         "--color", "never"],
+        [sys.executable, "-m", "pre_commit", "run", "ckptguard", "--color", "never"],
         cwd=workdir, env=env, capture_output=True, text=True, timeout=1200, check=False)
 
 
@@ -92,6 +96,18 @@ def test_malicious_pickle_is_refused(hook_env: tuple[str, dict[str, str]], tmp_p
     run = _try_hook(hook_env, tmp_path / "repo", "model.pkl", system_pickle(canary))
     assert run.returncode != 0, run.stdout + run.stderr
     assert "FAIL" in run.stdout and "model.pkl" in run.stdout, run.stdout + run.stderr
+    assert not canary.exists()
+
+
+@needs_pickle_parser
+def test_a_staged_file_named_like_an_option_cannot_reconfigure_the_hook(
+        hook_env: tuple[str, dict[str, str]], tmp_path: Path, canary: Path) -> None:
+    """pre-commit passes staged names after the hook's arguments: a file named
+    ``--exclude=*.pkl`` excluded every pickle, and the malicious one beside it passed."""
+    run = _try_hook(hook_env, tmp_path / "repo", "model.pkl", system_pickle(canary),
+                    **{"--exclude=*.pkl": plain_pickle()})
+    assert run.returncode != 0, run.stdout + run.stderr
+    assert "reads as an option but is also a file" in run.stdout + run.stderr
     assert not canary.exists()
 
 
