@@ -156,3 +156,23 @@ def test_interrupt_is_an_error_not_a_finding(project: Path,
     monkeypatch.setattr("ckptguard.cli.scan", interrupted)
     code, _, err = run("scan", "models")
     assert code == 2 and "interrupted" in err
+
+
+@pytest.mark.parametrize("command", [["scan"], ["sbom"], ["probe"]])
+def test_a_file_named_like_an_option_is_refused_not_obeyed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]) -> None:
+    """Names appended by a tool (pre-commit, ``$(git diff --name-only)``) must not become
+    options: a committed ``--exclude=*.pkl`` once excluded the malicious pickle beside it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.pkl").write_bytes(b"cos\nsystem\n(S'true'\ntR.")  # scanned, never run
+    (tmp_path / "--exclude=*.pkl").write_bytes(b"\x80\x02}q\x00.")
+    runner = CliRunner()
+    refused = runner.invoke(main, [*command, "--exclude=*.pkl", "model.pkl"])
+    assert refused.exit_code == 2
+    assert "'--exclude=*.pkl' reads as an option but is also a file" in refused.stderr
+    if command == ["scan"]:
+        after = runner.invoke(main, ["scan", "--", "--exclude=*.pkl", "model.pkl"])
+        assert after.exit_code == 1 and "PKL001" in after.stdout  # both scanned as paths
+        (tmp_path / "--exclude=*.pkl").unlink()  # an option typed by a user still works
+        typed = runner.invoke(main, ["scan", "--exclude=*.pkl", "model.pkl"])
+        assert typed.exit_code == 0 and "PKL001" not in typed.stdout
