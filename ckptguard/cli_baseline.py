@@ -9,7 +9,13 @@ import click
 
 from ckptguard.api import plan, scan
 from ckptguard.baseline import DEFAULT_BASELINE, create_baseline, sha256_file
-from ckptguard.cli_support import build_config, config_option, debug_option, guarded
+from ckptguard.cli_support import (
+    PathArgumentsCommand,
+    build_config,
+    config_option,
+    debug_option,
+    guarded,
+)
 from ckptguard.model import Finding, Severity
 from ckptguard.report.safe_text import printable
 
@@ -19,7 +25,7 @@ def baseline_group() -> None:
     """Create baselines of known findings."""
 
 
-@baseline_group.command("create")
+@baseline_group.command("create", cls=PathArgumentsCommand)
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=DEFAULT_BASELINE,
               show_default=True, help="Where to write the baseline.")

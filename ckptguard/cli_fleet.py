@@ -11,6 +11,7 @@ from ckptguard.cli_support import (
     EXIT_CLEAN,
     EXIT_FINDINGS,
     Exit,
+    PathArgumentsCommand,
     build_config,
     config_option,
     debug_option,
@@ -40,7 +41,7 @@ def _client(stack: ExitStack, scheduler: str | None, local_workers: int) -> Any:
     return stack.enter_context(Client(cluster))
 
 
-@fleet_group.command("scan")
+@fleet_group.command("scan", cls=PathArgumentsCommand)
 @click.argument("urls", nargs=-1, required=True)
 @click.option("--scheduler", metavar="ADDRESS",
               help="Address of a running Dask scheduler, e.g. tcp://host:8786.")

@@ -158,7 +158,8 @@ def test_interrupt_is_an_error_not_a_finding(project: Path,
     assert code == 2 and "interrupted" in err
 
 
-@pytest.mark.parametrize("command", [["scan"], ["sbom"], ["probe"]])
+@pytest.mark.parametrize("command", [["scan"], ["sbom"], ["probe"], ["baseline", "create"],
+                                     ["fleet", "scan"]])
 def test_a_file_named_like_an_option_is_refused_not_obeyed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]) -> None:
     """Names appended by a tool (pre-commit, ``$(git diff --name-only)``) must not become
