@@ -36,7 +36,7 @@ scan() {
     paths=(".")
   fi
   local sarif="${CKPTGUARD_SARIF:-ckptguard.sarif}"
-  args=(scan "${paths[@]}" --no-progress
+  args=(scan --no-progress
         --fail-on "${CKPTGUARD_FAIL_ON:-high}"
         --sarif-category "${CKPTGUARD_CATEGORY:-ckptguard}"
         --format sarif --output "$sarif" --format text)
@@ -46,6 +46,9 @@ scan() {
   if [[ -n "${CKPTGUARD_BASELINE:-}" ]]; then
     args+=(--baseline "$CKPTGUARD_BASELINE")
   fi
+  # The paths last, after '--': a workflow may pass file names from the pull request (changed
+  # files), and a name such as '--exclude=*.pkl' must be a path, never an option.
+  args+=(-- "${paths[@]}")
   local code=0
   "${command[@]}" "${args[@]}" || code=$?
   if [[ -n "${GITHUB_OUTPUT:-}" ]]; then

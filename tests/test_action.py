@@ -99,3 +99,17 @@ def test_configuration_error_is_exit_2_with_an_annotation(tmp_path: Path) -> Non
     assert done.returncode == 2 and outputs["exit-code"] == "2"
     assert "unknown severity 'severe'" in done.stderr
     assert "::error title=ckptguard::ckptguard could not complete the scan" in done.stdout
+
+
+def test_paths_from_a_pull_request_are_paths_never_options(tmp_path: Path,
+                                                           make_fixture: Any) -> None:
+    """A workflow may pass the pull request's changed files as ``paths``: one named
+    ``--exclude=*.pkl`` is scanned like any other file, and the payload beside it still fails."""
+    shutil.copy(make_fixture("pkl_os_system"), tmp_path / "model.pkl")
+    shutil.copy(make_fixture("pickle_plain_data"), tmp_path / "--exclude=*.pkl")
+    done, outputs = _run(tmp_path, "--exclude=*.pkl model.pkl")
+    assert done.returncode == 1, done.stderr
+    assert outputs["exit-code"] == "1" and "PKL001" in done.stdout
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            for r in _sarif(tmp_path / "ckptguard.sarif")["runs"][0]["results"]}
+    assert "model.pkl" in uris
