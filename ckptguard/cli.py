@@ -23,6 +23,8 @@ from ckptguard.cli_support import (
     config_option,
     debug_option,
     guarded,
+    refuse_linked_output,
+    write_output,
 )
 from ckptguard.model import ScanResult, Severity
 from ckptguard.progress import terminal_progress
@@ -129,6 +131,9 @@ def scan_command(paths: tuple[str, ...], formats: tuple[str, ...], outputs: tupl
     if not paths and hf_cache is None:
         raise click.UsageError("name at least one PATH to scan (or use --hf-cache)")
     pairs = pair_outputs(formats, outputs)
+    for _, target in pairs:
+        if target is not None:
+            refuse_linked_output(target)  # before the scan, not after minutes of it
     with guarded(debug):
         config = build_config(config_file, {
             "fail_on": Severity.parse(fail_on) if fail_on else None,
@@ -153,8 +158,7 @@ def scan_command(paths: tuple[str, ...], formats: tuple[str, ...], outputs: tupl
             if target is None:
                 click.echo(text, nl=False)
             else:
-                with open(target, "w", encoding="utf-8") as handle:
-                    handle.write(text)
+                write_output(target, text)
         if not any(name == "text" and target is None for name, target in pairs):
             from ckptguard.report.text_report import summary_line
 

@@ -27,11 +27,11 @@ def build_command(source: str, output: str | None, context: tuple[str, ...],
     folder, a folder of packages, a wheel or an sdist) by static analysis, never importing
     it, and write the safe ones as a list file with a reason per entry.  Include the file
     in a scan with `allowlist-files` in the configuration."""
-    from pathlib import Path
 
     from ckptguard.allowgen.build import build
     from ckptguard.allowgen.listfile import dump, rejected_lines
     from ckptguard.allowgen.sources import SourceError, read_sources
+    from ckptguard.cli_support import write_output
     from ckptguard.engine.ruleset import RuleSet
 
     try:
@@ -48,9 +48,8 @@ def build_command(source: str, output: str | None, context: tuple[str, ...],
     if output is None:
         click.echo(text, nl=False)
     else:
-        Path(output).write_text(text, encoding="utf-8")
+        write_output(output, text)
         click.echo(f"{output}: {len(result.safe)} entries "
                    f"({len(result.judged)} classes and functions judged)", err=True)
     if rejected is not None:
-        Path(rejected).write_text("".join(f"{line}\n" for line in rejected_lines(result)),
-                                  encoding="utf-8")
+        write_output(rejected, "".join(f"{line}\n" for line in rejected_lines(result)))

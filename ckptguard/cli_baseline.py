@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import click
 
@@ -15,6 +14,7 @@ from ckptguard.cli_support import (
     config_option,
     debug_option,
     guarded,
+    write_output,
 )
 from ckptguard.model import Finding, Severity
 from ckptguard.report.safe_text import printable
@@ -47,7 +47,7 @@ def create_command(paths: tuple[str, ...], output: str, config_file: str | None,
                  if unit.file is not None}
         made = create_baseline(result.findings,
                                lambda outer: sha256_file(files[outer]) if outer in files else None)
-        Path(output).write_text(made.to_json(), encoding="utf-8")
+        write_output(output, made.to_json())
         click.echo(f"ckptguard: wrote {len(made.entries)} finding(s) to {output}", err=True)
         for line in critical_warning(result.findings):
             click.echo(line, err=True)

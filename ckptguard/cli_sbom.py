@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ckptguard.cli_support import PathArgumentsCommand
+from ckptguard.cli_support import PathArgumentsCommand, write_output
 
 
 @click.command("sbom", cls=PathArgumentsCommand)
@@ -32,8 +32,7 @@ def sbom_command(paths: tuple[str, ...], output: str | None, name: str) -> None:
         click.echo(f"ckptguard: the SPDX document did not validate: {exc}", err=True)
         sys.exit(2)
     if output:
-        with open(output, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        write_output(output, text)
         click.echo(f"wrote {output}: {len(units)} model(s)", err=True)
     else:
         click.echo(text, nl=False)

@@ -41,6 +41,36 @@ class PathArgumentsCommand(click.Command):
         return super().parse_args(ctx, args)
 
 
+class OutputError(click.ClickException):
+    """A report or list that cannot be written where the user asked (exit 2, not 1: 1 means
+    findings)."""
+
+    exit_code = EXIT_ERROR
+
+
+def refuse_linked_output(path: str | os.PathLike[str]) -> None:
+    """Stop before any work when a named output is a symbolic link (``write_output`` checks
+    again when it writes)."""
+    if os.path.islink(path):
+        raise OutputError(f"{os.fspath(path)} is a symbolic link; not writing through it "
+                          "(remove it, or name another file)")
+
+
+def write_output(path: str | os.PathLike[str], text: str) -> None:
+    """Write a report or list the user named, never through a symbolic link at that name: a
+    report written inside a checkout of code under review (``ckptguard.sarif`` in CI) would
+    otherwise land wherever a link committed under that name points.  Such a link is an error
+    (exit 2); the file is created or truncated otherwise, as ``open(path, "w")`` would."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    refuse_linked_output(path)  # also where O_NOFOLLOW does not exist
+    try:
+        handle = os.open(path, flags, 0o666)
+    except OSError as exc:
+        raise OutputError(f"cannot write {os.fspath(path)}: {exc.strerror}") from None
+    with open(handle, "w", encoding="utf-8") as stream:
+        stream.write(text)
+
+
 class Exit(Exception):
     """Leave the command with this exit code (raised inside ``guarded``)."""
 

@@ -177,3 +177,25 @@ def test_a_file_named_like_an_option_is_refused_not_obeyed(
         (tmp_path / "--exclude=*.pkl").unlink()  # an option typed by a user still works
         typed = runner.invoke(main, ["scan", "--exclude=*.pkl", "model.pkl"])
         assert typed.exit_code == 0 and "PKL001" not in typed.stdout
+
+
+def test_a_report_is_never_written_through_a_symbolic_link(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In CI the report lands in a checkout of the code under review: a ``ckptguard.sarif``
+    committed as a link would have aimed the write at any file the runner can change."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.pkl").write_bytes(b"\x80\x02}q\x00.")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    (tmp_path / "ckptguard.sarif").symlink_to(victim)
+    runner = CliRunner()
+    refused = runner.invoke(main, ["scan", "data.pkl", "--format", "sarif",
+                                   "--output", "ckptguard.sarif"])
+    assert refused.exit_code == 2, refused.output
+    assert "ckptguard.sarif is a symbolic link; not writing through it" in refused.stderr
+    assert victim.read_text() == "keep me\n"
+    (tmp_path / "report.sarif").write_text("an older report, longer than the new one" * 999)
+    written = runner.invoke(main, ["scan", "data.pkl", "--format", "sarif",
+                                   "--output", "report.sarif"])
+    assert written.exit_code == 0, written.output
+    assert json.loads((tmp_path / "report.sarif").read_text())["version"] == "2.1.0"
