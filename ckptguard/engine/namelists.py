@@ -101,6 +101,21 @@ class ListFileError(ValueError):
     pass
 
 
+# Allowlist categories that hold enum classes: "enum" (the generated lists), "enums", "*-enums".
+ENUM_CATEGORY = re.compile(r"(?:.+-)?enums?\Z")
+ENUM_CLASSES = "enum_classes"  # the list derived from them (see ``enum_classes``)
+
+
+def enum_classes(safe: NameList) -> NameList:
+    """The allowlisted classes in an enum category, as a list of their own.  A pickle reaches
+    an enum member by value (``HTTPStatus(200)``) or, as CPython 3.11.0 to 3.11.4 write them,
+    by name (``getattr(HTTPStatus, 'OK')``); the by-name form names ``http.HTTPStatus.OK``, which
+    no allowlist lists, and is judged against this list instead (``member_of``)."""
+    return NameList.build(ENUM_CLASSES, "enum classes of safe_globals (derived)",
+                          [entry for entry in safe.entries()
+                           if ENUM_CATEGORY.match(entry.category)])
+
+
 def _entries_from(raw: Any, category: str, default_why: str, where: str) -> list[ListEntry]:
     if not isinstance(raw, list):
         raise ListFileError(f"{where}: 'entries' must be a list")
@@ -163,4 +178,6 @@ def load_lists(directory: Path, documents: Mapping[str, Any] | None = None
         description = " ".join(part.description for part in parts if part.description)
         lists[folder.name] = NameList.build(
             folder.name, description, [e for part in parts for e in part.entries()])
+    if "safe_globals" in lists and ENUM_CLASSES not in lists:
+        lists[ENUM_CLASSES] = enum_classes(lists["safe_globals"])
     return lists

@@ -12,7 +12,7 @@ from typing import Any
 from ckptguard.engine.checks import Check, CheckContext, Hit
 from ckptguard.engine.documents import read_documents
 from ckptguard.engine.matcher import matches, render_template, validate
-from ckptguard.engine.namelists import ListEntry, NameList, load_lists
+from ckptguard.engine.namelists import ENUM_CLASSES, ListEntry, NameList, enum_classes, load_lists
 from ckptguard.engine.rules import Rule, RuleError, load_rules
 from ckptguard.facts import Artifact, Fact, ParseOutput
 from ckptguard.model import Finding, finding
@@ -49,6 +49,8 @@ class RuleSet:
             if list_name not in lists:
                 raise RuleError(f"cannot extend unknown list {list_name!r}")
             lists[list_name] = lists[list_name].extended(extra)
+        if "safe_globals" in extra_list_entries:  # a user's enum categories count too
+            lists[ENUM_CLASSES] = enum_classes(lists["safe_globals"])
         return RuleSet(loaded.rules, lists, loaded.checks)
 
     def only(self, enabled: Iterable[str] | None, disabled: Iterable[str] = ()) -> RuleSet:

@@ -63,7 +63,8 @@ def emit(result: StreamResult, buf: memoryview, artifact: Artifact, ctx: ParseCo
                    qualname=record.qualname, module=record.module, name=record.name,
                    raw=record.raw, opcode=record.opcode, offset=record.offset, use=use,
                    resolved_via=record.resolved_via, reconstruction=record.reconstruction,
-                   owner=record.owner, target=record.target, **extra)
+                   owner=record.owner, member_of=record.member_of, target=record.target,
+                   **extra)
     for call in trace.calls:
         # "kind" is an attribute here, so the fact is built directly rather than via add().
         output.facts.append(Fact("pickle.call", where.within(offset=call.offset), MappingProxyType(

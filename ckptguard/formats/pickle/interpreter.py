@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ckptguard.formats.pickle import calls
-from ckptguard.formats.pickle.names import fix_imports, walk_target
+from ckptguard.formats.pickle.names import fix_imports, member_owner, walk_target
 from ckptguard.formats.pickle.nesting import Nesting
 from ckptguard.formats.pickle.opcodes import HIGHEST_PROTOCOL, OPCODES
 from ckptguard.formats.pickle.reader import ARG_READERS, DOUBLE, ReadError
@@ -229,7 +229,8 @@ class Machine(StackOps):
             raise LimitHit("pickle imports", MAX_IMPORTS,
                            f"more than {MAX_IMPORTS} imports in one stream at byte {offset}")
         record = Record(qualname, module, name, raw, opcode, offset, resolved_via=via,
-                        reconstruction=expr or qualname, owner=owner)
+                        reconstruction=expr or qualname, owner=owner,
+                        member_of=member_owner(module, name))
         self.trace.records.append(record)
         ref = Ref(record, expr or qualname)
         target = walk_target(name) if "." in name else None

@@ -3,6 +3,7 @@ the interpreter treats specially (deserializers, torch rebuild helpers, joblib w
 
 from __future__ import annotations
 
+import re
 import sys
 from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 
@@ -98,3 +99,18 @@ def storage_dtype(qualname: str) -> str:
     if qualname.startswith("torch."):
         return _TORCH_DTYPES.get(last, "unknown")
     return "unknown"
+
+
+# An enum member's name as PEP 8 and the standard library write them: upper-case letters,
+# digits and underscores.  Methods and properties of a class are lower-case or dunder, so a
+# name of this shape reached on an allowlisted enum class is one of its members, never code.
+MEMBER_NAME = re.compile(r"[A-Z][A-Z0-9_]*\Z")
+
+
+def member_owner(module: str, name: str) -> str | None:
+    """The class ``module.Cls`` when ``name`` is ``Cls.MEMBER`` (an attribute of a class with a
+    member-like name, as ``getattr(Cls, 'MEMBER')`` or a dotted global reach it); else None."""
+    owner, dot, last = name.rpartition(".")
+    if not dot or not owner or not MEMBER_NAME.match(last):
+        return None
+    return f"{module}.{owner}" if module else owner

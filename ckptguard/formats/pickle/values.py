@@ -66,6 +66,9 @@ class Record:
     resolved_via: str | None = None
     reconstruction: str = ""
     owner: str | None = None  # class of the instance a bound method was taken from
+    # The class whose attribute this is when the name is a member-like constant (``Cls.OK``):
+    # an enum member reached by name, allowed when the class is an allowlisted enum.
+    member_of: str | None = None
     target: str | None = None  # where a dotted getattr walk lands
     flags: set[str] = field(default_factory=set)
     stream_index: int = 0  # which pickle of the stream imported it
