@@ -54,7 +54,8 @@ def hook_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, di
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, check=True,
                           capture_output=True, text=True).stdout.strip()
     config = yaml.safe_dump({"repos": [{"repo": str(source), "rev": head,
-                                        "hooks": [{"id": "ckptguard"}]}]})
+                                        "hooks": [{"id": "ckptguard"},
+                                                  {"id": "ckptguard-all-files"}]}]})
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PRE_COMMIT"))}
     env.update(PRE_COMMIT_HOME=str(base / "cache"), GIT_AUTHOR_NAME="t",
                GIT_AUTHOR_EMAIL="t@example.invalid", GIT_COMMITTER_NAME="t",
@@ -63,7 +64,8 @@ def hook_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, di
 
 
 def _try_hook(hook_env: tuple[str, dict[str, str]], workdir: Path, name: str,
-              content: bytes, **more: bytes) -> subprocess.CompletedProcess[str]:
+              content: bytes, hook: str = "ckptguard",
+              more: dict[str, bytes] | None = None) -> subprocess.CompletedProcess[str]:
     """The hook run on ``name`` (and the files in ``more``, by name), all staged: as a commit
     runs it, on the staged files (``--files`` would hand pre-commit's own parser a name that
     starts with a dash)."""
@@ -71,14 +73,14 @@ def _try_hook(hook_env: tuple[str, dict[str, str]], workdir: Path, name: str,
     workdir.mkdir()
     _git(workdir, "init", "--quiet")
     (workdir / ".pre-commit-config.yaml").write_text(config)
-    files = {name: content, **more}
+    files = {name: content, **(more or {})}
     for relative, data in files.items():
         target = workdir / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
     _git(workdir, "add", "--", ".pre-commit-config.yaml", *files)
     return subprocess.run(
-        [sys.executable, "-m", "pre_commit", "run", "ckptguard", "--color", "never"],
+        [sys.executable, "-m", "pre_commit", "run", hook, "--color", "never"],
         cwd=workdir, env=env, capture_output=True, text=True, timeout=1200, check=False)
 
 
@@ -88,6 +90,27 @@ def test_hook_definition() -> None:
     assert hook["language"] == "python"
     assert hook["entry"].startswith("ckptguard scan --quiet")
     assert "types" not in hook and hook["require_serial"] is False
+    every = next(h for h in hooks if h["id"] == "ckptguard-all-files")
+    assert every["entry"] == hook["entry"] and "files" not in every and "types" not in every
+
+
+@needs_pickle_parser
+def test_the_all_files_hook_judges_content_whatever_the_name(
+        hook_env: tuple[str, dict[str, str]], tmp_path: Path, canary: Path) -> None:
+    """A pickle without a model extension is not the name-based hook's business; a loader
+    opens it all the same.  The all-files hook finds it, and lets source and text pass."""
+    files = {"src/train.py": b"import os\nprint(os.getcwd())\n", "notes.txt": b"hello\n"}
+    named = _try_hook(hook_env, tmp_path / "named", "checkpoint", system_pickle(canary),
+                      more=files)
+    assert named.returncode == 0, named.stdout + named.stderr  # no file matched its names
+    every = _try_hook(hook_env, tmp_path / "every", "checkpoint", system_pickle(canary),
+                      hook="ckptguard-all-files", more=files)
+    assert every.returncode != 0, every.stdout + every.stderr
+    assert "PKL001" in every.stdout and "checkpoint" in every.stdout
+    clean = _try_hook(hook_env, tmp_path / "clean", "notes.txt", b"hello\n",
+                      hook="ckptguard-all-files", more={"src/train.py": files["src/train.py"]})
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert not canary.exists()
 
 
 @needs_pickle_parser
@@ -105,7 +128,7 @@ def test_a_staged_file_named_like_an_option_cannot_reconfigure_the_hook(
     """pre-commit passes staged names after the hook's arguments: a file named
     ``--exclude=*.pkl`` excluded every pickle, and the malicious one beside it passed."""
     run = _try_hook(hook_env, tmp_path / "repo", "model.pkl", system_pickle(canary),
-                    **{"--exclude=*.pkl": plain_pickle()})
+                    more={"--exclude=*.pkl": plain_pickle()})
     assert run.returncode != 0, run.stdout + run.stderr
     assert "reads as an option but is also a file" in run.stdout + run.stderr
     assert not canary.exists()
