@@ -21,10 +21,15 @@ from ckptguard.source import ByteSource, FileSource, SliceSource
 DIGEST_CHUNK = 1 << 20
 
 
+def _folder(artifact: Artifact) -> bool:
+    """A folder judged as a whole (a repo folder): it has no bytes of its own to digest."""
+    return bool(artifact.chain) and artifact.chain[-1].endswith(("/", "\\"))
+
+
 def content_digest(artifact: Artifact) -> str | None:
     """The SHA-256 of the artifact's bytes (users pin and deduplicate by it); None for a
     folder judged as a whole, or when the bytes cannot be read."""
-    if artifact.chain and artifact.chain[-1].endswith(("/", "\\")):
+    if _folder(artifact):
         return None
     source = artifact.source
     digest = hashlib.sha256()
@@ -63,7 +68,7 @@ class DigestMemo:
     def digest(self, artifact: Artifact) -> str | None:
         """``content_digest(artifact)``, computed once for any number of artifacts over the
         same bytes."""
-        if artifact.chain and artifact.chain[-1].endswith(("/", "\\")):
+        if _folder(artifact):
             return None
         identified = _range_key(artifact.source)
         if identified is None:
