@@ -166,7 +166,10 @@ def magic_format(head: bytes, size: int, name: str) -> list[str]:
         found.append("lz4")
     if _looks_like_safetensors(head, size, ext):
         found.append("safetensors")
-    if _looks_like_pickle(head, ext in PICKLE_LOADER_EXTENSIONS) or \
+    # After another format's signature, only the opcode probe counts: a safetensors header
+    # length of 0x80 + 256 * k (k <= 5; 128, 384 .. 1408 bytes, common in small models) begins
+    # like a protocol marker, yet a pickle loader stops at its third byte, before anything runs.
+    if (not found and _looks_like_pickle(head, ext in PICKLE_LOADER_EXTENSIONS)) or \
             (ext not in TEXT_FORMATS and _reads_as_pickle(head)):
         found.append("pickle")
     if base in ("saved_model.pb", "keras_metadata.pb", "saved_model.pbtxt") or ext == ".pb":
