@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -81,6 +83,25 @@ def test_non_finite_values_are_counted_with_the_first_position() -> None:
     assert (counts.nan, counts.posinf, counts.neginf, counts.first_index) == (1, 1, 1, 7)
     stats = tensor_stats(ref("w", array))
     assert stats.non_finite == counts
+
+
+def test_finite_values_whose_squares_overflow_are_not_counted_as_non_finite() -> None:
+    # The quick check sums squares in float32: 1e30 squared overflows, and only the exact check
+    # after it may decide.
+    array = np.full((3, 4), 1e30, dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no RuntimeWarning reaches the terminal
+        for block_bytes in (8, 1 << 20):
+            assert count_non_finite(ref("w", array), block_bytes=block_bytes).total == 0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_a_non_finite_value_of_a_vector_is_counted(dtype: str) -> None:
+    values = np.ones(7, dtype=np.float32)
+    values[5] = -np.inf
+    stored = (values.view(np.uint32) >> 16).astype(np.uint16) if dtype == "bfloat16" else values
+    counts = count_non_finite(ref("b", stored, dtype=dtype))
+    assert (counts.nan, counts.posinf, counts.neginf, counts.first_index) == (0, 0, 1, 5)
 
 
 def test_gaussian_moments() -> None:

@@ -32,6 +32,12 @@ from ckptguard.weights.thresholds import (
 )
 
 
+def _z(value: float) -> str:
+    """A robust z for a message: one decimal, or three digits and an exponent when a weight far
+    past any trained value makes it astronomical (1e20 weights give z ~ 1e22)."""
+    return f"{value:.1f}" if abs(value) < 1e6 else f"{value:.2e}"
+
+
 def _tensors(ctx: CheckContext) -> tuple[TensorRef, ...]:
     return ctx.tensors if ctx.options.get("weights") else ()
 
@@ -118,14 +124,14 @@ def neuron_outliers(ctx: CheckContext) -> Iterator[Hit]:
         signals = item.signals
         strong = len(signals) >= 2 and item.z >= NEURON_Z
         consumer = (f"; layer {item.consumer!r} also reads this unit with outlying weights "
-                    f"(z={item.consumer_z:.1f})" if "consumer-column" in signals else "")
+                    f"(z={_z(item.consumer_z)})" if "consumer-column" in signals else "")
         if "feeding-unit" in signals:
             consumer = (f"; it is fed by unit {item.feeder_unit} of {item.feeder!r}, itself an "
-                        f"outlier there (z={item.feeder_z:.1f})")
+                        f"outlier there (z={_z(item.feeder_z)})")
         yield Hit(
             message=(f"Neuron {item.row} of {item.role.value} layer {item.ref.name!r} has a weight "
-                     f"norm {item.z:.1f} robust standard deviations above its layer's median "
-                     f"(threshold {NEURON_Z:g}; next most extreme unit: {item.second_z:.1f})"
+                     f"norm {_z(item.z)} robust standard deviations above its layer's median "
+                     f"(threshold {NEURON_Z:g}; next most extreme unit: {_z(item.second_z)})"
                      f"{consumer}. A single neuron with extreme weights is the signature of a "
                      "hand-crafted backdoor: compare with the original model or run "
                      "`ckptguard probe`"),

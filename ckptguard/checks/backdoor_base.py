@@ -29,12 +29,13 @@ from ckptguard.weights.thresholds import (
 
 def shared_memo(ctx: CheckContext, key: str, make: Callable[[], Any]) -> Any:
     """Work several backdoor rules need, done once per artifact (``CheckContext.shared``), with
-    BLAS on one thread (small products: threads cost more than they save)."""
+    BLAS on one thread (small products: threads cost more than they save) and NumPy's
+    floating-point warnings off (see ``quiet_float_errors``)."""
     full = f"backdoor.{key}"
     if full not in ctx.shared:
-        from ckptguard.weights.spectrum import single_threaded_blas
+        from ckptguard.weights.spectrum import quiet_float_errors, single_threaded_blas
 
-        with single_threaded_blas():
+        with single_threaded_blas(), quiet_float_errors():
             ctx.shared[full] = make()
     return ctx.shared[full]
 

@@ -20,7 +20,7 @@ from ckptguard.weights.diff import TensorDelta, delta_pass
 from ckptguard.weights.layout import Layout
 from ckptguard.weights.outlier_dims import stream_votes
 from ckptguard.weights.roles import Role, residual_writer, role_of
-from ckptguard.weights.spectrum import Spectrum, tensor_spectrum
+from ckptguard.weights.spectrum import Spectrum, quiet_float_errors, tensor_spectrum
 from ckptguard.weights.stats import (
     NonFinite,
     TensorStats,
@@ -206,11 +206,13 @@ def profile(refs: Iterable[TensorRef], layout: Layout | None = None, *, spectra:
 
     def measure_linear(item: tuple[TensorRef, Role]) -> _Measured | None:
         ref = item[0]
-        return _measure(ref, layout, partners.get(ref.name) if partners else None, spectra)
+        with quiet_float_errors():  # per thread: the pool's threads start without it
+            return _measure(ref, layout, partners.get(ref.name) if partners else None, spectra)
 
     def measure_embedding(ref: TensorRef) -> tuple[np.ndarray, NonFinite] | None:
         try:
-            return column_norms(ref)
+            with quiet_float_errors():
+                return column_norms(ref)
         except TensorDecodeError:
             return None
 

@@ -7,7 +7,7 @@ signature while the cost stays bounded (randomized SVD with a few power iteratio
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -101,6 +101,15 @@ def finite_values(values: np.ndarray) -> np.ndarray:
     if np.isfinite(np.dot(flat, flat)):
         return values  # a NaN or Inf would reach the sum of squares
     return np.where(np.isfinite(values), values, np.float32(0.0))
+
+
+def quiet_float_errors() -> AbstractContextManager[object]:
+    """NumPy's overflow/invalid/divide warnings off: a tensor of huge finite values (3e19 squared
+    overflows float32) made every statistic print RuntimeWarnings on the user's terminal.  The
+    statistics test their sums with ``isfinite`` and rescale where they must; the warnings said
+    nothing the findings do not.  NumPy keeps this per thread: the weight pass's threads enter
+    it themselves."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
 def single_threaded_blas() -> AbstractContextManager[object]:
@@ -204,6 +213,8 @@ def spectrum_of(matrix: np.ndarray, rows: np.ndarray | None = None, *,
     """The ``rank`` top singular values of ``matrix`` (mean-centred unless told otherwise)."""
     flat = matrix.reshape(-1)
     energy = float(np.dot(flat, flat)) if flat.size else 0.0  # float32 BLAS, blocked sums
+    if not np.isfinite(energy):
+        return _rescaled(matrix, rows, centre, rank, oversample)
     shift = 0.0
     if centre and flat.size:
         # The sum as a BLAS matrix-vector product: 2.7x faster than ndarray.sum on a 512 x 3072
@@ -229,6 +240,21 @@ def spectrum_of(matrix: np.ndarray, rows: np.ndarray | None = None, *,
         else 0.0
     return Spectrum(tuple(float(v) for v in values), energy,
                     matrix.shape[0], matrix.shape[1], top_row, concentration)
+
+
+def _rescaled(matrix: np.ndarray, rows: np.ndarray | None, centre: bool, rank: int,
+              oversample: int) -> Spectrum:
+    """The spectrum of a matrix whose sum of squares overflows float32 (values past 1.8e19, or
+    NaN/Inf the caller did not clean): measured on ``matrix / max|value|`` (NaN/Inf as 0) and
+    scaled back in float64, instead of products that overflow and a factorisation that fails."""
+    values = finite_values(matrix)
+    largest = float(np.abs(values).max()) if values.size else 0.0
+    if largest == 0.0:
+        return spectrum_of(values, rows, centre=centre, rank=rank, oversample=oversample)
+    scaled = spectrum_of(values / values.dtype.type(largest), rows, centre=centre, rank=rank,
+                         oversample=oversample)
+    return replace(scaled, singular_values=tuple(v * largest for v in scaled.singular_values),
+                   energy=scaled.energy * largest * largest)
 
 
 def tensor_spectrum(ref: TensorRef, array: np.ndarray | None = None,

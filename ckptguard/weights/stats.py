@@ -66,8 +66,15 @@ def count_non_finite(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> NonFinit
     cols = checked_layout(ref)[1].cols
     for block in iter_blocks(ref, block_bytes):
         values = block.values
-        if np.isfinite(np.einsum("ij,ij->", values, values)):
-            continue  # NaN and Inf would reach the sum of squares: none here
+        flat = values.reshape(-1)  # a block is whole rows or part of one row: no copy
+        with np.errstate(over="ignore"):  # huge finite values: the exact check below decides
+            quick = np.dot(flat, flat)
+        if np.isfinite(quick):
+            # NaN and Inf would reach the sum of squares: none here.  A BLAS dot, not einsum,
+            # whose setup dominated the check of a transformer's ~100 biases and norm vectors
+            # (GPT-2 small: 8.5 ms of its scan, 6.4 ms with the dot; most of the rest is mapping
+            # the file for each tensor).
+            continue
         bad = ~np.isfinite(values)
         if not bad.any():
             continue
@@ -200,7 +207,14 @@ def tensor_stats(ref: TensorRef, block_bytes: int = BLOCK_BYTES,
         # float32 element work, float64 accumulation: one squared array serves every statistic.
         squares = np.square(values)
         end = block.first_row + values.shape[0]
-        row_sq[block.first_row:end] += squares.sum(axis=1, dtype=np.float64)
+        block_rows = squares.sum(axis=1, dtype=np.float64)
+        if not np.isfinite(block_rows).all():
+            # Finite values past 1.8e19 square to Inf in float32: redone in float64, where even
+            # the fourth power of float32's largest value is finite (norms, not "inf" z-scores).
+            values = values.astype(np.float64)
+            squares = np.square(values)
+            block_rows = squares.sum(axis=1)
+        row_sq[block.first_row:end] += block_rows
         block_max = np.abs(values).max(axis=1)
         np.maximum(row_max[block.first_row:end], block_max, out=row_max[block.first_row:end])
         col_sq[block.first_col:block.first_col + values.shape[1]] += \
