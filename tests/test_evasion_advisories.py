@@ -13,6 +13,7 @@ import pytest
 import ckptguard
 from ckptguard.model import Finding, ScanResult, Severity
 from fixtures.pickle_asm import glob, stack_global
+from tests._loader_proof import LOADERS, run_loader, skip_unless_installed
 from tests.conftest import FixtureFactory
 
 
@@ -168,6 +169,22 @@ def test_cve_2025_32434_legacy_torch_non_first_pickle(make_fixture: FixtureFacto
         assert_caught(make_fixture, name, At("PKL001", (), payload))
 
 
+def test_legacy_torch_module_persistent_id_is_the_class_it_names(
+        make_fixture: FixtureFactory, canary: Path) -> None:
+    """torch's legacy loader answers a ('module', <class>, <file>, <source>) persistent id with
+    the class itself: a pickle calling it calls that global.  The scan names os.system (not an
+    opaque persistent_load call), and the real loader proves the call runs."""
+    path = make_fixture("evasion_stream_legacy_torch_module_pid")
+    assert_caught(make_fixture, "evasion_stream_legacy_torch_module_pid",
+                  At("PKL001", (), glob("os", "system")), only={"PKL001"})
+    assert not canary.exists()
+    loader = LOADERS["torch.load"]
+    skip_unless_installed(loader)
+    proof = run_loader(loader, path, canary)
+    assert proof.at_load, proof
+    canary.unlink()
+
+
 @pytest.mark.parametrize(("name", "rule"), [
     ("evasion_unlisted_osx_support_read_output", "PKL002"),
     ("evasion_unlisted_aix_support_read_cmd_output", "PKL002"),
@@ -198,7 +215,8 @@ ADVISORY_FIXTURES = {
     "evasion_raw_pickle_safetensors_idx", "evasion_asyncio_base_subprocess",
     "evasion_asyncio_create_subprocess", "evasion_asyncio_windows_popen",
     "evasion_torch_tar_pickle", "evasion_stream_legacy_torch_keys",
-    "evasion_stream_legacy_torch_sysinfo", "evasion_walk_torch_serialization_os",
+    "evasion_stream_legacy_torch_sysinfo", "evasion_stream_legacy_torch_module_pid",
+    "evasion_walk_torch_serialization_os",
     "evasion_unlisted_aix_support_read_cmd_output", "evasion_unlisted_pyrepl_pipe_pager",
     "evasion_unlisted_uuid_get_command_stdout", "evasion_unlisted_imaplib_imap4_stream",
 }

@@ -37,8 +37,14 @@ MAX_NAME = 1000  # characters of a module.name that is still worth importing
 class Machine(StackOps):
     """One pickle (PROTO .. STOP) of a stream.  ``run`` returns the offset after its STOP."""
 
-    def __init__(self, buf: memoryview, trace: Trace, limits: Limits, *, depth: int = 0) -> None:
+    def __init__(self, buf: memoryview, trace: Trace, limits: Limits, *, depth: int = 0,
+                 torch_modules: bool = False) -> None:
         self.buf = buf
+        # The object pickle of a legacy (pre-zip) torch file: torch's persistent_load answers a
+        # ``('module', <class>, <source file>, <source>)`` id with the class itself (torch.save
+        # records each nn.Module class that way, to compare its source on load), so what the
+        # pickle calls next is that class, judged as the global it is.
+        self.torch_modules = torch_modules
         self.end = len(buf)
         self.trace = trace
         self.limits = limits
@@ -322,6 +328,10 @@ class Machine(StackOps):
     def _persistent(self, pid: Any, offset: int) -> None:
         if len(self.trace.persistent_ids) < MAX_NOTES:  # render only what will be kept
             self.trace.note(self.trace.persistent_ids, Note(offset, render(pid, 200)))
+        if self.torch_modules and isinstance(pid, tuple) and len(pid) >= 2 and \
+                text_of(pid[0]) == "module":
+            self.stack.append(pid[1])
+            return
         self.stack.append(PersRef(pid, offset))
 
     def _extension(self, code: int, offset: int) -> None:

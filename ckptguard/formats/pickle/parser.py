@@ -22,6 +22,7 @@ from ckptguard.source import slice_source
 
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 TORCH_LEGACY_PICKLES = 5  # magic, protocol version, sys info, the object, storage keys
+TORCH_LEGACY_OBJECT = 3  # the index of the object's pickle among them
 
 
 @dataclass
@@ -50,7 +51,10 @@ def _run(buf: memoryview, pos: int, ctx: ParseContext, result: StreamResult) -> 
     when the stream ends here (error, limit, or bytes after a STOP that are no pickle)."""
     base = result.trace.opcodes
     trace = Trace(opcodes=base)
-    machine = Machine(buf, trace, ctx.limits.for_pickle_stream(len(buf)))
+    # torch's legacy loader reads the fourth pickle (the object) with its persistent_load.
+    machine = Machine(buf, trace, ctx.limits.for_pickle_stream(len(buf)),
+                      torch_modules=result.layout == "torch-legacy" and
+                      result.pickles == TORCH_LEGACY_OBJECT)
     try:
         after = machine.run(pos)
     except ReadError as exc:
