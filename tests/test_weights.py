@@ -130,6 +130,11 @@ def test_robust_outlier_survives_identical_majorities() -> None:
     ("features.0.weight", (64, 3, 3, 3), Role.CONV),
     ("head.weight", (2, 16), Role.TINY),
     ("lm_head.weight", (32000, 4096), Role.EMBEDDING),
+    # A training checkpoint's optimizer state: gradient statistics, not layers.
+    ("optimizer.state.4.momentum_buffer", (10, 7200), Role.STATE),
+    ("opt.state.12.exp_avg_sq", (4096, 4096), Role.STATE),
+    ("optimizer.state.0.exp_avg_sq_row", (4096, 1), Role.STATE),
+    ("encoder.state.0.weight", (256, 256), Role.LINEAR),
 ])
 def test_roles_from_name_and_shape(name: str, shape: tuple[int, ...], role: Role) -> None:
     assert role_of(name, shape) is role

@@ -23,6 +23,12 @@ _BIAS = re.compile(r"(^|[._])bias$", re.IGNORECASE)
 _STATE = re.compile(r"(running_mean|running_var|num_batches_tracked|inv_freq|"
                     r"position_ids|attn\.masked_bias|attn\.bias|cos_cached|sin_cached)$",
                     re.IGNORECASE)
+# A torch optimizer's per-parameter state (``optimizer.state_dict()["state"][i]``, saved in
+# training checkpoints beside the model): statistics of gradients, not layers.  A few steps of
+# SGD momentum are nearly rank one, which BKD003 read as an edited layer.
+_OPTIMIZER_STATE = re.compile(
+    r"(^|\.)state\.\d+\.(exp_avg|exp_avg_sq|max_exp_avg_sq|exp_avg_sq_row|exp_avg_sq_col|"
+    r"momentum_buffer|square_avg|acc_delta|grad_avg|sum|ax|eta|mu|prev|step_size|step)$")
 
 
 # Layers that write into a transformer's residual stream: their rows (output units) are the
@@ -63,7 +69,7 @@ class Role(str, Enum):
 
 def role_of(name: str, shape: tuple[int, ...]) -> Role:
     """The role of tensor ``name`` with ``shape``; the name decides first, then the shape."""
-    if _STATE.search(name):
+    if _STATE.search(name) or _OPTIMIZER_STATE.search(name):
         return Role.STATE
     if _BIAS.search(name):
         return Role.BIAS
