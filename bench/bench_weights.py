@@ -11,12 +11,14 @@ the same run:
   1. plain read: the file read in 16 MB chunks (the floor any scan pays),
   2. NumPy pass: every tensor of the file viewed with numpy over a memory map and summed (the
      baseline the issue asks for: any statistic must at least read every value once),
-  3. statistics: ``anomalies.profile`` on the parser's TensorRefs, as the checks call it: every
+  3. the sketch products alone: the four products of every spectrum on the same samples
+     (taken beforehand), one thread: the arithmetic floor of the spectra,
+  4. statistics: ``anomalies.profile`` on the parser's TensorRefs, as the checks call it: every
      linear/conv tensor through the light per-unit pass (which also proves there is no NaN/Inf)
      and its sampled spectrum, and every embedding's column norms,
-  4. full scan on one CPU: ``ckptguard.scan([file], Config(weights=True), jobs=1)``,
-  5. full scan with the base: ``Config(weights=True, base=BASE)``, ``jobs=1``,
-  6. and 7. both as a plain ``scan --weights`` runs them (no ``jobs``: one file's weight
+  5. full scan on one CPU: ``ckptguard.scan([file], Config(weights=True), jobs=1)``,
+  6. full scan with the base: ``Config(weights=True, base=BASE)``, ``jobs=1``,
+  7. and 8. both as a plain ``scan --weights`` runs them (no ``jobs``: one file's weight
      statistics in threads on every usable CPU; the NumPy pass stays on one).
 Each is run once to warm up and once under tracemalloc, then all are timed in ``--repeats``
 interleaved rounds (every pass once per round, in turn); the median time is reported, and the
@@ -60,7 +62,8 @@ from ckptguard.formats import ParseContext, parser_for
 from ckptguard.source import FileSource
 from ckptguard.weights import anomalies
 from ckptguard.weights.layout import layout_for
-from ckptguard.weights.spectrum import single_threaded_blas
+from ckptguard.weights.spectrum import EXACT_SVD_MAX_SIDE, sample_matrix, single_threaded_blas
+from ckptguard.weights.thresholds import SPECTRAL_OVERSAMPLE, SPECTRAL_RANK
 
 CHUNK = 16 * 1024 * 1024
 ROWS, COLS = 4096, 2048  # 32 MB per float32 tensor
@@ -170,6 +173,32 @@ def statistics(path: Path) -> None:
         anomalies.profile(refs, layout_for(artifact, [ref.name for ref in refs]))
 
 
+def sketch_floor(path: Path) -> Callable[[Path], None]:
+    """The spectra's arithmetic floor: the four sketch products of every linear/conv tensor's
+    sample (the samples taken beforehand, not timed), on one thread, with nothing else: what
+    ``--weights`` cannot go below without a smaller sample or fewer products."""
+    artifact = Artifact((str(path),), FileSource(str(path)))
+    parser = parser_for("safetensors")
+    assert parser is not None
+    refs = parser(artifact, ParseContext(want_tensors=True)).tensors
+    width = SPECTRAL_RANK + SPECTRAL_OVERSAMPLE
+    rng = np.random.default_rng(0)
+    work = []
+    for ref, _ in anomalies.neuron_tensors(refs):
+        sample, _rows = sample_matrix(ref, finite=True)
+        if min(sample.shape) > max(4 * width, EXACT_SVD_MAX_SIDE):  # a sketch, not an exact SVD
+            work.append((sample, rng.standard_normal((sample.shape[1], width), np.float32),
+                         rng.standard_normal((sample.shape[0], width), np.float32)))
+
+    def products(_: Path) -> None:
+        with single_threaded_blas():
+            for sample, right, left in work:
+                for _round in range(2):  # M P and M^T Q, twice: the range finder's four
+                    sample @ right
+                    sample.T @ left
+    return products
+
+
 def full_scan(path: Path, jobs: int | None = 1) -> None:
     result = scan([path], Config(weights=True), root=path.parent, jobs=jobs)
     assert not [f for f in result.findings if f.rule_id.startswith("BKD") and
@@ -250,6 +279,8 @@ def main() -> None:
     cores = f"{usable_cpus()} CPUs"
     passes = [("NumPy pass (every tensor summed)", numpy_pass),
               ("plain read (16 MB chunks)", plain_read),
+              ("sketch products alone (the spectra's floor, one thread)",
+               sketch_floor(path)),
               ("weight statistics (one thread)", statistics),
               ("ckptguard.scan --weights -j 1", full_scan),
               ("ckptguard.scan --weights --base -j 1", base_scan),
