@@ -93,6 +93,11 @@ def _looks_like_pickle(head: bytes, loader_extension: bool = False) -> bool:
         | {ord("d"), ord("l"), ord("t"), ord("p"), ord("."), ord("I"), ord("S"), ord("V")}
 
 
+def _protocol_then_no_opcode(head: bytes) -> bool:
+    """PROTO followed by a byte that is no opcode: the loader's first error, nothing before it."""
+    return len(head) > 2 and head[0] == 0x80 and not _is_opcode(head[2])
+
+
 def _reads_as_pickle(head: bytes) -> bool:
     """The opcode probe: catches pickles that begin with an unusual opcode, and pickles hidden
     behind another format's magic bytes (a polyglot)."""
@@ -166,11 +171,13 @@ def magic_format(head: bytes, size: int, name: str) -> list[str]:
         found.append("lz4")
     if _looks_like_safetensors(head, size, ext):
         found.append("safetensors")
-    # After another format's signature, only the opcode probe counts: a safetensors header
-    # length of 0x80 + 256 * k (k <= 5; 128, 384 .. 1408 bytes, common in small models) begins
-    # like a protocol marker, yet a pickle loader stops at its third byte, before anything runs.
-    if (not found and _looks_like_pickle(head, ext in PICKLE_LOADER_EXTENSIONS)) or \
-            (ext not in TEXT_FORMATS and _reads_as_pickle(head)):
+    marker = _looks_like_pickle(head, ext in PICKLE_LOADER_EXTENSIONS)
+    if marker and found and _protocol_then_no_opcode(head):
+        # A safetensors header length of 0x80 + 256 * k (k <= 5: 128, 384 .. 1408 bytes, common
+        # in small models) begins like a protocol marker, but a pickle loader stops at the
+        # third byte (no opcode), before importing or calling anything: no polyglot.
+        marker = False
+    if marker or (ext not in TEXT_FORMATS and _reads_as_pickle(head)):
         found.append("pickle")
     if base in ("saved_model.pb", "keras_metadata.pb", "saved_model.pbtxt") or ext == ".pb":
         if head[:1] in (b"\x08", b"\x12", b"\x0a"):

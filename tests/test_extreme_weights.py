@@ -112,3 +112,14 @@ def test_a_spectrum_that_overflows_float32_is_the_scaled_spectrum() -> None:
     assert huge.energy / float(scale) ** 2 == pytest.approx(small.energy, rel=1e-4)
     assert huge.gap == pytest.approx(small.gap, rel=1e-4)
     assert huge.top_row == small.top_row == 0
+
+
+def test_a_protocol_marker_that_goes_on_is_still_a_polyglot(tmp_path: Path) -> None:
+    """The other side of the rule above: when the byte after the marker is an opcode (here a
+    GLOBAL whose module a loader imports before the name fails), the file stays a polyglot."""
+    path = tmp_path / "model.safetensors"
+    header = b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}\n'
+    prefix = b"\x80\x02cthis\n"  # 8 bytes: the 'header length' a safetensors reader sees
+    path.write_bytes(prefix + header + b"\x00" * 4)
+    found = sniff(Artifact((str(path),), FileSource(str(path))))
+    assert "pickle" in (found.format, *found.also)
