@@ -8,6 +8,7 @@ import pytest
 
 from ckptguard.weights import squares
 from ckptguard.weights.spectrum import evenly_spaced
+from ckptguard.weights.stats import median_of
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 7), (113, 2304), (2, 262_145)])
@@ -48,3 +49,16 @@ def test_evenly_spaced_rows_are_distinct_ordered_and_span_the_tensor(wanted: int
         # As even as rounding allows: no gap more than one row wider than the ideal step.
         if total > wanted:
             assert np.diff(rows).max() <= (total - 1) / (wanted - 1) + 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_median_of_is_numpys_median(dtype: type) -> None:
+    rng = np.random.default_rng(3)
+    for size in [*range(1, 40), 384, 1537]:
+        values = rng.standard_normal(size).astype(dtype)
+        assert median_of(values) == float(np.median(values)), size
+        ties = np.round(values * 2).astype(dtype)  # many equal values
+        assert median_of(ties) == float(np.median(ties)), size
+    with_nan = np.array([1.0, np.nan, 3.0], dtype=dtype)
+    assert np.isnan(median_of(with_nan)) and np.isnan(np.median(with_nan))
+    assert np.isnan(median_of(np.zeros(0, dtype=dtype)))

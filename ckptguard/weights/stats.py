@@ -89,12 +89,27 @@ def count_non_finite(ref: TensorRef, block_bytes: int = BLOCK_BYTES) -> NonFinit
     return NonFinite(nan, posinf, neginf, first)
 
 
+def median_of(values: np.ndarray) -> float:
+    """``np.median`` of a 1-D array, the same value (the middle one, or the mean of the two
+    middle ones in the array's dtype; NaN when any value is NaN) from one partition: NumPy's
+    reduction machinery costs 15 us per call, most of a 384-value median, and the statistics take
+    hundreds of them per checkpoint (two per robust score)."""
+    size = values.size
+    if size == 0 or np.isnan(values).any():
+        return float("nan")
+    middle = size // 2
+    if size % 2:
+        return float(np.partition(values, middle)[middle])
+    both = np.partition(values, (middle - 1, middle))
+    return float((both[middle - 1] + both[middle]) / 2)
+
+
 def robust_outlier(values: np.ndarray) -> Outlier | None:
     """The unit whose value is most above the median, scored by a MAD-based robust z."""
     if values.size < 3:
         return None
-    median = float(np.median(values))
-    mad = float(np.median(np.abs(values - median)))
+    median = median_of(values)
+    mad = median_of(np.abs(values - median))
     scale = MAD_TO_SIGMA * mad
     if scale <= 0.0:
         # Over half the units are identical: measure against the spread of the rest instead.
@@ -259,8 +274,8 @@ def robust_z_at(values: np.ndarray, index: int) -> float:
     """The robust z-score of ``values[index]`` within ``values``."""
     if values.size < 3 or not 0 <= index < values.size:
         return 0.0
-    median = float(np.median(values))
-    scale = MAD_TO_SIGMA * float(np.median(np.abs(values - median)))
+    median = median_of(values)
+    scale = MAD_TO_SIGMA * median_of(np.abs(values - median))
     if scale <= 0.0:
         scale = float(np.std(values)) or 1.0
     return (float(values[index]) - median) / scale
