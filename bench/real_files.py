@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # this checkout's ckptguard, installed or not (as the others)
 PACKAGES = HERE / "real_files_packages.txt"
 CACHE = HERE / ".cache"
 MAX_MEMBER_BYTES = 512 * 1024**2
