@@ -3,6 +3,7 @@ a one-line verdict, colour only when asked, and safe against hostile names."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -112,6 +113,8 @@ def test_summary_line_counts_and_gate() -> None:
     assert clean == "PASS  no findings in 1 file  (gate: high and above)"
     below = summary_line(result_of(make("BBB002", Severity.MEDIUM, Location(("y",)))))
     assert below.startswith("PASS") and "0 at or above" in below
+    nothing = summary_line(replace(result_of(scanned=0), judged_nothing=True))
+    assert nothing == "NOTHING JUDGED  no findings in 0 files  (gate: high and above)"
 
 
 def test_members_of_one_file_count_as_that_file() -> None:

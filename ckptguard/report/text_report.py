@@ -43,6 +43,7 @@ from ckptguard.report.safe_text import printable
 COLOURS = {Severity.CRITICAL: "\033[1;31m", Severity.HIGH: "\033[31m",
            Severity.MEDIUM: "\033[33m", Severity.LOW: "\033[36m", Severity.INFO: "\033[2m"}
 BOLD, DIM, GREEN, RED, RESET = "\033[1m", "\033[2m", "\033[1;32m", "\033[1;31m", "\033[0m"
+YELLOW = "\033[1;33m"
 TAG_WIDTH = len("CRITICAL")
 LABEL_WIDTH = 7
 MAX_EVIDENCE_ITEMS = 8
@@ -316,7 +317,12 @@ def summary_line(result: ScanResult, *, colour: bool = False, quiet: bool = Fals
         counts[item.severity] += 1
     parts = [paint(COLOURS[level], f"{counts[level]} {level.label}")
              for level in reversed(Severity) if counts[level]]
-    verdict = paint(RED, "FAIL") if result.failed else paint(GREEN, "PASS")
+    if result.failed:
+        verdict = paint(RED, "FAIL")
+    elif result.judged_nothing:  # exit 3, not a pass: say so on the line CI logs show last
+        verdict = paint(YELLOW, "NOTHING JUDGED")
+    else:
+        verdict = paint(GREEN, "PASS")
     total = len(result.findings)
     with_findings = {f.location.path for f in result.findings}
     scanned = {a.chain[0] for a in result.artifacts if a.chain} | with_findings
