@@ -123,3 +123,18 @@ def test_a_protocol_marker_that_goes_on_is_still_a_polyglot(tmp_path: Path) -> N
     path.write_bytes(prefix + header + b"\x00" * 4)
     found = sniff(Artifact((str(path),), FileSource(str(path))))
     assert "pickle" in (found.format, *found.also)
+
+
+def test_a_huge_row_against_its_base_is_a_concentrated_change(tmp_path: Path) -> None:
+    base = layers()
+    write_safetensors(tmp_path / "base.safetensors", base)
+    edited = {name: array.copy() for name, array in base.items()}
+    edited["layers.2.mlp.weight"][7] = np.float32(1e30)
+    write_safetensors(tmp_path / "model.safetensors", edited)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = scan([tmp_path / "model.safetensors"],
+                      Config(weights=True, base=str(tmp_path / "base.safetensors")),
+                      root=tmp_path, jobs=1)
+    assert {(f.rule_id, f.severity.label) for f in result.findings} == {
+        ("BKD002", "high"), ("BKD005", "high"), ("BKD012", "high")}
