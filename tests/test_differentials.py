@@ -228,6 +228,39 @@ def test_opcode_first_byte_under_a_loader_extension_is_a_pickle(tmp_path: Path) 
     assert sniff(Artifact(("m.dat",), odd)).format == "unknown"
 
 
+@pytest.mark.parametrize("content", [b"cthis\nnot a name\n.", b"cantigravity\nnot a name\n.",
+                                     b"cpip.__main__\nnot a name\n."])
+def test_a_global_whose_module_runs_on_import_is_a_pickle_whatever_its_name(
+        tmp_path: Path, content: bytes) -> None:
+    """CPython's find_class imports the module before it looks the name up: a name that is no
+    identifier still runs a module whose import does something.  Without a loader extension
+    (the all-files hook, a folder scan) the file is a pickle, and it blocks."""
+    path = tmp_path / "checkpoint"
+    path.write_bytes(content)
+    result = scan([path], root=tmp_path)
+    assert {a.name: a.format for a in result.artifacts}["checkpoint"] == "pickle"
+    assert result.failed
+
+
+def test_the_real_loader_imports_the_module_of_a_nameless_global() -> None:
+    import subprocess
+    import sys
+
+    script = ("import pickle\ntry:\n    pickle.loads(b'cthis\\nnot a name\\n.')\n"
+              "except AttributeError:\n    print('AttributeError')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, timeout=60)
+    assert "Beautiful is better than ugly" in done.stdout  # 'this' ran on import
+    assert done.stdout.rstrip().endswith("AttributeError")  # then the name failed
+
+
+@pytest.mark.parametrize("content", [b"cmath\nsome text\n", b"credits\nJohn Doe\n"])
+def test_a_text_line_that_spells_a_global_is_still_text(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "CREDITS"
+    path.write_bytes(content)
+    assert not scan([path], root=tmp_path).findings
+
+
 def test_unknown_content_under_a_checkpoint_extension_blocks(tmp_path: Path) -> None:
     for name in ("model.pt", "model.ckpt", "arrays.npy", "model.joblib"):
         path = tmp_path / name

@@ -36,6 +36,18 @@ MARK_RESULT = {"LIST", "DICT", "TUPLE", "FROZENSET", "OBJ", "INST"}
 PUSHES_NOTHING = {"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE", "POP", "PROTO", "FRAME", "STOP"}
 KEEPS = {"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"}  # look at the top without taking it
 MIN_MARKED = 3
+# Modules whose import alone runs something: CPython's find_class imports the module before it
+# looks the name up, so "c<module>\n<not a name>\n" still runs them.  A text file's first line
+# seldom names one ("cmath" imports math, which does nothing).
+IMPORT_RUNS = re.compile(r"(antigravity|this|__hello__|__phello__(\..+)?|idlelib(\..+)?|"
+                         r"turtledemo(\..+)?|.+\.__main__|__main__)\Z")
+
+
+def _module_import_runs_code(arg: object) -> bool:
+    """A GLOBAL/INST whose module a loader imports with effect, whatever its name part."""
+    module = arg[0] if isinstance(arg, tuple) and arg else arg
+    text = module.decode("utf-8", "replace") if isinstance(module, bytes) else str(module)
+    return bool(IDENTIFIER.match(text) and IMPORT_RUNS.match(text))
 
 
 def _named_globals_are_identifiers(arg: object) -> bool:
@@ -76,7 +88,7 @@ def probe(head: bytes, *, at_end: bool) -> bool | int | None:
             return exc.truncated and end >= 1024 and count >= 8 and marked >= 2
         count += 1
         if op.name in ("GLOBAL", "INST") and not _named_globals_are_identifiers(op.arg):
-            return False
+            return _module_import_runs_code(op.arg)
         taken = POPS.get(op.name, 0)
         if taken > depth or (op.name in MARK_TAKERS and not below):
             return False  # CPython stops here (stack underflow, no MARK): nothing would run
