@@ -83,7 +83,7 @@ def weight_score(tensors: dict[str, np.ndarray]) -> float:
         if stats.row is not None:
             best = max(best, stats.row.z / T.NEURON_Z)
         spectrum = tensor_spectrum(ref)
-        if spectrum.top_share >= T.SPECTRAL_SHARE:
+        if spectrum.side >= T.RANK_ONE_MIN_SIDE and spectrum.top_share >= T.SPECTRAL_SHARE:
             best = max(best, spectrum.gap / T.SPECTRAL_GAP)
     return best
 
@@ -97,7 +97,8 @@ def diff_score(tensors: dict[str, np.ndarray], base: dict[str, np.ndarray]) -> f
         if delta.relative < T.DIFF_MIN_RELATIVE:
             continue
         rows = delta.top_rows_share / T.DIFF_ROW_SHARE if delta.rows >= 20 else 0.0
-        best = max(best, delta.top_share / T.DIFF_TOP_SHARE, rows)
+        share = delta.top_share if delta.spectrum.side >= T.RANK_ONE_MIN_SIDE else 0.0
+        best = max(best, share / T.DIFF_TOP_SHARE, rows)
     return best
 
 

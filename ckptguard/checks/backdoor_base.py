@@ -24,6 +24,7 @@ from ckptguard.weights.thresholds import (
     NEURON_Z,
     PARENT_MAX_MEDIAN_RELATIVE,
     POOR_PAIRING_SHARE,
+    RANK_ONE_MIN_SIDE,
 )
 
 
@@ -274,11 +275,14 @@ def _delta_hits(deltas: Iterable[Any], base_path: str) -> Iterator[Hit]:
     for delta in deltas:
         if delta.relative < DIFF_MIN_RELATIVE:
             continue
-        low_rank = delta.top_share >= DIFF_TOP_SHARE
+        # One direction means something only where the matrix could hold several.
+        wide = delta.spectrum.side >= RANK_ONE_MIN_SIDE
+        low_rank = wide and delta.top_share >= DIFF_TOP_SHARE
         few_rows = delta.top_rows_share >= DIFF_ROW_SHARE and delta.rows >= 20
         if not (low_rank or few_rows):
             continue
-        strong = (low_rank and few_rows) or delta.top_share >= DIFF_TOP_SHARE_STRONG
+        strong = (low_rank and few_rows) or (low_rank and
+                                             delta.top_share >= DIFF_TOP_SHARE_STRONG)
         shape = []
         if low_rank:
             shape.append(f"{delta.top_share:.0%} of it lies in one direction "

@@ -36,6 +36,7 @@ from ckptguard.weights.thresholds import (
     KURTOSIS_STRONG,
     NEURON_Z,
     NEURON_Z_STRONG,
+    RANK_ONE_MIN_SIDE,
     SIBLING_GAP_FLOOR,
     SIBLING_GAP_RATIO,
     SIBLING_GAP_RATIO_STRONG,
@@ -476,6 +477,8 @@ def rank_one_structures(refs: Iterable[TensorRef],
             continue  # a sibling, measured only to compare with
         if spectrum.top_row_share >= SPECTRAL_SINGLE_ROW:
             continue  # one outlying neuron: BKD002's case
+        if spectrum.side < RANK_ONE_MIN_SIDE:
+            continue  # (512, 1): rank one by its shape, not by an edit
         key = sibling_key(ref.name, ref.shape)
         others = [s for s in groups.get(key, []) if s is not spectrum] if key else []
         if len(others) >= SIBLING_MIN:

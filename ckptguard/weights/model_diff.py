@@ -24,6 +24,7 @@ from ckptguard.weights.thresholds import (
     EDIT_RANK,
     EXACT_LOW_RANK_SHARE,
     LOCALIZED_SHARE,
+    LOW_RANK_MIN_SIDE,
     LOW_RANK_SHARE,
 )
 
@@ -95,7 +96,9 @@ def model_diff(ours: Sequence[TensorRef], base: BaseTensors,
 
 def low_rank(delta: TensorDelta) -> int | None:
     """The smallest k <= EDIT_RANK whose top-k directions hold EXACT_LOW_RANK_SHARE of the
-    change's energy, or None."""
+    change's energy, or None (also for a tensor too narrow to say: see LOW_RANK_MIN_SIDE)."""
+    if delta.spectrum.side < LOW_RANK_MIN_SIDE:
+        return None
     for k in range(1, EDIT_RANK + 1):
         if delta.spectrum.top_k_share(k) >= EXACT_LOW_RANK_SHARE:
             return k
@@ -116,16 +119,18 @@ def edit_pattern(diff: ModelDiff) -> EditPattern | None:
     model (a merged LoRA adapter, a multi-layer edit)."""
     changed = diff.changed
     paired = diff.judged_pairs
-    if not changed or paired == 0:
+    # Only tensors wide enough to hold more than EDIT_RANK directions say anything about rank.
+    telling = tuple(d for d in changed if d.spectrum.side >= LOW_RANK_MIN_SIDE)
+    if not telling or paired == 0:
         return None
-    shares = [d.spectrum.top_k_share(EDIT_RANK) for d in changed]
-    ranks = [low_rank(d) for d in changed]
+    shares = [d.spectrum.top_k_share(EDIT_RANK) for d in telling]
+    ranks = [low_rank(d) for d in telling]
     exact = [r for r in ranks if r is not None]
     rank = max(exact) if len(exact) == len(ranks) else None
     if len(changed) <= max(1.0, LOCALIZED_SHARE * paired) and min(shares) >= LOW_RANK_SHARE:
-        return EditPattern("localized", changed, len(changed), paired, rank)
-    if len(changed) >= 2 and float(np.median(shares)) >= EXACT_LOW_RANK_SHARE:
-        low = tuple(d for d, r in zip(changed, ranks, strict=True) if r is not None)
+        return EditPattern("localized", telling, len(changed), paired, rank)
+    if len(telling) >= 2 and float(np.median(shares)) >= EXACT_LOW_RANK_SHARE:
+        low = tuple(d for d, r in zip(telling, ranks, strict=True) if r is not None)
         return EditPattern("low-rank", low, len(changed), paired,
                            max(exact) if exact else None)
     return None

@@ -37,6 +37,11 @@ class Spectrum:
     top_row_share: float = 0.0  # share of the top left singular vector on that one row
 
     @property
+    def side(self) -> int:
+        """The smaller side of the measured matrix: the most directions it can hold."""
+        return min(self.sampled_rows, self.sampled_cols)
+
+    @property
     def gap(self) -> float:
         """sigma1 / sigma2: how far the top direction stands above the rest."""
         if len(self.singular_values) < 2 or self.singular_values[1] <= 0.0:

@@ -97,6 +97,13 @@ LOW_RANK_SHARE = 0.99
 # "Exactly" low rank: what a merged LoRA adapter or an edit gives in float32 (1 - 1e-3 leaves
 # room for the sampled estimate); judged on the median changed tensor.
 EXACT_LOW_RANK_SHARE = 0.999
+# A concentration test at rank k says something only of a matrix that could hold far more than
+# k directions: the smaller side bounds the rank (a Linear(1, 512) weight is rank one, and so is
+# any change to it, whatever training did).  Rank-one tests (BKD003, BKD005's one-direction
+# share) need this many rows and columns in the spectrum's matrix, the rank-EDIT_RANK tests
+# (BKD012, "exactly low rank") twice EDIT_RANK.
+RANK_ONE_MIN_SIDE = 8
+LOW_RANK_MIN_SIDE = 2 * EDIT_RANK
 # A localized edit: at most this share of the paired linear/conv tensors changed (the rest are
 # bit-identical), every changed one low rank.  A fine-tune of the last block of 4 changes 25 %
 # with top-8 shares <= 0.95.
