@@ -29,6 +29,26 @@ def test_headers_are_recognised(head: bytes, name: str, expected: str) -> None:
     assert identify(head + bytes(64), name) == expected
 
 
+@pytest.mark.parametrize("head", [
+    struct.pack("<I7i", 0x67676D6C, 32000, 4096, 256, 32, 32, 128, 2),  # ggml
+    struct.pack("<II7i", 0x67676A74, 3, 32000, 4096, 256, 32, 32, 128, 2),  # ggjt v3
+    struct.pack("<II7i", 0x67676D66, 1, 32000, 4096, 256, 32, 32, 128, 2),  # ggmf v1
+    struct.pack("<IIii", 0x67676C61, 1, 8, 16),  # ggla: a LoRA adapter, rank 8, alpha 16
+])
+def test_llama_cpp_files_from_before_gguf_are_data(head: bytes) -> None:
+    assert identify(head + bytes(64), "ggml-model-q4_0.bin") == "ggml-legacy"
+    with pytest.raises(pickle.UnpicklingError):  # 'l', 't', 'f', 'a': the loader stops there
+        pickle.loads(head + bytes(64))
+
+
+@pytest.mark.parametrize("head", [
+    struct.pack("<II7i", 0x67676A74, 9, 32000, 4096, 256, 32, 32, 128, 2),  # no such version
+    struct.pack("<I7i", 0x67676D6C, -5, 4096, 256, 32, 32, 128, 2),  # negative vocabulary
+])
+def test_impossible_ggml_headers_are_not_data(head: bytes) -> None:
+    assert identify(head + bytes(64), "model.bin") is None
+
+
 def test_tokenizer_models_are_recognised_whole_and_cut_off() -> None:
     model, ranks = sentencepiece_model(), tiktoken_ranks()
     assert identify(model, "tokenizer.model") == "sentencepiece"

@@ -57,7 +57,8 @@ Parser = Callable[[Artifact, ParseContext], ParseOutput]
 # format name -> "module:function".  The format names are those ``sniff`` returns.
 PARSERS: dict[str, str] = {
     **{kind: "ckptguard.formats.known_data:parse" for kind in (
-        "idl-save", "fasttext", "word2vec", "coreml-weights", "sentencepiece", "tiktoken")},
+        "idl-save", "fasttext", "word2vec", "coreml-weights", "sentencepiece", "tiktoken",
+        "ggml-legacy")},
     "pickle": "ckptguard.formats.pickle.parser:parse",
     "zip": "ckptguard.formats.zipfmt.parser:parse",
     "tar": "ckptguard.formats.tarfmt:parse",

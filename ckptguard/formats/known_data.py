@@ -2,8 +2,9 @@
 
 Real packages ship them (gensim's word2vec and fastText binaries, scipy's IDL save files, Core ML
 weight blobs) and so do model repositories (SentencePiece's ``tokenizer.model`` / ``spiece.model``,
-tiktoken's ``tokenizer.model``).  No pickle-based loader reads past their first byte (no opcode,
-or one whose argument is invalid: checked for tiktoken, whose lines may begin with one), and none
+tiktoken's ``tokenizer.model``, llama.cpp's GGML files from before GGUF).  No pickle-based loader
+reads past their first byte (no opcode, one whose argument is invalid, or one that needs a MARK
+or stack values: checked, since tiktoken's lines and GGML's magic may begin with one), and none
 begins with an archive signature; naming them keeps them from being "content unknown", which
 blocks.  Each is recognised by its own header or first records, checked field by field, never by
 the extension alone.
@@ -23,7 +24,12 @@ COREML_WEIGHTS = "com.apple.coreml/weights/"
 # fastText's Args as it saves them: dim ws epoch minCount neg wordNgrams loss model bucket minn
 # maxn lrUpdateRate (int32 each), then t (double).
 FASTTEXT_ARGS = struct.Struct("<12id")
-KNOWN = ("idl-save", "fasttext", "word2vec", "coreml-weights", "sentencepiece", "tiktoken")
+KNOWN = ("idl-save", "fasttext", "word2vec", "coreml-weights", "sentencepiece", "tiktoken",
+         "ggml-legacy")
+# llama.cpp's formats before GGUF (2023; .bin files of many model repositories): the magic as a
+# little-endian uint32 ('ggml' unversioned; 'ggmf', 'ggjt' and the LoRA 'ggla' with a version),
+# then int32 hyperparameters starting with the vocabulary size and the embedding width.
+GGML_MAGIC = {b"lmgg": False, b"fmgg": True, b"tjgg": True, b"algg": True}
 # tiktoken's BPE ranks (Llama 3's tokenizer.model): "<base64 token> <rank>" per line.
 TIKTOKEN_LINE = re.compile(rb"[A-Za-z0-9+/]+={0,2} (\d{1,9})\Z")
 MIN_TIKTOKEN_LINES = 8
@@ -117,13 +123,15 @@ def _pickle_stops_at_once(head: bytes) -> bool:
     (tiktoken's "IQ== 0" is INT with no integer).  A text format whose first byte is an opcode
     that reads on (SHORT_BINSTRING's 'U' skips bytes) could lead the loader past the bytes
     judged here, so such content is not named data."""
+    from ckptguard.formats.pickle.probe import MARK_TAKERS, POPS
     from ckptguard.formats.pickle.reader import ReadError, read_op
 
     try:
-        read_op(memoryview(head), 0, len(head))
+        first = read_op(memoryview(head), 0, len(head))
     except ReadError as exc:
         return not exc.truncated
-    return False
+    # On an empty stack with no MARK: 'l' (LIST), 't' (TUPLE) and 'a' (APPEND) fail at once.
+    return first.name in MARK_TAKERS or POPS.get(first.name, 0) > 0
 
 
 def _tiktoken(head: bytes) -> bool:
@@ -141,6 +149,22 @@ def _tiktoken(head: bytes) -> bool:
             return False
         last = int(match.group(1))
     return True
+
+
+def _ggml_legacy(head: bytes) -> bool:
+    versioned = GGML_MAGIC.get(head[:4])
+    if versioned is None or len(head) < 16:
+        return False
+    at = 4
+    if versioned:
+        if not 1 <= struct.unpack_from("<I", head, 4)[0] <= 3:
+            return False
+        at = 8
+    if head[:4] == b"algg":  # LoRA adapter: rank and alpha
+        rank, alpha = struct.unpack_from("<ii", head, at)
+        return 0 < rank <= 65_536 and 0 < alpha <= 1_000_000 and _pickle_stops_at_once(head)
+    vocab, width = struct.unpack_from("<ii", head, at)
+    return 0 < vocab <= 1_000_000 and 0 < width <= 100_000 and _pickle_stops_at_once(head)
 
 
 def identify(head: bytes, name: str) -> str | None:
@@ -161,6 +185,8 @@ def identify(head: bytes, name: str) -> str | None:
         return "sentencepiece"
     if _tiktoken(head):
         return "tiktoken"
+    if _ggml_legacy(head):
+        return "ggml-legacy"
     return None
 
 
