@@ -107,7 +107,8 @@ def test_other_content_is_not_taken_for_data(head: bytes) -> None:
 
 @pytest.mark.parametrize("name", ["data_fasttext_bin", "data_fasttext_old_bin",
                                   "data_word2vec_bin", "data_idl_sav", "data_coreml_weights",
-                                  "data_sentencepiece_model", "data_tiktoken_model"])
+                                  "data_sentencepiece_model", "data_tiktoken_model",
+                                  "data_ggml_legacy_bin"])
 def test_real_data_formats_pass_the_gate(make_fixture: FixtureFactory, name: str) -> None:
     result = ckptguard.scan([make_fixture(name)])
     assert not result.failed and result.findings == (), [f.rule_id for f in result.findings]
