@@ -281,8 +281,7 @@ def _delta_hits(deltas: Iterable[Any], base_path: str) -> Iterator[Hit]:
         few_rows = delta.top_rows_share >= DIFF_ROW_SHARE and delta.rows >= 20
         if not (low_rank or few_rows):
             continue
-        strong = (low_rank and few_rows) or (low_rank and
-                                             delta.top_share >= DIFF_TOP_SHARE_STRONG)
+        strong = low_rank and (few_rows or delta.top_share >= DIFF_TOP_SHARE_STRONG)
         shape = []
         if low_rank:
             shape.append(f"{delta.top_share:.0%} of it lies in one direction "

@@ -17,6 +17,7 @@ import struct
 
 from ckptguard.facts import Artifact, ParseOutput
 from ckptguard.formats import ParseContext
+from ckptguard.formats.pickle.probe import stops_at_first_opcode
 
 FASTTEXT_MAGIC = 793712314  # 0x2F4F16BA, written first by fastText >= 0.2
 WORD2VEC_HEADER = re.compile(rb"\A(\d{1,10}) (\d{1,6})\r?\n")
@@ -115,29 +116,14 @@ def _sentencepiece(head: bytes) -> bool:
     # What follows is the end, a piece cut off, or the next field of a ModelProto (trainer,
     # normalizer, self-test and denormalizer specs: fields 2-5, length-delimited).
     return complete >= MIN_PIECES and (at == len(head) or head[at] in MODEL_PROTO_TAGS) \
-        and _pickle_stops_at_once(head)  # 0x0A is no opcode: always
-
-
-def _pickle_stops_at_once(head: bytes) -> bool:
-    """A pickle loader fails on the first opcode: no opcode there, or its argument is invalid
-    (tiktoken's "IQ== 0" is INT with no integer).  A text format whose first byte is an opcode
-    that reads on (SHORT_BINSTRING's 'U' skips bytes) could lead the loader past the bytes
-    judged here, so such content is not named data."""
-    from ckptguard.formats.pickle.probe import MARK_TAKERS, POPS
-    from ckptguard.formats.pickle.reader import ReadError, read_op
-
-    try:
-        first = read_op(memoryview(head), 0, len(head))
-    except ReadError as exc:
-        return not exc.truncated
-    # On an empty stack with no MARK: 'l' (LIST), 't' (TUPLE) and 'a' (APPEND) fail at once.
-    return first.name in MARK_TAKERS or POPS.get(first.name, 0) > 0
+        and stops_at_first_opcode(head)  # 0x0A is no opcode: always
 
 
 def _tiktoken(head: bytes) -> bool:
     """tiktoken BPE ranks: every complete line a base64 token and its rank, ranks increasing,
-    and no pickle loader reading past the first byte."""
-    if not _pickle_stops_at_once(head):
+    and no pickle loader reading past the first byte (a line may begin with an opcode that reads
+    on, as SHORT_BINSTRING's 'U' skips bytes, and lead the loader past the bytes judged here)."""
+    if not stops_at_first_opcode(head):
         return False
     lines = head.split(b"\n")[:-1]  # the last one may be cut off
     if len(lines) < MIN_TIKTOKEN_LINES:
@@ -162,9 +148,9 @@ def _ggml_legacy(head: bytes) -> bool:
         at = 8
     if head[:4] == b"algg":  # LoRA adapter: rank and alpha
         rank, alpha = struct.unpack_from("<ii", head, at)
-        return 0 < rank <= 65_536 and 0 < alpha <= 1_000_000 and _pickle_stops_at_once(head)
+        return 0 < rank <= 65_536 and 0 < alpha <= 1_000_000 and stops_at_first_opcode(head)
     vocab, width = struct.unpack_from("<ii", head, at)
-    return 0 < vocab <= 1_000_000 and 0 < width <= 100_000 and _pickle_stops_at_once(head)
+    return 0 < vocab <= 1_000_000 and 0 < width <= 100_000 and stops_at_first_opcode(head)
 
 
 def identify(head: bytes, name: str) -> str | None:

@@ -19,18 +19,15 @@ import numpy as np
 from ckptguard.facts import TensorRef
 from ckptguard.weights.decode import TensorDecodeError, is_float, raw_array, to_float32
 from ckptguard.weights.roles import Role, norm_vector, residual_writer, role_of
-from ckptguard.weights.stats import TensorStats, input_norms, median_of
-from ckptguard.weights.thresholds import DIM_VOTES, DIM_Z, MAD_TO_SIGMA
+from ckptguard.weights.stats import TensorStats, input_norms, robust_scale
+from ckptguard.weights.thresholds import DIM_VOTES, DIM_Z
 
 
 def robust_z_all(values: np.ndarray, two_sided: bool = False) -> np.ndarray:
     """Robust z of every value (median/MAD); two-sided scores distance from the median."""
     if values.size < 3:
         return np.zeros(values.shape)
-    median = median_of(values)
-    scale = MAD_TO_SIGMA * median_of(np.abs(values - median))
-    if scale <= 0.0:
-        scale = float(np.std(values)) or 1.0
+    median, scale = robust_scale(values)
     z = (values - median) / scale
     return np.abs(z) if two_sided else z
 

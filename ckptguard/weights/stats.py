@@ -104,17 +104,23 @@ def median_of(values: np.ndarray) -> float:
     return float((both[middle - 1] + both[middle]) / 2)
 
 
+def robust_scale(values: np.ndarray) -> tuple[float, float]:
+    """The median of ``values`` and the scale robust z-scores divide by: 1.4826 times the median
+    absolute deviation, or, when over half the values are identical (MAD 0), their standard
+    deviation, or 1 when that is not positive either."""
+    median = median_of(values)
+    scale = MAD_TO_SIGMA * median_of(np.abs(values - median))
+    if scale <= 0.0:
+        spread = float(np.std(values))
+        scale = spread if spread > 0.0 else 1.0
+    return median, scale
+
+
 def robust_outlier(values: np.ndarray) -> Outlier | None:
     """The unit whose value is most above the median, scored by a MAD-based robust z."""
     if values.size < 3:
         return None
-    median = median_of(values)
-    mad = median_of(np.abs(values - median))
-    scale = MAD_TO_SIGMA * mad
-    if scale <= 0.0:
-        # Over half the units are identical: measure against the spread of the rest instead.
-        spread = float(np.std(values))
-        scale = spread if spread > 0.0 else 1.0
+    median, scale = robust_scale(values)
     order = np.argsort(values)
     top = int(order[-1])
     second = float(values[order[-2]])
@@ -274,10 +280,7 @@ def robust_z_at(values: np.ndarray, index: int) -> float:
     """The robust z-score of ``values[index]`` within ``values``."""
     if values.size < 3 or not 0 <= index < values.size:
         return 0.0
-    median = median_of(values)
-    scale = MAD_TO_SIGMA * median_of(np.abs(values - median))
-    if scale <= 0.0:
-        scale = float(np.std(values)) or 1.0
+    median, scale = robust_scale(values)
     return (float(values[index]) - median) / scale
 
 

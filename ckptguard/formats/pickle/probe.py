@@ -59,6 +59,17 @@ def _named_globals_are_identifiers(arg: object) -> bool:
     return True
 
 
+def stops_at_first_opcode(head: bytes) -> bool:
+    """Whether a pickle loader fails on the first byte of ``head``, before anything runs: no
+    opcode there, an argument that is invalid (tiktoken's "IQ== 0" is INT with no integer), or
+    an opcode that needs a MARK or stack values (LIST, TUPLE, APPEND on an empty stack)."""
+    try:
+        first = read_op(memoryview(head), 0, len(head))
+    except ReadError as exc:
+        return not exc.truncated
+    return first.name in MARK_TAKERS or POPS.get(first.name, 0) > 0
+
+
 def reads_as_pickle(head: bytes) -> bool:
     """Whether ``head`` (the first bytes of an artifact) plausibly starts a pickle."""
     return probe(head, at_end=True) is True
